@@ -1,0 +1,9 @@
+//! The one integration-test binary of elevation. Each module tests one capability the way
+//! a user meets it: through the `elevation` binary, real files and (later) a real server on
+//! loopback.
+
+mod support;
+
+mod cli;
+mod simulator_truth;
+mod tidy;

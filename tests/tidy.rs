@@ -1,0 +1,61 @@
+//! Checks on the repository itself: documentation that must not drift from the code.
+
+use std::path::Path;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_crate_root_says_what_it_owns() {
+    let roots = ["warehouse", "simulator", "ingest", "queries", "dashboards"]
+        .iter()
+        .map(|c| repo().join(c).join("src/lib.rs"))
+        .chain([repo().join("src/main.rs")]);
+    for root in roots {
+        let text = std::fs::read_to_string(&root).unwrap();
+        assert!(
+            text.starts_with("//! "),
+            "{} must open with a //! paragraph",
+            root.display()
+        );
+        assert!(
+            root.ends_with("main.rs") || text.contains("must not"),
+            "{} must say what the crate must not do",
+            root.display()
+        );
+    }
+}
+
+#[test]
+fn readme_documents_the_table_schemas_column_by_column() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for (table, columns) in [
+        (warehouse::schema::ELEVATIONS, warehouse::schema::ELEVATION_COLUMNS),
+        (warehouse::schema::DIAGNOSTICS, warehouse::schema::DIAGNOSTIC_COLUMNS),
+    ] {
+        let expected = warehouse::schema::readme_table(columns);
+        assert!(
+            readme.contains(&expected),
+            "README.md's schema of `{table}` is out of date; it must contain exactly:\n{expected}"
+        );
+    }
+}
+
+#[test]
+fn readme_opens_with_the_two_commands() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let head: String = readme.lines().take(15).collect::<Vec<_>>().join("\n");
+    assert!(head.contains("cargo run --release -- demo"), "{head}");
+    assert!(head.contains("cargo test"), "{head}");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    let test_command = head
+        .lines()
+        .find(|l| l.trim_start().starts_with("cargo test"))
+        .unwrap()
+        .trim();
+    assert!(
+        ci.contains(test_command),
+        ".ci/run must run the README's test command `{test_command}`"
+    );
+}

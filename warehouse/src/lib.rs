@@ -1,0 +1,33 @@
+//! `warehouse` owns the data of elevation: the event model every other crate speaks,
+//! the rules that decide whether an event is valid and whether a device's reporting level
+//! lets it through, and the Arrow schemas of the open tables the events land in.
+//!
+//! It must not know about HTTP (that is `ingest`) or about reports and SQL (that is
+//! `queries`). Everything here is plain data and pure functions over it, so the same rules
+//! hold whether an event arrives over the network, from the simulator, or from a test.
+//!
+//! # Layout
+//!
+//! * [`model`]: elevation and diagnostic events with Microsoft Graph's field names and enum
+//!   values, and the agent's upload batch.
+//! * [`levels`]: what each reporting level (`none`, `diagnostic`, `managed`, `all`) lets through.
+//! * [`validate`]: turns one raw JSON event into a normalised event, or a rejection naming the
+//!   field and the reason.
+//! * [`schema`]: the Arrow schemas of the `elevations` and `diagnostics` tables, column by column.
+//! * [`clock`]: the injected clock, so validation windows are testable.
+
+#[macro_use]
+mod macros;
+
+pub mod clock;
+pub mod levels;
+pub mod model;
+pub mod schema;
+pub mod validate;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use levels::ReportingLevel;
+pub use model::{
+    AgentBatch, DiagnosticEvent, ElevationEvent, ElevationType, ProcessType, UnknownValue, UserType, file_name_of,
+};
+pub use validate::{EventKind, Limits, Rejection, ValidationContext};

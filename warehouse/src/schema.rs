@@ -1,0 +1,267 @@
+//! The Arrow schemas of the warehouse tables, column by column.
+//!
+//! The column lists below are the single source of truth: the schemas are built from them
+//! and the README's schema section is checked against them by a test. Column names follow
+//! Graph's camelCase so Intune admins recognise them; engines that fold case (DuckDB, Spark)
+//! read them unchanged, and DataFusion needs them double-quoted in SQL.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// One documented column of a warehouse table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Column name (camelCase, as in Graph).
+    pub name: &'static str,
+    /// Arrow type.
+    pub data_type: ColumnType,
+    /// Whether the column may be null.
+    pub nullable: bool,
+    /// One line for the README.
+    pub doc: &'static str,
+}
+
+/// The few column types the warehouse uses, each with its README spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// UTF-8 text.
+    Text,
+    /// A calendar date (UTC).
+    Date,
+    /// An instant, microseconds, UTC.
+    Timestamp,
+    /// 32-bit signed integer.
+    Int32,
+    /// 64-bit signed integer.
+    Int64,
+    /// True or false.
+    Boolean,
+}
+
+impl ColumnType {
+    /// The Arrow type.
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::Text => DataType::Utf8,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::Int32 => DataType::Int32,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Boolean => DataType::Boolean,
+        }
+    }
+
+    /// How the README names the type.
+    pub fn readme_name(self) -> &'static str {
+        match self {
+            ColumnType::Text => "string",
+            ColumnType::Date => "date",
+            ColumnType::Timestamp => "timestamp (µs, UTC)",
+            ColumnType::Int32 => "int32",
+            ColumnType::Int64 => "int64",
+            ColumnType::Boolean => "boolean",
+        }
+    }
+}
+
+const fn col(name: &'static str, data_type: ColumnType, nullable: bool, doc: &'static str) -> Column {
+    Column {
+        name,
+        data_type,
+        nullable,
+        doc,
+    }
+}
+
+use ColumnType::{Boolean, Date, Int32, Int64, Text, Timestamp};
+
+/// Name of the table of elevation events.
+pub const ELEVATIONS: &str = "elevations";
+/// Name of the table of diagnostic events.
+pub const DIAGNOSTICS: &str = "diagnostics";
+
+/// The partition columns, shared by both tables: a tenant's data never shares a file with
+/// another tenant's, and date pruning needs no statistics.
+pub const PARTITION_COLUMNS: [&str; 2] = ["tenant", "eventDate"];
+
+/// Columns of `elevations`: Graph's `privilegeManagementElevation` plus where it came from.
+pub const ELEVATION_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant the agent key belongs to (partition)"),
+    col("eventDate", Date, false, "UTC date of `eventDateTime` (partition)"),
+    col(
+        "id",
+        Text,
+        false,
+        "event id from the agent, or derived from device, time, file and user",
+    ),
+    col("eventDateTime", Timestamp, false, "when the file was elevated"),
+    col(
+        "elevationType",
+        Text,
+        false,
+        "`unmanagedElevation`, `zeroTouchElevation`, `userConfirmedElevation`, `supportApprovedElevation`, `elevateAsCurrentUser`, `deniedElevation` or `undetermined`",
+    ),
+    col("deviceId", Text, false, "Intune device id (from the batch)"),
+    col("deviceName", Text, false, "device name (from the batch)"),
+    col("upn", Text, false, "user principal name of the user who elevated"),
+    col(
+        "userType",
+        Text,
+        false,
+        "`azureAd`, `hybrid`, `local` or `undetermined`",
+    ),
+    col("filePath", Text, false, "full path of the file, Windows separators"),
+    col("fileName", Text, false, "last component of `filePath`"),
+    col("hash", Text, false, "SHA-256 of the file, upper-case hex"),
+    col("productName", Text, true, "version-info product name"),
+    col(
+        "companyName",
+        Text,
+        true,
+        "version-info company name: the publisher of Intune's reports",
+    ),
+    col("fileVersion", Text, true, "version-info file version"),
+    col("fileDescription", Text, true, "version-info file description"),
+    col("internalName", Text, true, "version-info internal name"),
+    col(
+        "certificatePayload",
+        Text,
+        true,
+        "hash of the signing certificate information; null when unsigned",
+    ),
+    col(
+        "justification",
+        Text,
+        true,
+        "the user's justification (≤ 256 characters)",
+    ),
+    col("result", Int32, false, "0 on success, otherwise the exit code"),
+    col("processType", Text, false, "`parent`, `child` or `undefined`"),
+    col("parentProcessName", Text, true, "the process that started this one"),
+    col("ruleId", Text, true, "the elevation rule that matched"),
+    col("policyId", Text, true, "the policy holding that rule"),
+    col("policyName", Text, true, "the policy's name"),
+    col(
+        "systemInitiatedElevation",
+        Boolean,
+        false,
+        "true when the system, not a user, initiated it",
+    ),
+    col("batchId", Text, false, "the upload batch that carried the event"),
+    col("agentVersion", Text, true, "agent version (from the batch)"),
+    col(
+        "reportingLevel",
+        Text,
+        false,
+        "effective reporting level the event was accepted under",
+    ),
+    col("ingestedAt", Timestamp, false, "when the server acknowledged the batch"),
+];
+
+/// Columns of `diagnostics`: agent health, never personal data.
+pub const DIAGNOSTIC_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant the agent key belongs to (partition)"),
+    col("eventDate", Date, false, "UTC date of `eventDateTime` (partition)"),
+    col("deviceId", Text, false, "Intune device id (from the batch)"),
+    col("deviceName", Text, false, "device name (from the batch)"),
+    col("eventDateTime", Timestamp, false, "when the agent recorded the event"),
+    col("eventId", Int32, false, "agent event id"),
+    col(
+        "eventName",
+        Text,
+        false,
+        "agent event name, for example `PolicyApplied`",
+    ),
+    col(
+        "errorCode",
+        Int64,
+        false,
+        "0, or the error (HRESULTs as unsigned 32-bit values)",
+    ),
+    col("policyType", Text, true, "`rules` or `settings`"),
+    col("policyId", Text, true, "the policy concerned"),
+    col("policyVersion", Text, true, "its version"),
+    col("declaredLevel", Text, false, "reporting level the device declared"),
+    col(
+        "reportingLevel",
+        Text,
+        false,
+        "effective reporting level (declared, capped by the tenant)",
+    ),
+    col("batchId", Text, false, "the upload batch that carried the event"),
+    col("agentVersion", Text, true, "agent version (from the batch)"),
+    col("ingestedAt", Timestamp, false, "when the server acknowledged the batch"),
+];
+
+fn schema_of(columns: &[Column]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name, c.data_type.arrow(), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+static ELEVATION_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(ELEVATION_COLUMNS));
+static DIAGNOSTIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DIAGNOSTIC_COLUMNS));
+
+/// The Arrow schema of `elevations`.
+pub fn elevation_schema() -> SchemaRef {
+    ELEVATION_SCHEMA.clone()
+}
+
+/// The Arrow schema of `diagnostics`.
+pub fn diagnostic_schema() -> SchemaRef {
+    DIAGNOSTIC_SCHEMA.clone()
+}
+
+/// The README table for a list of columns (`| column | type | null | meaning |`).
+pub fn readme_table(columns: &[Column]) -> String {
+    let mut out = String::from("| column | type | nullable | meaning |\n| --- | --- | --- | --- |\n");
+    for c in columns {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            c.name,
+            c.data_type.readme_name(),
+            if c.nullable { "yes" } else { "no" },
+            c.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_field_has_a_column() {
+        // The wire field names of an elevation, as serde writes them, must all be columns.
+        let event = serde_json::json!({
+            "id": "", "eventDateTime": "", "elevationType": "", "filePath": "", "hash": "", "upn": "",
+            "userType": "", "productName": "", "companyName": "", "fileVersion": "", "fileDescription": "",
+            "internalName": "", "certificatePayload": "", "justification": "", "result": 0, "processType": "",
+            "parentProcessName": "", "ruleId": "", "policyId": "", "policyName": "", "systemInitiatedElevation": false
+        });
+        let schema = elevation_schema();
+        for key in event.as_object().unwrap().keys() {
+            assert!(schema.field_with_name(key).is_ok(), "no column for {key}");
+        }
+        for partition in PARTITION_COLUMNS {
+            assert!(schema.field_with_name(partition).is_ok());
+            assert!(diagnostic_schema().field_with_name(partition).is_ok());
+        }
+    }
+
+    #[test]
+    fn diagnostics_hold_no_personal_data() {
+        let schema = diagnostic_schema();
+        for personal in ["upn", "fileName", "filePath", "hash", "justification"] {
+            assert!(
+                schema.field_with_name(personal).is_err(),
+                "{personal} must not be a diagnostics column"
+            );
+        }
+    }
+}
