@@ -1,21 +1,30 @@
-//! `elevation demo`: the whole pipeline on a simulated fleet. At this stage of the product it
-//! simulates the fleet and prints the ground truth's headline figures; every later stage
-//! (ingest over HTTP, the warehouse, reports, suggestions) joins the run as it is built.
+//! `elevation demo`: the whole pipeline on a simulated fleet. It simulates the fleet, uploads
+//! every batch over HTTP to an ingest server started in-process on a free loopback port, lets
+//! the server land them in the warehouse, reads the tables back with DataFusion and checks them
+//! against the simulator's ground truth. Reports (#5) and suggestions (#6) join as they are built.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use simulator::truth::FileCount;
+use warehouse::{Location, Warehouse};
 
-/// Simulates `devices` devices over `days` days into `dir` and prints what a report reader
-/// would want to know first.
-pub(crate) fn run(dir: &Path, seed: u64, devices: u32, days: u32, end: NaiveDate) -> Result<()> {
+/// Runs the demo in `data_dir` (`demo-fleet/` for the simulated batches and truth, `demo-node/`
+/// for the server's state and warehouse; both replaced on every run).
+pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end: NaiveDate) -> Result<()> {
     let config = simulator::SimConfig::new(seed, devices, days, end);
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("clearing the previous demo in {}", dir.display()))?;
+    let dir = data_dir.join("demo-fleet");
+    let node_dir = data_dir.join("demo-node");
+    for old in [&dir, &node_dir] {
+        if old.exists() {
+            std::fs::remove_dir_all(old).with_context(|| format!("clearing the previous demo in {}", old.display()))?;
+        }
     }
-    let written = simulator::write_dir(&config, dir).context("simulating the demo fleet")?;
+    let written = simulator::write_dir(&config, &dir).context("simulating the demo fleet")?;
+    let (bodies, _) = crate::node::simulated_bodies(&config)?;
+    let landed = upload_and_land(&node_dir, &config.tenant, bodies).await?;
     let t = &written.truth;
     let last_day = t.to.pred_opt().unwrap_or(t.to);
     println!(
@@ -40,6 +49,8 @@ pub(crate) fn run(dir: &Path, seed: u64, devices: u32, days: u32, end: NaiveDate
         "Held back  {} elevations and {} diagnostic events never left devices whose reporting level forbids them",
         t.totals.filtered_elevations, t.totals.filtered_diagnostics
     );
+    println!();
+    landed.print(t)?;
     println!();
     println!("Readiness (whole window)");
     println!(
@@ -71,9 +82,11 @@ pub(crate) fn run(dir: &Path, seed: u64, devices: u32, days: u32, end: NaiveDate
     println!("  ground truth          {}", written.ground_truth.display());
     println!("  simulated world       {}", written.world.display());
     println!();
+    println!("  warehouse tables      {}", landed.warehouse);
+    println!();
     println!(
-        "Not part of the demo yet: uploading over HTTP and the warehouse (issue #3), reports (#5), \
-         rule suggestions (#6) and dashboards."
+        "Readiness and frequent files above are the simulator's ground truth; computed reports (#5), \
+         rule suggestions (#6) and dashboards are not part of the demo yet."
     );
     Ok(())
 }
@@ -88,5 +101,109 @@ fn print_files(title: &str, files: &[FileCount]) {
             "  {:<32} {:>6} elevations by {:>4} users",
             f.file_name, f.count, f.users
         );
+    }
+}
+
+/// What the in-process server took in and what the tables hold afterwards.
+struct Landed {
+    report: ingest::client::UploadReport,
+    counts: queries::LandedCounts,
+    files: u64,
+    commits: u64,
+    warehouse: String,
+}
+
+/// Starts an ingest server on a free loopback port, uploads every body with gzip as agents
+/// do, stops the server gracefully (which lands everything) and counts the landed rows.
+async fn upload_and_land(node_dir: &Path, tenant: &str, bodies: Vec<Vec<u8>>) -> Result<Landed> {
+    let store = warehouse::tenants::TenantStore::new(node_dir);
+    let (key, _) = store.create_key(
+        tenant,
+        warehouse::tenants::KeyKind::Agent,
+        None,
+        warehouse::Clock::now(&warehouse::SystemClock),
+    )?;
+    let location = Location::parse(&node_dir.join("warehouse").to_string_lossy())?;
+    let warehouse = Arc::new(Warehouse::new(location));
+    let node = ingest::Ingest::start(
+        ingest::IngestConfig::new(node_dir),
+        warehouse.clone(),
+        Arc::new(warehouse::SystemClock),
+    )
+    .await
+    .context("starting the in-process ingest server")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = node.router();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stats = node.stats_handle();
+    let server = tokio::spawn(ingest::serve(listener, node, router, async {
+        let _ = stopped.await;
+    }));
+    let client = ingest::AgentClient::new(&base, &key);
+    let bodies = bodies.iter().map(|b| ingest::AgentClient::compress(b)).collect();
+    let report = client
+        .upload_all(bodies, 16)
+        .await
+        .context("uploading the demo fleet")?;
+    let _ = stop.send(());
+    server.await.context("the server task")??;
+    let counts = queries::landed_counts(&warehouse, tenant)
+        .await
+        .context("reading the landed tables")?;
+    use std::sync::atomic::Ordering::Relaxed;
+    Ok(Landed {
+        report,
+        counts,
+        files: stats.files.load(Relaxed),
+        commits: stats.commits.load(Relaxed),
+        warehouse: warehouse.location().display(),
+    })
+}
+
+impl Landed {
+    /// Prints the ingest figures and fails when the tables disagree with the ground truth.
+    fn print(&self, truth: &simulator::GroundTruth) -> Result<()> {
+        let (accepted, dropped, rejected) = self.report.totals();
+        let seconds = self.report.elapsed.as_secs_f64();
+        println!(
+            "Ingest     {} batches over HTTP in {seconds:.2} s: accepted {} elevations and {} diagnostic events, \
+             {} dropped by policy, {} rejected; ack p50 {:.1} ms, p99 {:.1} ms",
+            self.report.answers.len(),
+            accepted.elevations,
+            accepted.diagnostics,
+            dropped.elevations + dropped.diagnostics,
+            rejected,
+            self.report.latency_quantile(0.5).as_secs_f64() * 1e3,
+            self.report.latency_quantile(0.99).as_secs_f64() * 1e3,
+        );
+        println!(
+            "Warehouse  {} elevation rows ({} managed, {} unmanaged) and {} diagnostic rows in {} Parquet files, {} commits",
+            self.counts.elevations(),
+            self.counts.managed(),
+            self.counts.unmanaged(),
+            self.counts.diagnostics,
+            self.files,
+            self.commits
+        );
+        let expected = (
+            truth.totals.elevations,
+            truth.totals.managed,
+            truth.totals.unmanaged,
+            truth.totals.diagnostics,
+        );
+        let found = (
+            self.counts.elevations(),
+            self.counts.managed(),
+            self.counts.unmanaged(),
+            self.counts.diagnostics,
+        );
+        anyhow::ensure!(
+            expected == found,
+            "the warehouse disagrees with the ground truth: expected (elevations, managed, unmanaged, diagnostics) = \
+             {expected:?}, found {found:?}"
+        );
+        println!("           every row the agents sent is in the tables, once: matches the ground truth");
+        Ok(())
     }
 }

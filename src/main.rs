@@ -1,7 +1,9 @@
 //! The `elevation` binary: parses the command line and calls the libraries. No logic of the
 //! product lives here; every subcommand is a few lines that hand over to a crate.
 
+mod bench;
 mod demo;
+mod node;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,12 +47,14 @@ struct DataArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The whole pipeline in one go on a simulated fleet, printing the headline figures.
+    /// The whole pipeline in one go: simulates a fleet, uploads it over HTTP to an in-process
+    /// server, lands it in the warehouse and reads it back.
     Demo(DemoArgs),
-    /// Simulate a fleet: upload-ready batches and the ground truth every report must show.
+    /// Simulate a fleet: upload-ready batches and the ground truth every report must show;
+    /// with --target, upload them to a running server.
     Simulate(SimulateArgs),
-    /// The ingest + admin + dashboard server.
-    Serve,
+    /// The ingest server (agent uploads, health, metrics, OpenAPI).
+    Serve(ServeArgs),
     /// One report from the warehouse.
     Report {
         /// Report name: elevations, managed-elevations, by-application, by-publisher, by-user,
@@ -64,11 +68,71 @@ enum Command {
     /// A compliance evidence pack for a period.
     Compliance,
     /// Create, list and revoke agent and admin keys.
-    Keys,
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Show or change the settings of the tenant given by --tenant.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
     /// Merge small files of the warehouse tables.
     Compact,
     /// Apply the retention policy to the warehouse tables.
     Retention,
+    /// Benchmarks (build with --release).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key for --tenant; the key is printed once, alone on the last line.
+    Create {
+        /// agent (uploads) or admin (reports, with a role).
+        #[arg(long, value_parser = ["agent", "admin"])]
+        kind: String,
+        /// Role of an admin key: endpoint-privilege-manager, endpoint-security-manager,
+        /// endpoint-privilege-reader, read-only-operator.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// List every key (never the secrets).
+    List,
+    /// Revoke a key by id: it stops working at once.
+    Revoke {
+        /// The key id shown by `keys list`.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Show the tenant's settings.
+    Show,
+    /// Change the tenant's settings.
+    Set {
+        /// The highest reporting level accepted from the tenant's devices: none, diagnostic,
+        /// managed or all. Devices declaring more are capped; the rest is counted, never stored.
+        #[arg(long)]
+        reporting_cap: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Upload throughput over loopback HTTP against the in-process floor.
+    Ingest(bench::IngestBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "ELEVATION_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// How often acknowledged batches are committed to the tables (milliseconds).
+    #[arg(long, env = "ELEVATION_LAND_INTERVAL_MS", default_value_t = 500)]
+    land_interval_ms: u64,
+    /// Uploads handled at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "ELEVATION_MAX_CONCURRENT_UPLOADS", default_value_t = 256)]
+    max_concurrent_uploads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -107,19 +171,30 @@ struct SimulateArgs {
     /// Write the batches, ground-truth.json and world.json into this folder.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Upload the batches to a running server instead (not built yet: issue #3).
+    /// Upload the batches to the server at this URL (for example http://127.0.0.1:8080).
     #[arg(long, value_name = "URL")]
     target: Option<String>,
+    /// Agent key for --target.
+    #[arg(long, env = "ELEVATION_AGENT_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Uploads in flight at once with --target.
+    #[arg(long, env = "ELEVATION_SIM_CONCURRENCY", default_value_t = 16)]
+    concurrency: usize,
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| format!("expected YYYY-MM-DD: {e}"))
 }
 
+/// Logs by default: warnings, and our own progress. The Delta kernel logs an error when it
+/// looks for a table that does not exist yet, which is how every table starts; our own errors
+/// report real failures.
+const DEFAULT_LOG_FILTER: &str = "warn,elevation=info,ingest=info,buoyant_kernel::snapshot::builder=off";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,elevation=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -135,56 +210,143 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let today = warehouse::SystemClock.now().date_naive();
+    let data = cli.data;
     match cli.command {
         Command::Demo(args) => {
-            let dir = cli.data.data_dir.join("demo-fleet");
-            demo::run(&dir, args.seed, args.devices, args.days, today)?;
+            runtime()?.block_on(demo::run(&data.data_dir, args.seed, args.devices, args.days, today))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) => {
-            if args.target.is_some() {
-                return not_built(
-                    "simulate --target",
-                    "uploading to a server arrives with the ingest service (issue #3)",
-                );
-            }
-            let Some(out) = args.out else {
-                anyhow::bail!("simulate needs --out DIR (uploading with --target arrives with the ingest service)");
-            };
             let config = simulator::SimConfig {
                 upload_interval_hours: args.upload_interval_hours,
                 rate: args.intensity,
-                tenant: cli.data.tenant,
+                tenant: data.tenant.clone(),
                 ..simulator::SimConfig::new(args.seed, args.devices, args.days, args.end.unwrap_or(today))
             };
-            let written =
-                simulator::write_dir(&config, &out).with_context(|| format!("simulating into {}", out.display()))?;
-            let totals = &written.truth.totals;
-            println!(
-                "simulated {} devices over {} days (seed {}): {} batches, {} elevations ({} managed, {} unmanaged), {} diagnostic events",
-                config.devices,
-                config.days,
-                config.seed,
-                totals.batches,
-                totals.elevations,
-                totals.managed,
-                totals.unmanaged,
-                totals.diagnostics
-            );
-            println!("batches:      {}", written.batches_dir.display());
-            println!("ground truth: {}", written.ground_truth.display());
-            println!("world:        {}", written.world.display());
+            match (args.out, args.target) {
+                (_, Some(target)) => {
+                    let key = args
+                        .key
+                        .context("--target needs --key (or ELEVATION_AGENT_KEY): an agent key of the tenant")?;
+                    runtime()?.block_on(node::simulate_to(&config, &target, &key, args.concurrency))?;
+                }
+                (Some(out), None) => simulate_to_dir(&config, &out)?,
+                (None, None) => anyhow::bail!("simulate needs --out DIR (write batches) or --target URL (upload them)"),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => not_built("serve", "the ingest service is issue #3"),
+        Command::Serve(args) => {
+            let mut config = ingest::IngestConfig::new(&data.data_dir);
+            config.land_interval = std::time::Duration::from_millis(args.land_interval_ms.max(10));
+            config.max_concurrent_uploads = args.max_concurrent_uploads.max(1);
+            let location = node::location(&data)?;
+            runtime()?.block_on(node::serve(config, location, &args.listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(command) => {
+            keys(&data, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(command) => {
+            let store = warehouse::tenants::TenantStore::new(&data.data_dir);
+            if let TenantCommand::Set { reporting_cap } = command {
+                let reporting_cap = warehouse::ReportingLevel::parse(&reporting_cap)?;
+                store.set_settings(&data.tenant, warehouse::tenants::TenantSettings { reporting_cap })?;
+            }
+            let settings = store.settings_of(&data.tenant)?;
+            println!(
+                "tenant {}: reporting cap {}",
+                data.tenant,
+                settings.reporting_cap.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Ingest(args)) => {
+            runtime()?.block_on(bench::ingest(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report { .. } => not_built("report", "reports are issue #5"),
         Command::Suggest => not_built("suggest", "rule-tuning suggestions are issue #6"),
         Command::Export => not_built("export", "policy exports are issue #6"),
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
-        Command::Keys => not_built("keys", "agent and admin keys arrive with the ingest service (issue #3)"),
         Command::Compact => not_built("compact", "warehouse maintenance is issue #4"),
         Command::Retention => not_built("retention", "warehouse maintenance is issue #4"),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn simulate_to_dir(config: &simulator::SimConfig, out: &std::path::Path) -> Result<()> {
+    let written = simulator::write_dir(config, out).with_context(|| format!("simulating into {}", out.display()))?;
+    let totals = &written.truth.totals;
+    println!(
+        "simulated {} devices over {} days (seed {}): {} batches, {} elevations ({} managed, {} unmanaged), {} diagnostic events",
+        config.devices,
+        config.days,
+        config.seed,
+        totals.batches,
+        totals.elevations,
+        totals.managed,
+        totals.unmanaged,
+        totals.diagnostics
+    );
+    println!("batches:      {}", written.batches_dir.display());
+    println!("ground truth: {}", written.ground_truth.display());
+    println!("world:        {}", written.world.display());
+    Ok(())
+}
+
+fn keys(data: &DataArgs, command: KeysCommand) -> Result<()> {
+    use warehouse::tenants::{KeyKind, Role, TenantStore};
+    let store = TenantStore::new(&data.data_dir);
+    let now = warehouse::SystemClock.now();
+    match command {
+        KeysCommand::Create { kind, role } => {
+            let kind = KeyKind::parse(&kind)?;
+            let role = role.as_deref().map(Role::parse).transpose()?;
+            let (secret, record) = store.create_key(&data.tenant, kind, role, now)?;
+            let role = record
+                .role
+                .map(|r| format!(", role {}", r.as_str()))
+                .unwrap_or_default();
+            println!(
+                "created {} key {} for tenant {}{role}; it is shown only this once:",
+                record.kind.short(),
+                record.id,
+                record.tenant
+            );
+            println!("{secret}");
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<18} {:<16} {:<6} {:<28} {:<22} status",
+                "id", "tenant", "kind", "role", "created"
+            );
+            for k in store.list_keys()? {
+                println!(
+                    "{:<18} {:<16} {:<6} {:<28} {:<22} {}",
+                    k.id,
+                    k.tenant,
+                    k.kind.short(),
+                    k.role.map(|r| r.as_str()).unwrap_or("-"),
+                    k.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    k.revoked_at
+                        .map(|at| format!("revoked {}", at.format("%Y-%m-%d %H:%M:%S")))
+                        .unwrap_or("active".into())
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let record = store.revoke_key(&id, now)?;
+            println!("revoked key {} of tenant {}", record.id, record.tenant);
+        }
+    }
+    Ok(())
 }
 
 /// Says plainly that a subcommand does not exist yet, and fails: never a fake result.

@@ -5,5 +5,8 @@
 mod support;
 
 mod cli;
+mod crash;
+mod hostile;
+mod ingest;
 mod simulator_truth;
 mod tidy;

@@ -28,3 +28,281 @@ pub(crate) fn stdout_of(output: &Output) -> String {
 pub(crate) fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary folder")
 }
+
+/// The instant every in-process server's clock is stopped at, and the date fleets end on.
+pub(crate) fn test_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+/// An ingest server on a free loopback port with its own data folder, keys for two tenants
+/// and an admin key, and a clock stopped at [`test_now`].
+pub(crate) struct Node {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) base: String,
+    pub(crate) agent_key: String,
+    pub(crate) other_tenant_key: String,
+    pub(crate) admin_key: String,
+    pub(crate) warehouse: std::sync::Arc<warehouse::Warehouse>,
+    pub(crate) stats: std::sync::Arc<ingest::LandingStats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), ingest::IngestError>>>,
+    flusher: Option<ingest::Flusher>,
+}
+
+impl Node {
+    /// A node with default settings.
+    pub(crate) async fn start() -> Node {
+        Node::start_with(|_| {}).await
+    }
+
+    /// A node whose configuration `adjust` may change (its data folder is fresh).
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut ingest::IngestConfig)) -> Node {
+        let dir = temp_dir();
+        let store = warehouse::tenants::TenantStore::new(dir.path());
+        let now = test_now();
+        use warehouse::tenants::{KeyKind, Role};
+        let (agent_key, _) = store.create_key("contoso", KeyKind::Agent, None, now).unwrap();
+        let (other_tenant_key, _) = store.create_key("fabrikam", KeyKind::Agent, None, now).unwrap();
+        let (admin_key, _) = store
+            .create_key("contoso", KeyKind::Admin, Some(Role::ReadOnlyOperator), now)
+            .unwrap();
+        let mut node = Node {
+            dir,
+            base: String::new(),
+            agent_key,
+            other_tenant_key,
+            admin_key,
+            warehouse: std::sync::Arc::new(warehouse::Warehouse::new(
+                warehouse::Location::Local(Default::default()),
+            )),
+            stats: Default::default(),
+            stop: None,
+            server: None,
+            flusher: None,
+        };
+        node.run(adjust).await;
+        node
+    }
+
+    /// Starts (or restarts) the server on the node's folder.
+    pub(crate) async fn run(&mut self, adjust: impl FnOnce(&mut ingest::IngestConfig)) {
+        let mut config = ingest::IngestConfig::new(self.dir.path());
+        adjust(&mut config);
+        let location = warehouse::Location::parse(self.dir.path().join("warehouse").to_str().unwrap()).unwrap();
+        self.warehouse = std::sync::Arc::new(warehouse::Warehouse::new(location));
+        let clock = std::sync::Arc::new(warehouse::FixedClock(test_now()));
+        let ingest = ingest::Ingest::start(config, self.warehouse.clone(), clock)
+            .await
+            .expect("the node starts");
+        self.stats = ingest.stats_handle();
+        self.flusher = Some(ingest.flusher());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        let router = ingest.router();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.server = Some(tokio::spawn(ingest::serve(listener, ingest, router, async {
+            let _ = stopped.await;
+        })));
+    }
+
+    /// Stops gracefully: in-flight requests finish and everything acknowledged lands.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().expect("the node stops cleanly");
+        }
+    }
+
+    /// Lands everything acknowledged so far.
+    pub(crate) async fn land_all(&self) {
+        self.flusher
+            .as_ref()
+            .expect("running")
+            .flush()
+            .await
+            .expect("landing works");
+    }
+
+    /// Rows of a tenant as DataFusion reads them from the tables.
+    pub(crate) async fn counts(&self, tenant: &str) -> queries::LandedCounts {
+        queries::landed_counts(&self.warehouse, tenant).await.unwrap()
+    }
+
+    /// Runs SQL over the tables and returns the rows as JSON objects.
+    pub(crate) async fn sql(&self, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let ctx = queries::session(&self.warehouse).await.unwrap();
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+        for b in &batches {
+            writer.write(b).unwrap();
+        }
+        writer.finish().unwrap();
+        let text = writer.into_inner();
+        if text.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(&text).unwrap()
+        }
+    }
+
+    /// Posts a body with headers; returns status, headers and the body as JSON (or Null).
+    pub(crate) async fn post(&self, key: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let client = reqwest::Client::new();
+        let mut request = client.post(format!("{}/v1/agent/batches", self.base)).body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.bytes().await.unwrap();
+        let json = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            json,
+            retry_after,
+        }
+    }
+
+    /// Posts a batch as JSON with the contoso agent key.
+    pub(crate) async fn upload(&self, batch: &serde_json::Value) -> Answer {
+        self.post(
+            Some(&self.agent_key),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(batch).unwrap(),
+        )
+        .await
+    }
+
+    /// GET on a path of the server.
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+/// A server's answer.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) json: serde_json::Value,
+    pub(crate) retry_after: Option<String>,
+}
+
+impl Answer {
+    /// The error code of an error answer.
+    pub(crate) fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("(no error code)")
+    }
+
+    /// The error message of an error answer.
+    pub(crate) fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or("(no error message)")
+    }
+}
+
+/// A valid elevation event dated an hour before [`test_now`].
+pub(crate) fn elevation_event(id: &str, elevation_type: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "eventDateTime": "2026-11-20T11:00:00Z",
+        "elevationType": elevation_type,
+        "filePath": "C:\\Program Files\\Git\\bin\\git.exe",
+        "hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "upn": "ada@contoso.com",
+        "userType": "azureAd",
+        "companyName": "The Git Development Community",
+        "fileVersion": "2.47.0.0",
+        "result": 0,
+        "processType": "parent",
+        "parentProcessName": "explorer.exe"
+    })
+}
+
+/// A valid diagnostic event.
+pub(crate) fn diagnostic(event_id: i64) -> serde_json::Value {
+    serde_json::json!({
+        "eventDateTime": "2026-11-20T10:00:00Z", "eventId": event_id, "eventName": "PolicyApplied",
+        "errorCode": 0, "policyType": "rules", "policyId": "p-1", "policyVersion": "3"
+    })
+}
+
+/// A batch envelope.
+pub(crate) fn batch(
+    batch_id: &str,
+    level: &str,
+    elevations: Vec<serde_json::Value>,
+    diagnostics: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "batchId": batch_id, "deviceId": "device-1", "deviceName": "LAPTOP-0001", "agentVersion": "1.4.0",
+        "reportingLevel": level, "elevations": elevations, "diagnostics": diagnostics
+    })
+}
+
+/// A batch of one elevation and no diagnostics.
+pub(crate) fn one_event_batch(batch_id: &str, event_id: &str, elevation_type: &str) -> serde_json::Value {
+    batch(batch_id, "all", vec![elevation_event(event_id, elevation_type)], vec![])
+}
+
+/// Creates an agent key of `tenant` in a data folder, as `elevation keys create` does.
+pub(crate) fn create_agent_key(data_dir: &Path, tenant: &str) -> (String, warehouse::tenants::KeyRecord) {
+    warehouse::tenants::TenantStore::new(data_dir)
+        .create_key(tenant, warehouse::tenants::KeyKind::Agent, None, test_now())
+        .unwrap()
+}
+
+/// A real `elevation serve` process on a free loopback port.
+pub(crate) struct Server {
+    pub(crate) child: std::process::Child,
+    pub(crate) base: String,
+}
+
+/// Starts `elevation serve --listen 127.0.0.1:0 --data-dir DIR ARGS…` and reads the address it
+/// prints.
+pub(crate) fn start_server(data_dir: &Path, args: &[&str]) -> Server {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_elevation"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("elevation serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    Server { child, base }
+}
+
+impl Server {
+    /// SIGTERM, then waits: the server finishes in-flight uploads and lands everything.
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        self.child.wait().unwrap()
+    }
+}

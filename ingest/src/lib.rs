@@ -1,8 +1,42 @@
-//! `ingest` will own the agent upload service: `POST /v1/agent/batches`, agent keys,
-//! per-event validation (the rules live in `warehouse::validate`), reporting-level
-//! enforcement, the write-ahead log that makes a batch durable before it is acknowledged, and
-//! landing batches in the warehouse tables.
+//! `ingest` owns the agent upload service: `POST /v1/agent/batches` with agent keys, body
+//! limits and decompression, per-event validation (the rules themselves live in
+//! `warehouse::validate`), reporting-level enforcement, idempotency, the write-ahead log that
+//! makes a batch durable before it is acknowledged, and landing durable batches in the
+//! warehouse tables. It also holds the agent-side client used by the simulator and the demo.
 //!
-//! It must not compute reports or serve the admin API; it only writes.
+//! It must not compute reports or serve the admin API: it only writes. It must never store
+//! what a reporting level forbids — not in the tables, not in the write-ahead log.
 //!
-//! Status: not built yet (issue #3). `elevation serve` says so and exits non-zero.
+//! # Layout
+//!
+//! * [`batch`]: body → checked envelope → accepted rows, dropped and rejected counts (pure).
+//! * [`server`]: the axum routes, the node's start (replay), group-committed uploads, shutdown.
+//! * `wal`: the write-ahead log (segments, frames, replay, group commit on one thread).
+//! * `landing`: durable records → Delta commits that record how far the log has landed.
+//! * `dedup`: `(tenant, deviceId, batchId)` → first answer, across restarts.
+//! * [`directory`]: keys and tenant settings, reloaded when `elevation keys` changes them.
+//! * [`client`]: the agent's upload with gzip and retries.
+//!
+//! # The path of a batch
+//!
+//! ```text
+//! HTTP body ─ limit (compressed) ─ decompress ─ limit (decompressed) ─ UTF-8 ─ envelope
+//!   ─ level + validation ─ Arrow rows ─ WAL (group fsync) ─ 200
+//!                                          └─ landing buffer ─ Delta commit + txn ─ WAL segment deleted
+//! ```
+
+pub mod answer;
+pub mod batch;
+pub mod client;
+mod dedup;
+pub mod directory;
+mod landing;
+pub mod server;
+mod wal;
+
+pub use answer::{ApiError, BatchAnswer, BatchKey, Counts};
+pub use batch::UploadLimits;
+pub use client::{AgentClient, ClientError};
+pub use landing::{LandingError, LandingStats};
+pub use server::{ApiDoc, Flusher, Ingest, IngestConfig, IngestError, serve};
+pub use wal::WalError;

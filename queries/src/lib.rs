@@ -1,7 +1,119 @@
-//! `queries` will own every question asked of the warehouse: the managed-vs-unmanaged reports
+//! `queries` owns every question asked of the warehouse: the managed-vs-unmanaged reports
 //! Intune shows, the Overview readiness tiles, rule-tuning suggestions and compliance
-//! evidence, computed with DataFusion over the warehouse tables.
+//! evidence, computed with DataFusion over the warehouse's Delta tables.
 //!
-//! It must not write to the tables; it only reads.
+//! It must not write to the tables; it only reads. Parameters reach DataFusion as typed
+//! expressions (`col(..).eq(lit(..))`), never pasted into SQL text.
 //!
-//! Status: not built yet (issue #5). `elevation report` says so and exits non-zero.
+//! Status: the session over the tables and the landed-row totals the demo and the ingest
+//! tests use are built; the reports themselves are issue #5.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::prelude::{SessionContext, col, ident, lit};
+use warehouse::{Table, Warehouse};
+
+/// What can go wrong answering a question.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The tables cannot be opened.
+    #[error(transparent)]
+    Warehouse(#[from] warehouse::WarehouseError),
+    /// Delta could not build a scan of a table.
+    #[error("reading table {table}: {source}")]
+    Delta {
+        /// Which table.
+        table: &'static str,
+        /// Why.
+        source: warehouse::deltalake::DeltaTableError,
+    },
+    /// DataFusion failed.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// A DataFusion session with both tables registered at their latest committed version.
+///
+/// Every call loads the tables' logs afresh, so a query sees every commit made before it
+/// started — including the last half second of landed uploads. (The Delta scan lists files
+/// from the log, not from storage, so DataFusion's list-files cache never hides new files.)
+pub async fn session(warehouse: &Warehouse) -> Result<SessionContext, QueryError> {
+    let ctx = SessionContext::new();
+    for table in Table::ALL {
+        let delta = warehouse.load(table).await?;
+        let failed = |source| QueryError::Delta {
+            table: table.name(),
+            source,
+        };
+        delta.update_datafusion_session(&ctx.state()).map_err(failed)?;
+        // The provider's errors are DataFusion errors.
+        let provider = delta.table_provider().await?;
+        ctx.register_table(table.name(), provider)?;
+    }
+    Ok(ctx)
+}
+
+/// Rows landed for one tenant: elevations per `elevationType`, and diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LandedCounts {
+    /// Elevation rows per elevation type.
+    pub elevations_by_type: BTreeMap<String, u64>,
+    /// Diagnostic rows.
+    pub diagnostics: u64,
+}
+
+impl LandedCounts {
+    /// All elevation rows.
+    pub fn elevations(&self) -> u64 {
+        self.elevations_by_type.values().sum()
+    }
+
+    /// Elevation rows of every type but `unmanagedElevation`.
+    pub fn managed(&self) -> u64 {
+        self.elevations() - self.unmanaged()
+    }
+
+    /// `unmanagedElevation` rows.
+    pub fn unmanaged(&self) -> u64 {
+        self.elevations_by_type.get("unmanagedElevation").copied().unwrap_or(0)
+    }
+}
+
+/// Counts a tenant's landed rows.
+pub async fn landed_counts(warehouse: &Warehouse, tenant: &str) -> Result<LandedCounts, QueryError> {
+    let ctx = session(warehouse).await?;
+    let mut counts = LandedCounts::default();
+    let by_type = ctx
+        .table(Table::Elevations.name())
+        .await?
+        .filter(col("tenant").eq(lit(tenant)))?
+        .aggregate(vec![ident("elevationType")], vec![count(lit(1)).alias("n")])?
+        .collect()
+        .await?;
+    for batch in by_type {
+        // Delta scans may hand strings over as Utf8View; read both the same way.
+        let types = cast(batch.column(0), &DataType::Utf8).map_err(DataFusionError::from)?;
+        let types = types.as_string::<i32>();
+        let n = batch.column(1).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            if !types.is_null(row) {
+                counts
+                    .elevations_by_type
+                    .insert(types.value(row).to_owned(), n.value(row) as u64);
+            }
+        }
+    }
+    let diagnostics = ctx
+        .table(Table::Diagnostics.name())
+        .await?
+        .filter(col("tenant").eq(lit(tenant)))?
+        .count()
+        .await?;
+    counts.diagnostics = diagnostics as u64;
+    Ok(counts)
+}

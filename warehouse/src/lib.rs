@@ -2,6 +2,10 @@
 //! the rules that decide whether an event is valid and whether a device's reporting level
 //! lets it through, and the Arrow schemas of the open tables the events land in.
 //!
+//! It also owns where the events end up: the Delta Lake tables (`tables`), the rows written
+//! to them (`rows`), and the tenants and keys that say who may write and read them
+//! (`tenants`).
+//!
 //! It must not know about HTTP (that is `ingest`) or about reports and SQL (that is
 //! `queries`). Everything here is plain data and pure functions over it, so the same rules
 //! hold whether an event arrives over the network, from the simulator, or from a test.
@@ -14,15 +18,23 @@
 //! * [`validate`]: turns one raw JSON event into a normalised event, or a rejection naming the
 //!   field and the reason.
 //! * [`schema`]: the Arrow schemas of the `elevations` and `diagnostics` tables, column by column.
+//! * [`rows`]: events to Arrow record batches, stamped with their batch's context.
+//! * [`tables`]: the Delta tables on a local folder or S3, atomic appends with the ingest
+//!   node's progress recorded in the same commit.
+//! * [`tenants`]: agent and admin keys (stored hashed), roles, tenant settings.
 //! * [`clock`]: the injected clock, so validation windows are testable.
 
 #[macro_use]
 mod macros;
 
 pub mod clock;
+pub mod durable;
 pub mod levels;
 pub mod model;
+pub mod rows;
 pub mod schema;
+pub mod tables;
+pub mod tenants;
 pub mod validate;
 
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -30,4 +42,10 @@ pub use levels::ReportingLevel;
 pub use model::{
     AgentBatch, DiagnosticEvent, ElevationEvent, ElevationType, ProcessType, UnknownValue, UserType, file_name_of,
 };
+pub use rows::BatchContext;
+pub use tables::{Location, Table, Warehouse, WarehouseError};
 pub use validate::{EventKind, Limits, Rejection, ValidationContext};
+
+/// Re-exported so that readers (`queries`) use exactly the Delta and Arrow versions the
+/// warehouse writes with.
+pub use deltalake;

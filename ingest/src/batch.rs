@@ -1,0 +1,288 @@
+//! From a decompressed body to the rows to store and the answer to give: envelope checks,
+//! reporting-level enforcement and per-event validation. Pure: no I/O, no clock of its own,
+//! so every rule is tested without a server.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use warehouse::rows::{BatchContext, diagnostic_rows, elevation_rows};
+use warehouse::validate::{self, Rejection, ValidationContext};
+use warehouse::{ReportingLevel, model::UnknownValue};
+
+use crate::answer::{ApiError, BatchAnswer, BatchKey, Counts};
+use axum::http::StatusCode;
+
+/// Limits on one upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Body bytes as sent (compressed or not). 8 MiB: a full batch of 10,000 events gzips to
+    /// about 1 MiB, so this is generous for agents and small for attackers.
+    pub max_body_bytes: usize,
+    /// Body bytes after decompression. 32 MiB: 10,000 events of real agents are about 7 MiB.
+    /// Decompression stops at this size, so a bomb costs at most this much memory and time.
+    pub max_decompressed_bytes: usize,
+    /// Elevations plus diagnostics in one batch. Agents upload every few hours; 10,000 is
+    /// far above a busy device's day.
+    pub max_events: usize,
+    /// Identifier fields of the envelope (`batchId`, `deviceId`), in characters.
+    pub max_id_chars: usize,
+    /// `deviceName` and `agentVersion`, in characters.
+    pub max_name_chars: usize,
+    /// Depth of JSON nesting. A batch needs 3 (object, list, event); 32 leaves room for
+    /// future fields while refusing documents built to exhaust a parser.
+    pub max_nesting: usize,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            max_body_bytes: 8 << 20,
+            max_decompressed_bytes: 32 << 20,
+            max_events: 10_000,
+            max_id_chars: 128,
+            max_name_chars: 256,
+            max_nesting: 32,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    batch_id: Option<String>,
+    device_id: Option<String>,
+    device_name: Option<String>,
+    agent_version: Option<String>,
+    reporting_level: Option<String>,
+    #[serde(borrow, default)]
+    elevations: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    diagnostics: Option<Vec<&'a RawValue>>,
+}
+
+/// A checked batch: what to store and what to answer.
+#[derive(Debug)]
+pub struct Processed {
+    /// Idempotency key.
+    pub key: BatchKey,
+    /// The rows' batch context.
+    pub context: BatchContext,
+    /// Accepted elevations as rows (`None` when there are none).
+    pub elevations: Option<arrow::record_batch::RecordBatch>,
+    /// Accepted diagnostics as rows.
+    pub diagnostics: Option<arrow::record_batch::RecordBatch>,
+    /// The answer (with `duplicate: false`).
+    pub answer: BatchAnswer,
+}
+
+fn check_text(field: &str, value: Option<String>, max: usize, required: bool) -> Result<Option<String>, ApiError> {
+    match value {
+        None if required => Err(ApiError::bad_request(
+            "missing_field",
+            format!("the batch has no {field}; every upload must carry its {field}"),
+        )),
+        None => Ok(None),
+        Some(v) if required && v.trim().is_empty() => {
+            Err(ApiError::bad_request("invalid_field", format!("{field} is empty")))
+        }
+        Some(v) if v.chars().count() > max => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{field} is longer than {max} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{field} contains control characters"),
+        )),
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+/// Checks a body and decides, event by event, what is stored, dropped by policy or rejected.
+///
+/// `tenant_cap` is the tenant's configured reporting cap; `now` stamps `ingestedAt` and anchors
+/// the validation windows.
+pub fn process(
+    body: &[u8],
+    tenant: &str,
+    tenant_cap: ReportingLevel,
+    now: DateTime<Utc>,
+    limits: &UploadLimits,
+    validation: &ValidationContext,
+) -> Result<Processed, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_utf8",
+            format!(
+                "the body is not UTF-8 (invalid byte at offset {}); send JSON encoded as UTF-8",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object: one batch with batchId, deviceId, reportingLevel, elevations and diagnostics",
+        ));
+    }
+    if let Some(offset) = too_deep(text.as_bytes(), limits.max_nesting) {
+        return Err(ApiError::bad_request(
+            "too_deep",
+            format!(
+                "the body nests JSON deeper than {} levels (at byte {offset}); a batch needs 3",
+                limits.max_nesting
+            ),
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let envelope: Envelope<'_> = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!(" at {path}")
+            };
+            ApiError::bad_request("invalid_json", format!("the body is not a valid batch{at}: {inner}"))
+        })
+        .and_then(|envelope| {
+            deserializer.end().map_err(|e| {
+                ApiError::bad_request("invalid_json", format!("the body has data after the batch object: {e}"))
+            })?;
+            Ok(envelope)
+        })?;
+    let batch_id = check_text("batchId", envelope.batch_id, limits.max_id_chars, true)?.expect("required");
+    let device_id = check_text("deviceId", envelope.device_id, limits.max_id_chars, true)?.expect("required");
+    let device_name = check_text("deviceName", envelope.device_name, limits.max_name_chars, false)?.unwrap_or_default();
+    let agent_version = check_text("agentVersion", envelope.agent_version, limits.max_name_chars, false)?;
+    let declared = match envelope.reporting_level {
+        None => {
+            return Err(ApiError::bad_request(
+                "missing_field",
+                "the batch has no reportingLevel; send the device's level: none, diagnostic, managed or all",
+            ));
+        }
+        Some(level) => ReportingLevel::parse(&level)
+            .map_err(|e: UnknownValue| ApiError::bad_request("unknown_reporting_level", format!("{e}")))?,
+    };
+    let raw_elevations = envelope.elevations.unwrap_or_default();
+    let raw_diagnostics = envelope.diagnostics.unwrap_or_default();
+    let events = raw_elevations.len() + raw_diagnostics.len();
+    if events > limits.max_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!(
+                "the batch holds {events} events; at most {} are accepted per batch, split it into smaller batches",
+                limits.max_events
+            ),
+        ));
+    }
+    let effective = ReportingLevel::effective(declared, tenant_cap);
+    let mut answer = BatchAnswer {
+        batch_id: batch_id.clone(),
+        duplicate: false,
+        accepted: Counts::default(),
+        dropped_by_policy: Counts::default(),
+        rejected: Vec::new(),
+    };
+    let mut rejected: Vec<Rejection> = Vec::new();
+
+    let mut elevations = Vec::new();
+    if effective >= ReportingLevel::Managed {
+        for (index, raw) in raw_elevations.iter().enumerate() {
+            match validate::elevation_from_json(raw.get(), index, &device_id, validation) {
+                Ok(event) if effective.allows_elevation(event.elevation_type) => elevations.push(event),
+                Ok(_) => answer.dropped_by_policy.elevations += 1,
+                Err(rejection) => rejected.push(rejection),
+            }
+        }
+    } else {
+        // Not even parsed: this level lets no elevation through.
+        answer.dropped_by_policy.elevations = raw_elevations.len() as u64;
+    }
+    let mut diagnostics = Vec::new();
+    if effective.allows_diagnostics() {
+        for (index, raw) in raw_diagnostics.iter().enumerate() {
+            match validate::diagnostic_from_json(raw.get(), index, validation) {
+                Ok(event) => diagnostics.push(event),
+                Err(rejection) => rejected.push(rejection),
+            }
+        }
+    } else {
+        answer.dropped_by_policy.diagnostics = raw_diagnostics.len() as u64;
+    }
+    answer.accepted = Counts {
+        elevations: elevations.len() as u64,
+        diagnostics: diagnostics.len() as u64,
+    };
+    answer.rejected = rejected;
+
+    let context = BatchContext {
+        tenant: tenant.to_owned(),
+        device_id: device_id.clone(),
+        device_name,
+        agent_version,
+        batch_id: batch_id.clone(),
+        declared_level: declared,
+        effective_level: effective,
+        ingested_at: now,
+    };
+    let elevation_batch = (!elevations.is_empty()).then(|| elevation_rows(&context, &elevations));
+    let diagnostic_batch = (!diagnostics.is_empty()).then(|| diagnostic_rows(&context, &diagnostics));
+    Ok(Processed {
+        key: BatchKey {
+            tenant: tenant.to_owned(),
+            device_id,
+            batch_id,
+        },
+        context,
+        elevations: elevation_batch,
+        diagnostics: diagnostic_batch,
+        answer,
+    })
+}
+
+/// The byte offset where JSON nesting first exceeds `max`, if it does. One pass over the
+/// bytes, aware of strings and escapes, before any parser sees the document.
+fn too_deep(bytes: &[u8], max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (offset, &byte) in bytes.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Some(offset);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings_only() {
+        assert_eq!(too_deep(br#"{"a":[{"b":1}]}"#, 3), None);
+        assert_eq!(too_deep(br#"{"a":[{"b":[1]}]}"#, 3), Some(11));
+        assert_eq!(too_deep(br#"{"a":"[[[[[[\"[[[["}"#, 1), None);
+        assert_eq!(too_deep(br#"{"a":"\\"}[["#, 1), Some(11));
+    }
+}

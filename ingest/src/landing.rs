@@ -1,0 +1,252 @@
+//! Landing: durable batches become rows in the warehouse tables.
+//!
+//! The log thread pushes records here in sequence order. The lander takes everything waiting
+//! every `land_interval` (or sooner when the buffer passes `roll_bytes`), writes one commit per
+//! table — zstd Parquet, one file per partition touched — and records in the same commit
+//! `txn(appId = node id, version = highest sequence landed)`. After a crash, replay lands
+//! exactly the records above that number: nothing twice, nothing lost.
+//!
+//! A table that fails to commit keeps its records in the buffer and is retried with backoff;
+//! the write-ahead log keeps them on disk meanwhile, and uploads get `503` once the buffer is
+//! full instead of growing memory without bound.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::Notify;
+use warehouse::{Table, Warehouse};
+
+use crate::dedup::Dedup;
+use crate::wal::{LoggedBatch, Wal};
+
+/// A durable record waiting to land, and which tables still need its rows.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) record: LoggedBatch,
+    /// `[elevations, diagnostics]`: false once landed (or when replay found it landed).
+    pub(crate) needs: [bool; 2],
+    bytes: usize,
+}
+
+impl Pending {
+    pub(crate) fn new(record: LoggedBatch, needs: [bool; 2]) -> Pending {
+        let size = |b: &Option<RecordBatch>| b.as_ref().map_or(0, RecordBatch::get_array_memory_size);
+        let bytes = size(&record.elevations) + size(&record.diagnostics) + 512;
+        Pending { record, needs, bytes }
+    }
+}
+
+/// Records between the log and the tables.
+#[derive(Debug, Default)]
+pub(crate) struct LandingBuffer {
+    queue: Mutex<VecDeque<Pending>>,
+    bytes: AtomicUsize,
+    wake: Notify,
+    roll_bytes: usize,
+}
+
+impl LandingBuffer {
+    pub(crate) fn new(roll_bytes: usize) -> LandingBuffer {
+        LandingBuffer {
+            roll_bytes,
+            ..LandingBuffer::default()
+        }
+    }
+
+    /// Appends records (in sequence order).
+    pub(crate) fn push(&self, records: impl IntoIterator<Item = Pending>) {
+        let mut queue = self.queue.lock().expect("not poisoned");
+        let mut added = 0;
+        for pending in records {
+            added += pending.bytes;
+            queue.push_back(pending);
+        }
+        drop(queue);
+        let total = self.bytes.fetch_add(added, Ordering::Relaxed) + added;
+        metrics::gauge!("elevation_landing_buffer_bytes").set(total as f64);
+        if total >= self.roll_bytes {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Memory the waiting records hold.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().expect("not poisoned").len()
+    }
+
+    fn take(&self) -> Vec<Pending> {
+        self.queue.lock().expect("not poisoned").drain(..).collect()
+    }
+
+    /// Puts records back at the front (a landing failed), keeping the order.
+    fn put_back(&self, chunk: Vec<Pending>) {
+        let mut queue = self.queue.lock().expect("not poisoned");
+        for pending in chunk.into_iter().rev() {
+            queue.push_front(pending);
+        }
+    }
+
+    fn release(&self, chunk: &[Pending]) {
+        let freed: usize = chunk.iter().map(|p| p.bytes).sum();
+        let left = self.bytes.fetch_sub(freed, Ordering::Relaxed) - freed;
+        metrics::gauge!("elevation_landing_buffer_bytes").set(left as f64);
+    }
+}
+
+/// Counters the lander keeps, for the demo, the benchmark and `/readyz`.
+#[derive(Debug, Default)]
+pub struct LandingStats {
+    /// Commits made (both tables).
+    pub commits: AtomicU64,
+    /// Parquet files written.
+    pub files: AtomicU64,
+    /// Rows landed.
+    pub rows: AtomicU64,
+    /// Compressed bytes written.
+    pub bytes: AtomicU64,
+    /// Highest sequence number landed in every table that needed it.
+    pub landed_seq: AtomicU64,
+    /// Consecutive failed landings (0 when healthy).
+    pub failing: AtomicU64,
+}
+
+/// What the lander works with.
+#[derive(Debug)]
+pub(crate) struct Lander {
+    pub(crate) buffer: Arc<LandingBuffer>,
+    pub(crate) warehouse: Arc<Warehouse>,
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) dedup: Arc<Dedup>,
+    pub(crate) node_id: String,
+    pub(crate) stats: Arc<LandingStats>,
+    pub(crate) clock: Arc<dyn warehouse::Clock>,
+    /// One landing at a time: a flush that finds the timer's landing in progress waits for
+    /// it, so "flush returned" always means "everything acknowledged before is in the tables".
+    pub(crate) landing: tokio::sync::Mutex<()>,
+}
+
+/// Why a landing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LandingError {
+    /// Writing a table failed.
+    #[error(transparent)]
+    Warehouse(#[from] warehouse::WarehouseError),
+    /// Persisting answers or deleting log segments failed.
+    #[error("after landing: {0}")]
+    Bookkeeping(String),
+}
+
+impl Lander {
+    /// Lands everything waiting now. Returns the rows landed.
+    pub(crate) async fn land_once(&self) -> Result<u64, LandingError> {
+        let _one_at_a_time = self.landing.lock().await;
+        let mut chunk = self.buffer.take();
+        if chunk.is_empty() {
+            return Ok(0);
+        }
+        match self.land(&mut chunk).await {
+            Ok(rows) => {
+                self.buffer.release(&chunk);
+                self.stats.failing.store(0, Ordering::Relaxed);
+                Ok(rows)
+            }
+            Err(e) => {
+                self.stats.failing.fetch_add(1, Ordering::Relaxed);
+                self.buffer.put_back(chunk);
+                Err(e)
+            }
+        }
+    }
+
+    async fn land(&self, chunk: &mut [Pending]) -> Result<u64, LandingError> {
+        let max_seq = chunk.iter().map(|p| p.record.seq).max().expect("chunk is not empty");
+        let mut rows = 0;
+        for (slot, table) in Table::ALL.into_iter().enumerate() {
+            let batches: Vec<RecordBatch> = chunk
+                .iter()
+                .filter(|p| p.needs[slot])
+                .filter_map(|p| match table {
+                    Table::Elevations => p.record.elevations.clone(),
+                    Table::Diagnostics => p.record.diagnostics.clone(),
+                })
+                .filter(|b| b.num_rows() > 0)
+                .collect();
+            if !batches.is_empty() {
+                let started = Instant::now();
+                let appended = self
+                    .warehouse
+                    .append(table, batches, Some((&self.node_id, max_seq as i64)))
+                    .await;
+                let outcome = if appended.is_ok() { "ok" } else { "error" };
+                metrics::counter!("elevation_land_commits_total", "table" => table.name(), "outcome" => outcome)
+                    .increment(1);
+                let appended = appended?;
+                metrics::histogram!("elevation_land_commit_seconds", "table" => table.name())
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("elevation_landed_rows_total", "table" => table.name())
+                    .increment(appended.rows as u64);
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.files.fetch_add(appended.files as u64, Ordering::Relaxed);
+                self.stats.bytes.fetch_add(appended.bytes, Ordering::Relaxed);
+                rows += appended.rows as u64;
+            }
+            // Landed (or nothing to land): a retry after a failure in the other table must
+            // not write these rows again.
+            for pending in chunk.iter_mut() {
+                pending.needs[slot] = false;
+            }
+        }
+        self.stats.rows.fetch_add(rows, Ordering::Relaxed);
+        self.stats.landed_seq.fetch_max(max_seq, Ordering::Relaxed);
+        // The answers must outlive the log records that hold them.
+        self.dedup
+            .persist(chunk.iter().map(|p| {
+                (
+                    &p.record.header.key,
+                    &p.record.header.answer,
+                    p.record.header.received_at,
+                )
+            }))
+            .map_err(|e| LandingError::Bookkeeping(format!("cannot append to {}: {e}", self.dedup.path().display())))?;
+        self.wal
+            .retire_through(max_seq)
+            .map_err(|e| LandingError::Bookkeeping(e.to_string()))?;
+        Ok(rows)
+    }
+
+    /// Lands on a timer until `stop` fires, then lands what is left.
+    pub(crate) async fn run(self: Arc<Self>, interval: Duration, stop: Arc<Notify>) {
+        let mut backoff = interval;
+        let mut last_prune = Instant::now();
+        loop {
+            if last_prune.elapsed() > Duration::from_secs(60) {
+                self.dedup.prune(self.clock.now());
+                last_prune = Instant::now();
+            }
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(backoff) => false,
+                _ = self.buffer.wake.notified() => false,
+                _ = stop.notified() => true,
+            };
+            match self.land_once().await {
+                Ok(_) => backoff = interval,
+                Err(e) => {
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    tracing::error!(error = %e, retry_in = ?backoff, "landing failed; the batches stay in the write-ahead log");
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+}

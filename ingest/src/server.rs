@@ -1,0 +1,695 @@
+//! The HTTP side: the upload endpoint, health, metrics and the OpenAPI document, and the
+//! start-up and shutdown of the whole ingest node (replay, log thread, lander).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::{Notify, Semaphore};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use warehouse::tenants::{KeyKind, TenantStore};
+use warehouse::validate::ValidationContext;
+use warehouse::{Clock, Table, Warehouse};
+
+use crate::answer::{ApiError, BatchAnswer, ErrorBody};
+use crate::batch::{UploadLimits, process};
+use crate::dedup::{Claim, Dedup};
+use crate::directory::Directory;
+use crate::landing::{Lander, LandingBuffer, LandingStats, Pending};
+use crate::wal::{self, LoggedBatch, RecordHeader, Wal};
+
+/// How an ingest node runs. Every field has a documented default ([`IngestConfig::new`]).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The node's local state: `wal/`, `dedup.log`, `node-id`, keys and tenant settings.
+    pub data_dir: PathBuf,
+    /// Per-upload limits.
+    pub limits: UploadLimits,
+    /// The lander commits what is waiting this often: the freshness bound (an acknowledged
+    /// event is queryable within about this plus one commit).
+    pub land_interval: Duration,
+    /// ...or sooner once this much is waiting, so a busy second still makes large files.
+    pub roll_bytes: usize,
+    /// Above this much waiting to land, uploads get `503` (memory stays bounded when the
+    /// warehouse is slow or down; the write-ahead log still holds everything acknowledged).
+    pub max_buffered_bytes: usize,
+    /// Uploads handled at once; more get `503` with `Retry-After`.
+    pub max_concurrent_uploads: usize,
+    /// How long a batch id is remembered for idempotency.
+    pub dedup_window: chrono::Duration,
+}
+
+impl IngestConfig {
+    /// Defaults: land every 500 ms or at 64 MiB, shed load above 192 MiB waiting or 256
+    /// concurrent uploads, remember batch ids for 7 days.
+    pub fn new(data_dir: &Path) -> IngestConfig {
+        IngestConfig {
+            data_dir: data_dir.to_owned(),
+            limits: UploadLimits::default(),
+            land_interval: Duration::from_millis(500),
+            roll_bytes: 64 << 20,
+            max_buffered_bytes: 192 << 20,
+            max_concurrent_uploads: 256,
+            dedup_window: chrono::Duration::days(7),
+        }
+    }
+}
+
+/// Why the node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The write-ahead log cannot be read or written.
+    #[error(transparent)]
+    Wal(#[from] wal::WalError),
+    /// The tables cannot be opened.
+    #[error(transparent)]
+    Warehouse(#[from] warehouse::WarehouseError),
+    /// Keys or tenant settings cannot be read.
+    #[error(transparent)]
+    Tenants(#[from] warehouse::tenants::TenantError),
+    /// A state file of the data folder cannot be used.
+    #[error("{path}: {source}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Landing failed while flushing.
+    #[error(transparent)]
+    Landing(#[from] crate::landing::LandingError),
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+struct Shared {
+    config: IngestConfig,
+    directory: Directory,
+    dedup: Arc<Dedup>,
+    wal: Arc<Wal>,
+    buffer: Arc<LandingBuffer>,
+    stats: Arc<LandingStats>,
+    clock: Arc<dyn Clock>,
+    upload_slots: Semaphore,
+}
+
+/// A running ingest node: log thread and lander started, ready to serve.
+#[derive(Debug)]
+pub struct Ingest {
+    shared: Arc<Shared>,
+    lander: Arc<Lander>,
+    lander_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: Arc<Notify>,
+    replayed: usize,
+}
+
+/// The node's identity in the tables' `txn` actions: created once per data folder.
+fn node_id(data_dir: &Path) -> Result<String, IngestError> {
+    let path = data_dir.join("node-id");
+    let state = |source| IngestError::State {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Ok(_) | Err(_) => {
+            let id = format!("elevation-ingest-{}", uuid::Uuid::new_v4());
+            std::fs::write(&path, format!("{id}\n")).map_err(state)?;
+            warehouse::durable::sync_file(&path).map_err(state)?;
+            warehouse::durable::sync_dir(data_dir).map_err(state)?;
+            Ok(id)
+        }
+    }
+}
+
+impl Ingest {
+    /// Starts a node: replays the write-ahead log (landing what was acknowledged but not yet
+    /// landed), then starts the log thread and the lander.
+    pub async fn start(
+        config: IngestConfig,
+        warehouse: Arc<Warehouse>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Ingest, IngestError> {
+        // Install the recorder before anything counts.
+        metrics_handle();
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| IngestError::State {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let node_id = node_id(&data_dir)?;
+        let directory = Directory::open(TenantStore::new(&data_dir))?;
+        let wal_dir = data_dir.join("wal");
+        let replay = wal::replay(&wal_dir)?;
+        let landed_elevations = warehouse
+            .transaction_version(Table::Elevations, &node_id)
+            .await?
+            .unwrap_or(0)
+            .max(0) as u64;
+        let landed_diagnostics = warehouse
+            .transaction_version(Table::Diagnostics, &node_id)
+            .await?
+            .unwrap_or(0)
+            .max(0) as u64;
+        let dedup = Arc::new(
+            Dedup::open(&data_dir, config.dedup_window, clock.now()).map_err(|source| IngestError::State {
+                path: data_dir.join("dedup.log"),
+                source,
+            })?,
+        );
+        let buffer = Arc::new(LandingBuffer::new(config.roll_bytes));
+        let replayed = replay.records.len();
+        let mut pending = Vec::with_capacity(replayed);
+        for record in replay.records {
+            dedup.restore(
+                record.header.key.clone(),
+                Arc::new(record.header.answer.clone()),
+                record.header.received_at,
+            );
+            let needs = [record.seq > landed_elevations, record.seq > landed_diagnostics];
+            pending.push(Pending::new(record, needs));
+        }
+        buffer.push(pending);
+        let next_seq = replay.last_seq.max(landed_elevations).max(landed_diagnostics) + 1;
+        let to_buffer = buffer.clone();
+        let wal = Arc::new(Wal::start(
+            &wal_dir,
+            next_seq,
+            Box::new(move |records: Vec<LoggedBatch>| {
+                to_buffer.push(records.into_iter().map(|r| Pending::new(r, [true, true])));
+            }),
+        )?);
+        let stats = Arc::new(LandingStats::default());
+        let lander = Arc::new(Lander {
+            buffer: buffer.clone(),
+            warehouse,
+            wal: wal.clone(),
+            dedup: dedup.clone(),
+            node_id: node_id.clone(),
+            stats: stats.clone(),
+            clock: clock.clone(),
+            landing: tokio::sync::Mutex::new(()),
+        });
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replaying the write-ahead log");
+            lander.land_once().await?;
+        }
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(lander.clone().run(config.land_interval, stop.clone()));
+        tracing::info!(node = %node_id, data_dir = %data_dir.display(), "ingest node started");
+        let upload_slots = Semaphore::new(config.max_concurrent_uploads);
+        Ok(Ingest {
+            shared: Arc::new(Shared {
+                config,
+                directory,
+                dedup,
+                wal,
+                buffer,
+                stats,
+                clock,
+                upload_slots,
+            }),
+            lander,
+            lander_task: std::sync::Mutex::new(Some(task)),
+            stop,
+            replayed,
+        })
+    }
+
+    /// Records the write-ahead log held at start.
+    pub fn replayed(&self) -> usize {
+        self.replayed
+    }
+
+    /// The lander's counters (shared: still readable after the node has shut down).
+    pub fn stats_handle(&self) -> Arc<LandingStats> {
+        self.shared.stats.clone()
+    }
+
+    /// Lands everything acknowledged so far, now (the demo and tests use it to read their own
+    /// writes without waiting for the timer).
+    pub async fn flush(&self) -> Result<u64, IngestError> {
+        Ok(self.lander.land_once().await?)
+    }
+
+    /// A handle that lands everything acknowledged so far on demand, usable while the node
+    /// serves (the demo and tests read their own writes with it instead of waiting).
+    pub fn flusher(&self) -> Flusher {
+        Flusher {
+            lander: self.lander.clone(),
+        }
+    }
+
+    /// The routes: upload, health, metrics, OpenAPI.
+    pub fn router(&self) -> Router {
+        let limits = self.shared.config.limits;
+        let upload = Router::new()
+            .route("/v1/agent/batches", post(upload))
+            .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
+            .layer(axum::middleware::map_request(remember_encoding))
+            .layer(RequestBodyLimitLayer::new(limits.max_body_bytes));
+        Router::new()
+            .merge(upload)
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .route("/openapi.json", get(openapi_json))
+            .fallback(not_found)
+            .layer(axum::middleware::map_response(in_contract_shape))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .with_state(self.shared.clone())
+    }
+
+    /// Stops the log thread and lands what is left. Call after the HTTP server stopped.
+    pub async fn shutdown(self) -> Result<(), IngestError> {
+        self.shared.wal.close();
+        self.stop.notify_one();
+        let task = self.lander_task.lock().expect("not poisoned").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.lander.land_once().await?;
+        tracing::info!("ingest node stopped; everything acknowledged has landed");
+        Ok(())
+    }
+}
+
+/// Lands on demand; see [`Ingest::flusher`].
+#[derive(Debug, Clone)]
+pub struct Flusher {
+    lander: Arc<Lander>,
+}
+
+impl Flusher {
+    /// Lands everything acknowledged before this call. Returns the rows landed by this call.
+    pub async fn flush(&self) -> Result<u64, crate::landing::LandingError> {
+        self.lander.land_once().await
+    }
+}
+
+/// Serves `ingest` on `listener` until `shutdown` completes, then finishes in-flight requests
+/// and lands what is left.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ingest: Ingest,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), IngestError> {
+    let address = listener.local_addr().ok();
+    tracing::info!(address = ?address, "listening");
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the HTTP server stopped with an error");
+    }
+    ingest.shutdown().await
+}
+
+/// The process-wide Prometheus recorder (installed once; later servers in the same process
+/// share it).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .expect("non-empty buckets");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics shows only what it exports");
+        }
+        handle
+    })
+}
+
+/// The `Content-Encoding` the client sent (decompression removes the header), so a body that
+/// fails to decompress is reported as such.
+#[derive(Debug, Clone)]
+struct SentEncoding;
+
+async fn remember_encoding(mut request: Request) -> Request {
+    if request.headers().contains_key(header::CONTENT_ENCODING) {
+        request.extensions_mut().insert(SentEncoding);
+    }
+    request
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a body error is a size limit (ours, or tower-http's on the compressed body).
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && is_length_limit(inner)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/agent/batches",
+    tag = "agent",
+    request_body(content = Object, content_type = "application/json",
+        description = "One batch from one device (see the contract); Content-Encoding gzip or zstd allowed"),
+    responses(
+        (status = 200, description = "The batch is durable", body = BatchAnswer),
+        (status = 400, description = "The envelope cannot be used", body = ErrorBody),
+        (status = 401, description = "No or unknown agent key", body = ErrorBody),
+        (status = 403, description = "Not an agent key", body = ErrorBody),
+        (status = 413, description = "Too large before or after decompression, or too many events", body = ErrorBody),
+        (status = 415, description = "Wrong content type or encoding", body = ErrorBody),
+        (status = 503, description = "Shedding load; retry after Retry-After seconds", body = ErrorBody),
+    ),
+    security(("agent_key" = []))
+)]
+async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let Ok(_slot) = shared.upload_slots.try_acquire() else {
+        metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "busy").increment(1);
+        return Err(ApiError::unavailable(
+            "server_busy",
+            "the server is handling as many uploads as it can; retry after the Retry-After delay",
+            1,
+        ));
+    };
+    let (parts, body) = request.into_parts();
+    let principal = match bearer(&parts.headers) {
+        None => None,
+        Some(token) => shared.directory.authenticate(token).map_err(|e| {
+            tracing::error!(error = %e, "cannot read the keys");
+            ApiError::internal()
+        })?,
+    };
+    let Some(principal) = principal else {
+        metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "unauthorized")
+            .increment(1);
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an agent key as `Authorization: Bearer <key>`; create one with `elevation keys create --kind agent`",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Ok(response);
+    };
+    let tenant = principal.tenant.clone();
+    if principal.kind != KeyKind::Agent {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this is an admin key; uploads need an agent key of the tenant",
+        ));
+    }
+    if !is_json(&parts.headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the batch as `Content-Type: application/json`",
+        ));
+    }
+    if shared.buffer.bytes() >= shared.config.max_buffered_bytes {
+        metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "backlog")
+            .increment(1);
+        return Err(ApiError::unavailable(
+            "landing_backlog",
+            "the server is behind on writing to the warehouse; retry after the Retry-After delay",
+            2,
+        ));
+    }
+    let encoded = parts.extensions.get::<SentEncoding>().is_some();
+    let limits = shared.config.limits;
+    let body = http_body_util::Limited::new(body, limits.max_decompressed_bytes)
+        .collect()
+        .await
+        .map_err(|e| {
+            if is_length_limit(e.as_ref()) {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "the body exceeds {} MiB as sent or {} MiB decompressed; split the batch",
+                        limits.max_body_bytes >> 20,
+                        limits.max_decompressed_bytes >> 20
+                    ),
+                )
+            } else if encoded {
+                ApiError::bad_request(
+                    "invalid_encoding",
+                    format!("the body does not decompress as its Content-Encoding says: {e}"),
+                )
+            } else {
+                ApiError::bad_request("body_read_failed", format!("the body could not be read: {e}"))
+            }
+        })?;
+    let body = body.to_bytes();
+    let now = shared.clock.now();
+    let cap = shared.directory.settings_of(&tenant).reporting_cap;
+    let validation = ValidationContext::new(now);
+    let processed = process(&body, &tenant, cap, now, &limits, &validation).inspect_err(|e| {
+        metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code)
+            .increment(1);
+    })?;
+    drop(body);
+
+    let answer = loop {
+        match shared.dedup.claim(&processed.key) {
+            Claim::Stored(first) => {
+                metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "duplicate")
+                    .increment(1);
+                break BatchAnswer {
+                    duplicate: true,
+                    ..(*first).clone()
+                };
+            }
+            Claim::Wait(mut receiver) => {
+                // The same batch is being stored by another request: its outcome is ours.
+                let outcome = receiver.wait_for(Option::is_some).await.ok().and_then(|v| v.clone());
+                if let Some(Ok(first)) = outcome {
+                    break BatchAnswer {
+                        duplicate: true,
+                        ..(*first).clone()
+                    };
+                }
+                continue;
+            }
+            Claim::New(guard) => {
+                let header = RecordHeader {
+                    key: processed.key.clone(),
+                    received_at: now,
+                    answer: processed.answer.clone(),
+                };
+                let payload =
+                    wal::encode_payload(&header, processed.elevations.as_ref(), processed.diagnostics.as_ref());
+                let record = LoggedBatch {
+                    seq: 0,
+                    header,
+                    elevations: processed.elevations.clone(),
+                    diagnostics: processed.diagnostics.clone(),
+                };
+                shared.wal.append(payload, record).await.map_err(|e| {
+                    tracing::error!(error = %e, "cannot make a batch durable");
+                    ApiError::unavailable(
+                        "storage_unavailable",
+                        "the server cannot store batches right now; nothing was stored, retry later",
+                        5,
+                    )
+                })?;
+                guard.finish(Arc::new(processed.answer.clone()), now);
+                record_accepted(&tenant, &processed.answer);
+                break processed.answer.clone();
+            }
+        }
+    };
+    metrics::histogram!("elevation_ingest_request_seconds").record(started.elapsed().as_secs_f64());
+    Ok(axum::Json(answer).into_response())
+}
+
+fn record_accepted(tenant: &str, answer: &BatchAnswer) {
+    let outcome = if answer.rejected.is_empty() {
+        "accepted"
+    } else {
+        "partial"
+    };
+    metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.to_owned(), "outcome" => outcome)
+        .increment(1);
+    let mut rejected = [0u64; 2];
+    for r in &answer.rejected {
+        rejected[usize::from(r.kind == warehouse::EventKind::Diagnostic)] += 1;
+    }
+    for (kind, accepted, dropped, rejected) in [
+        (
+            "elevation",
+            answer.accepted.elevations,
+            answer.dropped_by_policy.elevations,
+            rejected[0],
+        ),
+        (
+            "diagnostic",
+            answer.accepted.diagnostics,
+            answer.dropped_by_policy.diagnostics,
+            rejected[1],
+        ),
+    ] {
+        for (outcome, n) in [
+            ("accepted", accepted),
+            ("dropped_by_policy", dropped),
+            ("rejected", rejected),
+        ] {
+            if n > 0 {
+                metrics::counter!("elevation_ingest_events_total", "tenant" => tenant.to_owned(), "kind" => kind, "outcome" => outcome)
+                    .increment(n);
+            }
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive")))]
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Accepting uploads"),
+    (status = 503, description = "Not accepting uploads: backlog or storage failing", body = ErrorBody)))]
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let buffered = shared.buffer.bytes();
+    let failing = shared.stats.failing.load(Ordering::Relaxed);
+    if buffered >= shared.config.max_buffered_bytes {
+        return ApiError::unavailable("landing_backlog", "the landing backlog is full", 2).into_response();
+    }
+    if failing >= 3 {
+        return ApiError::unavailable(
+            "warehouse_failing",
+            "landing in the warehouse keeps failing; see the log",
+            5,
+        )
+        .into_response();
+    }
+    axum::Json(serde_json::json!({
+        "status": "ready",
+        "waitingToLand": shared.buffer.len(),
+        "walSegments": shared.wal.segment_count(),
+        "rememberedBatches": shared.dedup.len(),
+        "landedSeq": shared.stats.landed_seq.load(Ordering::Relaxed),
+    }))
+    .into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics_text() -> Response {
+    let handle = metrics_handle();
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+}
+
+/// The OpenAPI document of the HTTP API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "elevation", description = "Elevation telemetry and reporting for Endpoint Privilege Management"),
+    paths(upload, healthz, readyz, metrics_text),
+    components(schemas(BatchAnswer, crate::answer::Counts, ErrorBody, crate::answer::ErrorDetail)),
+    modifiers(&BearerKeys)
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerKeys;
+
+impl utoipa::Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("agent_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+async fn openapi_json() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; GET /openapi.json lists them",
+    )
+}
+
+/// Rewrites the plain-text errors of layers and routing (413 from the body limit, 415 from
+/// decompression, 405) into the contract's error shape.
+async fn in_contract_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "body_too_large",
+            "the body is larger than the server accepts; split the batch",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            "unsupported_encoding",
+            "Content-Encoding must be gzip, zstd or absent",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", "this endpoint does not take that method")
+        }
+        s if s.is_server_error() => ApiError::internal(),
+        _ => ApiError::new(status, "bad_request", "the request could not be handled"),
+    };
+    let mut rewritten = error.into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}

@@ -1,0 +1,301 @@
+//! `elevation bench ingest`: upload throughput end to end — simulated agents posting gzip
+//! batches of 1,000 events over loopback HTTP to a real `elevation serve` process, durable
+//! acknowledgements, landing in the warehouse — against, in the same run, the in-process floor:
+//! the same bodies gunzipped, parsed, validated, turned into Arrow and written as zstd Parquet
+//! with no HTTP, no write-ahead log and no Delta commit. Run it from a release build.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use warehouse::deltalake::parquet::arrow::ArrowWriter;
+use warehouse::deltalake::parquet::basic::{Compression, ZstdLevel};
+use warehouse::deltalake::parquet::file::properties::WriterProperties;
+use warehouse::{AgentBatch, Clock, ReportingLevel};
+
+/// Settings of the ingest benchmark.
+#[derive(Debug, Args)]
+pub(crate) struct IngestBenchArgs {
+    /// Events uploaded in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Events per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_events: usize,
+    /// Uploads in flight (simulated agents at once).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seed of the simulated fleet the events are drawn from.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+/// Builds `count` gzip bodies of `per_batch` elevations each, drawn from a simulated fleet
+/// (every event gets a fresh id, so nothing is a duplicate). Returns the bodies and the JSON
+/// bytes they hold.
+fn bodies(seed: u64, count: usize, per_batch: usize) -> Result<(Vec<Vec<u8>>, u64)> {
+    let today = warehouse::SystemClock.now().date_naive();
+    let config = simulator::SimConfig {
+        rate: 4.0,
+        ..simulator::SimConfig::new(seed, 2000, 6, today)
+    };
+    let mut pool = Vec::new();
+    simulator::simulate(&config, |_, _, batch| {
+        pool.extend(batch.elevations.iter().cloned());
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .expect("in memory");
+    anyhow::ensure!(!pool.is_empty(), "the simulated fleet produced no elevations");
+    let mut out = Vec::with_capacity(count);
+    let mut json_bytes = 0u64;
+    let mut next = 0usize;
+    for b in 0..count {
+        let mut elevations = Vec::with_capacity(per_batch);
+        for i in 0..per_batch {
+            let mut event = pool[next % pool.len()].clone();
+            next += 1;
+            event.id = format!("bench-{b:07}-{i:05}");
+            elevations.push(event);
+        }
+        let batch = AgentBatch {
+            batch_id: format!("bench-batch-{b:07}"),
+            device_id: format!("bench-device-{:05}", b % 20_000),
+            device_name: format!("BENCH-{:05}", b % 20_000),
+            agent_version: "1.4.0".into(),
+            reporting_level: ReportingLevel::All,
+            elevations,
+            diagnostics: Vec::new(),
+        };
+        let json = serde_json::to_vec(&batch)?;
+        json_bytes += json.len() as u64;
+        out.push(ingest::AgentClient::compress(&json));
+    }
+    Ok((out, json_bytes))
+}
+
+/// The floor: gunzip → parse and validate → Arrow → zstd Parquet, on every core, in process.
+fn floor(bodies: &[Vec<u8>], dir: &Path) -> Result<(Duration, u64)> {
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = bodies.len().div_ceil(threads);
+    let rows = AtomicU64::new(0);
+    std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for (t, part) in bodies.chunks(chunk.max(1)).enumerate() {
+            let rows = &rows;
+            handles.push(scope.spawn(move || -> Result<()> {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid")))
+                    .build();
+                let file = std::fs::File::create(dir.join(format!("floor-{t}.parquet")))?;
+                let mut writer = ArrowWriter::try_new(file, warehouse::schema::elevation_schema(), Some(props))?;
+                let now = warehouse::SystemClock.now();
+                let validation = warehouse::ValidationContext::new(now);
+                let limits = ingest::UploadLimits::default();
+                for body in part {
+                    let mut json = Vec::with_capacity(body.len() * 8);
+                    flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut json)?;
+                    let processed =
+                        ingest::batch::process(&json, "bench", ReportingLevel::All, now, &limits, &validation)
+                            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    if let Some(batch) = processed.elevations {
+                        rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        writer.write(&batch)?;
+                    }
+                }
+                writer.close()?;
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join().expect("floor thread")?;
+        }
+        Ok(())
+    })?;
+    Ok((started.elapsed(), rows.load(Ordering::Relaxed)))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn count_files(dir: &Path, extension: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                count_files(&path, extension)
+            } else {
+                u64::from(path.extension().is_some_and(|x| x == extension))
+            }
+        })
+        .sum()
+}
+
+/// Runs the ingest benchmark and prints its figures.
+pub(crate) async fn ingest(args: IngestBenchArgs) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release -- bench ingest`");
+    }
+    let batches = args.events.div_ceil(args.batch_events.max(1));
+    println!(
+        "preparing {batches} gzip batches of {} events from a simulated fleet…",
+        args.batch_events
+    );
+    let (bodies, json_bytes) =
+        tokio::task::spawn_blocking(move || bodies(args.seed, batches, args.batch_events)).await??;
+    let events = (batches * args.batch_events) as f64;
+    let wire_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+    let work = tempfile::tempdir()?;
+
+    // Floor, in process.
+    let floor_dir = work.path().join("floor");
+    std::fs::create_dir_all(&floor_dir)?;
+    let floor_bodies = bodies.clone();
+    let floor_path = floor_dir.clone();
+    let (floor_time, floor_rows) = tokio::task::spawn_blocking(move || floor(&floor_bodies, &floor_path)).await??;
+    anyhow::ensure!(
+        floor_rows as f64 == events,
+        "the floor stored {floor_rows} rows of {events}"
+    );
+
+    // End to end, against a real server process.
+    let node = work.path().join("node");
+    let store = warehouse::tenants::TenantStore::new(&node);
+    let (key, _) = store.create_key(
+        "bench",
+        warehouse::tenants::KeyKind::Agent,
+        None,
+        warehouse::SystemClock.now(),
+    )?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&node)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .context("starting elevation serve")?;
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    lines.read_line(&mut line)?;
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .with_context(|| format!("unexpected first line from the server: {line:?}"))?
+        .to_owned();
+    let peak = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kib) = peak_rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let client = ingest::AgentClient::new(&base, &key);
+    let report = client.upload_all(bodies, args.concurrency).await.context("uploading")?;
+    let acked = report.totals().0.elevations;
+    anyhow::ensure!(
+        acked as f64 == events,
+        "the server acknowledged {acked} of {events} events"
+    );
+    let stop_started = Instant::now();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let status = child.wait()?;
+    let landed_after = report.elapsed + stop_started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    anyhow::ensure!(status.success(), "the server exited with {status}");
+    let files = count_files(&node.join("warehouse").join("elevations"), "parquet");
+    let table_bytes: u64 = {
+        fn size(dir: &Path) -> u64 {
+            std::fs::read_dir(dir)
+                .map(|es| {
+                    es.flatten()
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                size(&e.path())
+                            } else {
+                                e.metadata().map_or(0, |m| m.len())
+                            }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        size(&node.join("warehouse").join("elevations"))
+    };
+
+    let e2e = report.elapsed.as_secs_f64();
+    let floor_s = floor_time.as_secs_f64();
+    println!();
+    println!(
+        "elevation bench ingest — {batches} batches × {} events, {} uploads in flight",
+        args.batch_events, args.concurrency
+    );
+    println!(
+        "  JSON {:.1} MB, gzip on the wire {:.1} MB",
+        json_bytes as f64 / 1e6,
+        wire_bytes as f64 / 1e6
+    );
+    println!();
+    println!("  {:<44} {:>12} {:>10} {:>10}", "", "events/s", "JSON MB/s", "seconds");
+    println!(
+        "  {:<44} {:>12.0} {:>10.1} {:>10.2}",
+        "floor (gunzip→validate→Arrow→Parquet zstd)",
+        events / floor_s,
+        json_bytes as f64 / 1e6 / floor_s,
+        floor_s
+    );
+    println!(
+        "  {:<44} {:>12.0} {:>10.1} {:>10.2}",
+        "end to end (HTTP, durable acks)",
+        events / e2e,
+        json_bytes as f64 / 1e6 / e2e,
+        e2e
+    );
+    println!(
+        "  {:<44} {:>12.0} {:>10.1} {:>10.2}",
+        "end to end until landed (incl. shutdown)",
+        events / landed_after.as_secs_f64(),
+        json_bytes as f64 / 1e6 / landed_after.as_secs_f64(),
+        landed_after.as_secs_f64()
+    );
+    println!();
+    println!("  end to end / floor: {:.2}×", floor_s / e2e);
+    println!(
+        "  ack latency p50 {:.1} ms, p99 {:.1} ms",
+        report.latency_quantile(0.5).as_secs_f64() * 1e3,
+        report.latency_quantile(0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "  server peak RSS {:.0} MiB",
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    println!(
+        "  Parquet files written {files}, table size {:.1} MB ({:.1} bytes/event)",
+        table_bytes as f64 / 1e6,
+        table_bytes as f64 / events
+    );
+    Ok(())
+}

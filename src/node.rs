@@ -1,0 +1,115 @@
+//! Starting an ingest node from the command line's settings, and uploading a simulated fleet
+//! to one. Glue only: the work is in `ingest` and `simulator`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use warehouse::{Location, Warehouse};
+
+use crate::DataArgs;
+
+/// The warehouse location: `--warehouse`, or `DATA_DIR/warehouse`.
+pub(crate) fn location(data: &DataArgs) -> Result<Location> {
+    let text = match &data.warehouse {
+        Some(url) => url.clone(),
+        None => data.data_dir.join("warehouse").to_string_lossy().into_owned(),
+    };
+    Ok(Location::parse(&text)?)
+}
+
+/// Runs `elevation serve` until SIGTERM or Ctrl-C.
+pub(crate) async fn serve(config: ingest::IngestConfig, location: Location, listen: &str) -> Result<()> {
+    let warehouse = Arc::new(Warehouse::new(location));
+    let ingest = ingest::Ingest::start(config, warehouse.clone(), Arc::new(warehouse::SystemClock))
+        .await
+        .context("starting the ingest node")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when --listen ends in :0.
+    println!(
+        "listening on http://{address} (warehouse {})",
+        warehouse.location().display()
+    );
+    if ingest.replayed() > 0 {
+        println!("replayed {} batches from the write-ahead log", ingest.replayed());
+    }
+    let router = ingest.router();
+    ingest::serve(listener, ingest, router, shutdown_signal()).await?;
+    println!("stopped; every acknowledged batch has landed");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight uploads and landing what is left");
+}
+
+/// Simulates a fleet in memory and returns each batch as its JSON body, with the truth.
+pub(crate) fn simulated_bodies(config: &simulator::SimConfig) -> Result<(Vec<Vec<u8>>, simulator::GroundTruth)> {
+    config.validate()?;
+    let mut bodies = Vec::new();
+    let (_, truth) = simulator::simulate(config, |_, _, batch| {
+        bodies.push(serde_json::to_vec(batch).expect("batches serialise"));
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .expect("collecting in memory cannot fail");
+    Ok((bodies, truth))
+}
+
+/// `elevation simulate --target`: uploads a simulated fleet and compares the answers with the
+/// ground truth.
+pub(crate) async fn simulate_to(
+    config: &simulator::SimConfig,
+    target: &str,
+    key: &str,
+    concurrency: usize,
+) -> Result<()> {
+    let (bodies, truth) = simulated_bodies(config)?;
+    let client = ingest::AgentClient::new(target, key);
+    let bodies: Vec<Vec<u8>> = bodies.iter().map(|b| ingest::AgentClient::compress(b)).collect();
+    let report = client
+        .upload_all(bodies, concurrency)
+        .await
+        .context("uploading the simulated fleet")?;
+    let (accepted, dropped, rejected) = report.totals();
+    println!(
+        "uploaded {} batches in {:.1} s: accepted {} elevations and {} diagnostic events, {} dropped by policy, {} rejected, {} duplicates",
+        report.answers.len(),
+        report.elapsed.as_secs_f64(),
+        accepted.elevations,
+        accepted.diagnostics,
+        dropped.elevations + dropped.diagnostics,
+        rejected,
+        report.answers.iter().filter(|a| a.duplicate).count()
+    );
+    println!(
+        "ground truth: {} elevations and {} diagnostic events sent",
+        truth.totals.elevations, truth.totals.diagnostics
+    );
+    println!(
+        "ack latency p50 {:.1} ms, p99 {:.1} ms",
+        report.latency_quantile(0.5).as_secs_f64() * 1e3,
+        report.latency_quantile(0.99).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
