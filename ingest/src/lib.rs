@@ -14,7 +14,6 @@
 //! * `wal`: the write-ahead log (segments, frames, replay, group commit on one thread).
 //! * `landing`: durable records → Delta commits that record how far the log has landed.
 //! * `dedup`: `(tenant, deviceId, batchId)` → first answer, across restarts.
-//! * [`directory`]: keys and tenant settings, reloaded when `elevation keys` changes them.
 //! * [`client`]: the agent's upload with gzip and retries.
 //!
 //! # The path of a batch
@@ -29,7 +28,6 @@ pub mod answer;
 pub mod batch;
 pub mod client;
 mod dedup;
-pub mod directory;
 mod landing;
 pub mod server;
 mod wal;

@@ -19,6 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
+use warehouse::directory::Directory;
 use warehouse::tenants::{KeyKind, TenantStore};
 use warehouse::validate::ValidationContext;
 use warehouse::{Clock, Table, Warehouse};
@@ -26,7 +27,6 @@ use warehouse::{Clock, Table, Warehouse};
 use crate::answer::{ApiError, BatchAnswer, ErrorBody};
 use crate::batch::{UploadLimits, process};
 use crate::dedup::{Claim, Dedup};
-use crate::directory::Directory;
 use crate::landing::{Lander, LandingBuffer, LandingStats, Pending};
 use crate::wal::{self, LoggedBatch, RecordHeader, Wal};
 

@@ -22,12 +22,14 @@
 //! * [`tables`]: the Delta tables on a local folder or S3, atomic appends with the ingest
 //!   node's progress recorded in the same commit.
 //! * [`tenants`]: agent and admin keys (stored hashed), roles, tenant settings.
+//! * [`directory`]: the keys and settings as a server sees them, reloaded when they change.
 //! * [`clock`]: the injected clock, so validation windows are testable.
 
 #[macro_use]
 mod macros;
 
 pub mod clock;
+pub mod directory;
 pub mod durable;
 pub mod levels;
 pub mod model;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
-use warehouse::tenants::{Keyring, Principal, TenantError, TenantSettings, TenantStore};
+use crate::tenants::{Keyring, Principal, TenantError, TenantSettings, TenantStore};
 
 #[derive(Debug, Default)]
 struct Cached {
