@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod maintain;
 mod node;
 
 use std::path::PathBuf;
@@ -73,9 +74,15 @@ enum Command {
     /// Show or change the settings of the tenant given by --tenant.
     #[command(subcommand)]
     Tenant(TenantCommand),
-    /// Merge small files of the warehouse tables.
-    Compact,
-    /// Apply the retention policy to the warehouse tables.
+    /// Merge the small files of the warehouse tables into large sorted ones, dropping duplicate
+    /// event ids (the server also does this on its maintenance schedule).
+    Compact {
+        /// Which table: elevations, diagnostics or all.
+        #[arg(long, default_value = "all", value_parser = ["elevations", "diagnostics", "all"])]
+        table: String,
+    },
+    /// Delete rows older than each tenant's retention window and remove their files from
+    /// storage (the server also does this on its maintenance schedule).
     Retention,
     /// Benchmarks (build with --release).
     #[command(subcommand)]
@@ -112,7 +119,13 @@ enum TenantCommand {
         /// The highest reporting level accepted from the tenant's devices: none, diagnostic,
         /// managed or all. Devices declaring more are capped; the rest is counted, never stored.
         #[arg(long)]
-        reporting_cap: String,
+        reporting_cap: Option<String>,
+        /// Days of raw elevations kept (default 400).
+        #[arg(long)]
+        elevation_retention_days: Option<u32>,
+        /// Days of diagnostic events kept (default 90).
+        #[arg(long)]
+        diagnostic_retention_days: Option<u32>,
     },
 }
 
@@ -133,6 +146,9 @@ struct ServeArgs {
     /// Uploads handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "ELEVATION_MAX_CONCURRENT_UPLOADS", default_value_t = 256)]
     max_concurrent_uploads: usize,
+    /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
+    #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
+    maintenance_interval_minutes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -240,7 +256,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config.land_interval = std::time::Duration::from_millis(args.land_interval_ms.max(10));
             config.max_concurrent_uploads = args.max_concurrent_uploads.max(1);
             let location = node::location(&data)?;
-            runtime()?.block_on(node::serve(config, location, &args.listen))?;
+            let maintenance = (args.maintenance_interval_minutes > 0)
+                .then(|| std::time::Duration::from_secs(args.maintenance_interval_minutes * 60));
+            runtime()?.block_on(node::serve(config, location, &args.listen, maintenance))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(command) => {
@@ -249,15 +267,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Tenant(command) => {
             let store = warehouse::tenants::TenantStore::new(&data.data_dir);
-            if let TenantCommand::Set { reporting_cap } = command {
-                let reporting_cap = warehouse::ReportingLevel::parse(&reporting_cap)?;
-                store.set_settings(&data.tenant, warehouse::tenants::TenantSettings { reporting_cap })?;
+            if let TenantCommand::Set {
+                reporting_cap,
+                elevation_retention_days,
+                diagnostic_retention_days,
+            } = command
+            {
+                let mut settings = store.settings_of(&data.tenant)?;
+                if let Some(cap) = reporting_cap {
+                    settings.reporting_cap = warehouse::ReportingLevel::parse(&cap)?;
+                }
+                for (days, slot) in [
+                    (elevation_retention_days, &mut settings.elevation_retention_days),
+                    (diagnostic_retention_days, &mut settings.diagnostic_retention_days),
+                ] {
+                    if let Some(days) = days {
+                        anyhow::ensure!(
+                            (1..=36_500).contains(&days),
+                            "retention must be 1 to 36500 days, not {days}"
+                        );
+                        *slot = Some(days);
+                    }
+                }
+                store.set_settings(&data.tenant, settings)?;
             }
             let settings = store.settings_of(&data.tenant)?;
             println!(
-                "tenant {}: reporting cap {}",
+                "tenant {}: reporting cap {}, elevations kept {} days, diagnostics kept {} days",
                 data.tenant,
-                settings.reporting_cap.as_str()
+                settings.reporting_cap.as_str(),
+                settings.retention_days(warehouse::Table::Elevations),
+                settings.retention_days(warehouse::Table::Diagnostics)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -269,8 +309,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Suggest => not_built("suggest", "rule-tuning suggestions are issue #6"),
         Command::Export => not_built("export", "policy exports are issue #6"),
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
-        Command::Compact => not_built("compact", "warehouse maintenance is issue #4"),
-        Command::Retention => not_built("retention", "warehouse maintenance is issue #4"),
+        Command::Compact { table } => {
+            let location = node::location(&data)?;
+            let tables: Vec<warehouse::Table> = warehouse::Table::ALL
+                .into_iter()
+                .filter(|t| table == "all" || t.name() == table)
+                .collect();
+            runtime()?.block_on(maintain::compact(location, &tables))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention => {
+            let location = node::location(&data)?;
+            runtime()?.block_on(maintain::retention(location, &data.data_dir, today))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -18,8 +18,20 @@ pub(crate) fn location(data: &DataArgs) -> Result<Location> {
 }
 
 /// Runs `elevation serve` until SIGTERM or Ctrl-C.
-pub(crate) async fn serve(config: ingest::IngestConfig, location: Location, listen: &str) -> Result<()> {
+pub(crate) async fn serve(
+    config: ingest::IngestConfig,
+    location: Location,
+    listen: &str,
+    maintenance: Option<std::time::Duration>,
+) -> Result<()> {
     let warehouse = Arc::new(Warehouse::new(location));
+    if let Some(every) = maintenance {
+        tokio::spawn(crate::maintain::every(
+            warehouse.clone(),
+            config.data_dir.clone(),
+            every,
+        ));
+    }
     let ingest = ingest::Ingest::start(config, warehouse.clone(), Arc::new(warehouse::SystemClock))
         .await
         .context("starting the ingest node")?;

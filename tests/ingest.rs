@@ -148,6 +148,7 @@ async fn reporting_levels_are_enforced_on_the_server_and_dropped_events_are_neve
             "contoso",
             warehouse::tenants::TenantSettings {
                 reporting_cap: warehouse::ReportingLevel::Managed,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -8,5 +8,6 @@ mod cli;
 mod crash;
 mod hostile;
 mod ingest;
+mod maintenance;
 mod simulator_truth;
 mod tidy;

@@ -21,6 +21,7 @@
 //! * [`rows`]: events to Arrow record batches, stamped with their batch's context.
 //! * [`tables`]: the Delta tables on a local folder or S3, atomic appends with the ingest
 //!   node's progress recorded in the same commit.
+//! * [`maintenance`]: compaction (large sorted files, duplicate ids removed) and retention.
 //! * [`tenants`]: agent and admin keys (stored hashed), roles, tenant settings.
 //! * [`directory`]: the keys and settings as a server sees them, reloaded when they change.
 //! * [`clock`]: the injected clock, so validation windows are testable.
@@ -32,6 +33,7 @@ pub mod clock;
 pub mod directory;
 pub mod durable;
 pub mod levels;
+pub mod maintenance;
 pub mod model;
 pub mod rows;
 pub mod schema;

@@ -253,7 +253,7 @@ impl Warehouse {
         }
         let mut handle = self.builder(table)?.build().map_err(delta)?;
         match handle.load().await {
-            Ok(()) => return Ok(handle),
+            Ok(()) => return self.evolve(table, handle).await,
             Err(DeltaTableError::NotATable(_)) => {}
             Err(source) => return Err(delta(source)),
         }
@@ -277,6 +277,28 @@ impl Warehouse {
                 Ok(handle)
             }
         }
+    }
+
+    /// Schema evolution: a column the code's schema has and the table lacks (a newer release
+    /// added it) is added to the table as nullable, in one commit. Old files simply read as
+    /// null in it; nothing is rewritten.
+    async fn evolve(&self, table: Table, handle: DeltaTable) -> Result<DeltaTable, WarehouseError> {
+        let delta = |source| WarehouseError::Delta {
+            table: table.name(),
+            source,
+        };
+        let existing = handle.snapshot().map_err(delta)?.schema();
+        let wanted: StructType = table.schema().as_ref().try_into_kernel().map_err(|e| delta(e.into()))?;
+        let missing: Vec<_> = wanted
+            .fields()
+            .filter(|f| existing.field(f.name()).is_none() && f.is_nullable())
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(handle);
+        }
+        tracing::info!(table = table.name(), columns = ?missing.iter().map(|f| f.name().to_owned()).collect::<Vec<_>>(), "adding new nullable columns");
+        handle.add_columns().with_fields(missing).await.map_err(delta)
     }
 
     /// The last `txn` version an application (an ingest node) recorded in a table.
@@ -339,10 +361,13 @@ impl Warehouse {
         if let Some((app_id, version)) = transaction {
             properties = properties.with_application_transaction(Transaction::new(app_id, version));
         }
+        // A landing is a blind append: it read nothing. Saying so with a predicate that matches
+        // no file matters: without one, Delta's conflict checker assumes the append read the
+        // whole table and fails it whenever a compaction or retention removed any file.
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect()),
-            predicate: None,
+            predicate: Some("false".to_owned()),
         };
         let snapshot = handle.snapshot().map_err(delta)?;
         let finalized = CommitBuilder::from(properties)
@@ -377,9 +402,26 @@ impl Warehouse {
     }
 }
 
+/// Syncs a commit file and the log folder.
+pub(crate) fn sync_commit(table_dir: &Path, version: u64) -> Result<(), WarehouseError> {
+    let log = table_dir.join("_delta_log");
+    let commit = log.join(format!("{version:020}.json"));
+    crate::durable::sync_file(&commit).map_err(|source| WarehouseError::Sync {
+        path: commit.clone(),
+        source,
+    })?;
+    crate::durable::sync_dir(&log).map_err(|source| WarehouseError::Sync {
+        path: log.clone(),
+        source,
+    })
+}
+
 /// Syncs each new file and every folder between it and the table root, so new partition
 /// folders survive a power cut too.
-fn sync_added_files<'a>(table_dir: &Path, relative: impl Iterator<Item = &'a str>) -> Result<(), WarehouseError> {
+pub(crate) fn sync_added_files<'a>(
+    table_dir: &Path,
+    relative: impl Iterator<Item = &'a str>,
+) -> Result<(), WarehouseError> {
     let mut dirs = BTreeSet::new();
     for path in relative {
         let decoded = percent_decode(path);

@@ -158,12 +158,41 @@ pub struct Principal {
 pub struct TenantSettings {
     /// The highest reporting level the tenant accepts; devices declaring more are capped.
     pub reporting_cap: ReportingLevel,
+    /// Days of raw elevations kept (default [`DEFAULT_ELEVATION_RETENTION_DAYS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation_retention_days: Option<u32>,
+    /// Days of diagnostic events kept (default [`DEFAULT_DIAGNOSTIC_RETENTION_DAYS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic_retention_days: Option<u32>,
+}
+
+/// Raw elevations are kept 400 days by default: 13 months covers a yearly audit plus the month
+/// it takes to run one. Tenants that must keep evidence longer (7 years for some regulators)
+/// raise it per tenant.
+pub const DEFAULT_ELEVATION_RETENTION_DAYS: u32 = 400;
+/// Diagnostic events are kept 90 days by default: they explain recent agent trouble, not history.
+pub const DEFAULT_DIAGNOSTIC_RETENTION_DAYS: u32 = 90;
+
+impl TenantSettings {
+    /// Days of rows a table keeps for this tenant.
+    pub fn retention_days(&self, table: crate::Table) -> u32 {
+        match table {
+            crate::Table::Elevations => self
+                .elevation_retention_days
+                .unwrap_or(DEFAULT_ELEVATION_RETENTION_DAYS),
+            crate::Table::Diagnostics => self
+                .diagnostic_retention_days
+                .unwrap_or(DEFAULT_DIAGNOSTIC_RETENTION_DAYS),
+        }
+    }
 }
 
 impl Default for TenantSettings {
     fn default() -> Self {
         TenantSettings {
             reporting_cap: ReportingLevel::All,
+            elevation_retention_days: None,
+            diagnostic_retention_days: None,
         }
     }
 }

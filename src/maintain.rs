@@ -1,0 +1,91 @@
+//! `elevation compact`, `elevation retention` and the server's maintenance schedule: glue
+//! around `warehouse::maintenance`, with a progress bar on the terminal.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use warehouse::tenants::TenantStore;
+use warehouse::{Clock, Location, Table, Warehouse};
+
+/// Compacts `tables`, showing a progress bar per table.
+pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> {
+    let warehouse = Warehouse::new(location);
+    for &table in tables {
+        let bar = indicatif::ProgressBar::new(0).with_message(format!("compacting {}", table.name()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} partitions {elapsed}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let report = warehouse
+            .compact(table, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .await?;
+        bar.finish_and_clear();
+        println!(
+            "{}: {} partitions compacted, {} files → {}, {} rows → {} ({} duplicates removed), {:.1} MB → {:.1} MB{}",
+            table.name(),
+            report.partitions,
+            report.files_before,
+            report.files_after,
+            report.rows_before,
+            report.rows_after,
+            report.rows_before - report.rows_after,
+            report.bytes_before as f64 / 1e6,
+            report.bytes_after as f64 / 1e6,
+            if report.conflicts > 0 {
+                format!(", {} partitions busy (retry later)", report.conflicts)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Applies every tenant's retention windows.
+pub(crate) async fn retention(location: Location, data_dir: &Path, today: NaiveDate) -> Result<()> {
+    let warehouse = Warehouse::new(location);
+    let store = TenantStore::new(data_dir);
+    let settings = store.tenant_settings()?;
+    let lookup = |tenant: &str| settings.get(tenant).cloned().unwrap_or_default();
+    let reports = warehouse::maintenance::retention_all(&warehouse, &lookup, today).await?;
+    for (table, report) in Table::ALL.iter().zip(reports) {
+        println!(
+            "{}: {} rows past retention deleted, {} files removed from storage",
+            table.name(),
+            report.rows_deleted,
+            report.files_vacuumed
+        );
+    }
+    Ok(())
+}
+
+/// The server's schedule: retention, then compaction, every `every`. Failures are logged and
+/// retried next time; they never stop ingest.
+pub(crate) async fn every(warehouse: Arc<Warehouse>, data_dir: PathBuf, every: Duration) {
+    let store = TenantStore::new(&data_dir);
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await; // the first tick is immediate; start one interval after boot
+    loop {
+        ticks.tick().await;
+        let today = warehouse::SystemClock.now().date_naive();
+        let settings = store.tenant_settings().unwrap_or_default();
+        let lookup = |tenant: &str| settings.get(tenant).cloned().unwrap_or_default();
+        match warehouse::maintenance::retention_all(&warehouse, &lookup, today).await {
+            Ok(reports) => tracing::info!(?reports, "retention applied"),
+            Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
+        }
+        for table in Table::ALL {
+            match warehouse.compact(table, &|_, _| {}).await {
+                Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
+                Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
+            }
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The warehouse at scale: compaction and retention under concurrent ingest and queries,
+//! schema evolution, two writers, and engines that are not this product reading the tables.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::support::{Node, batch, create_agent_key, elevation_event, start_server, temp_dir, test_now};
+
+/// Simulated batch bodies (gzip) and the truth, for a tenant.
+fn fleet(seed: u64, devices: u32, days: u32, tenant: &str) -> (Vec<Vec<u8>>, simulator::GroundTruth) {
+    let mut config = simulator::SimConfig::new(seed, devices, days, test_now().date_naive());
+    config.tenant = tenant.to_owned();
+    let mut bodies = Vec::new();
+    let (_, truth) = simulator::simulate(&config, |_, _, b| {
+        bodies.push(ingest::AgentClient::compress(&serde_json::to_vec(b).unwrap()));
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap();
+    (bodies, truth)
+}
+
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(parquet_files(&path));
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// `(rows, distinct ids)` of a tenant's elevations.
+async fn rows_and_ids(node: &Node, tenant: &str) -> (u64, u64) {
+    let rows = node
+        .sql(&format!(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM elevations WHERE tenant = '{tenant}'"
+        ))
+        .await;
+    (rows[0]["n"].as_u64().unwrap(), rows[0]["ids"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_under_concurrent_ingest_and_queries_loses_nothing_and_duplicates_nothing() {
+    // Land every 20 ms: many small files, as a busy server makes.
+    let mut node = Node::start_with(|c| c.land_interval = std::time::Duration::from_millis(20)).await;
+    let (bodies, truth) = fleet(21, 60, 5, "contoso");
+    let half = bodies.len() / 2;
+    let client = ingest::AgentClient::new(&node.base, &node.agent_key);
+    client.upload_all(bodies[..half].to_vec(), 8).await.unwrap();
+    node.land_all().await;
+    let files_before = parquet_files(&node.dir.path().join("warehouse/elevations")).len();
+
+    // Upload the second half, compact, and read, all at once.
+    let uploading = {
+        let client = client.clone();
+        let rest = bodies[half..].to_vec();
+        tokio::spawn(async move { client.upload_all(rest, 8).await.unwrap() })
+    };
+    let warehouse = node.warehouse.clone();
+    let compacting = tokio::spawn(async move {
+        let mut reports = Vec::new();
+        for _ in 0..3 {
+            for table in warehouse::Table::ALL {
+                reports.push(warehouse.compact(table, &|_, _| {}).await.unwrap());
+            }
+        }
+        reports
+    });
+    let mut last_rows = 0;
+    while !(uploading.is_finished() && compacting.is_finished()) {
+        let (rows, ids) = rows_and_ids(&node, "contoso").await;
+        assert_eq!(rows, ids, "a reader saw rows twice during compaction");
+        assert!(
+            rows >= last_rows,
+            "a reader saw rows disappear during compaction: {last_rows} → {rows}"
+        );
+        last_rows = rows;
+    }
+    uploading.await.unwrap();
+    let reports = compacting.await.unwrap();
+    assert!(
+        reports.iter().any(|r| r.partitions > 0),
+        "nothing was compacted: {reports:?}"
+    );
+    node.land_all().await;
+    node.warehouse
+        .compact(warehouse::Table::Elevations, &|_, _| {})
+        .await
+        .unwrap();
+
+    let counts = node.counts("contoso").await;
+    assert_eq!(
+        (counts.elevations(), counts.unmanaged(), counts.diagnostics),
+        (
+            truth.totals.elevations,
+            truth.totals.unmanaged,
+            truth.totals.diagnostics
+        )
+    );
+    // One file per partition after a quiet compaction.
+    let partitions = node
+        .sql(r#"SELECT COUNT(DISTINCT "eventDate") AS n FROM elevations"#)
+        .await[0]["n"]
+        .as_u64()
+        .unwrap();
+    let files_after = parquet_files(&node.dir.path().join("warehouse/elevations")).len();
+    let live = node
+        .warehouse
+        .load(warehouse::Table::Elevations)
+        .await
+        .unwrap()
+        .get_file_uris()
+        .unwrap()
+        .count();
+    assert_eq!(live as u64, partitions, "live files after compaction");
+    assert!(files_before > live, "compaction did not reduce {files_before} files");
+    assert!(files_after >= live, "old files stay until vacuum");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_removes_duplicate_event_ids_sent_in_different_batches() {
+    let mut node = Node::start().await;
+    for batch_id in ["b-first", "b-resent"] {
+        let body = batch(
+            batch_id,
+            "all",
+            vec![
+                elevation_event("same-event", "userConfirmedElevation"),
+                elevation_event(&format!("only-{batch_id}"), "zeroTouchElevation"),
+            ],
+            vec![],
+        );
+        assert_eq!(node.upload(&body).await.status, 200);
+        node.land_all().await;
+    }
+    assert_eq!(rows_and_ids(&node, "contoso").await, (4, 3));
+    let report = node
+        .warehouse
+        .compact(warehouse::Table::Elevations, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.rows_before, report.rows_after, report.files_after), (4, 3, 1));
+    assert_eq!(rows_and_ids(&node, "contoso").await, (3, 3));
+    // The first landed copy is kept.
+    let kept = node
+        .sql(r#"SELECT "batchId" FROM elevations WHERE id = 'same-event'"#)
+        .await;
+    assert_eq!(kept[0]["batchId"], "b-first");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_is_per_tenant_and_old_data_is_gone_from_disk() {
+    let mut node = Node::start().await;
+    let (contoso, contoso_truth) = fleet(31, 30, 30, "contoso");
+    let (fabrikam, fabrikam_truth) = fleet(32, 30, 30, "fabrikam");
+    ingest::AgentClient::new(&node.base, &node.agent_key)
+        .upload_all(contoso, 8)
+        .await
+        .unwrap();
+    ingest::AgentClient::new(&node.base, &node.other_tenant_key)
+        .upload_all(fabrikam, 8)
+        .await
+        .unwrap();
+    node.land_all().await;
+    // Fabrikam keeps 10 days of elevations and 5 of diagnostics; contoso keeps the defaults.
+    let store = warehouse::tenants::TenantStore::new(node.dir.path());
+    store
+        .set_settings(
+            "fabrikam",
+            warehouse::tenants::TenantSettings {
+                elevation_retention_days: Some(10),
+                diagnostic_retention_days: Some(5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let today = test_now().date_naive();
+    let settings = store.tenant_settings().unwrap();
+    let lookup = |t: &str| settings.get(t).cloned().unwrap_or_default();
+    let reports = warehouse::maintenance::retention_all(&node.warehouse, &lookup, today)
+        .await
+        .unwrap();
+
+    let keep_from = today - chrono::Duration::days(10);
+    let expected_deleted: u64 = fabrikam_truth
+        .per_day
+        .iter()
+        .filter(|d| d.date < keep_from)
+        .map(|d| d.managed + d.unmanaged)
+        .sum();
+    assert!(expected_deleted > 0, "the fleet has nothing older than 10 days");
+    assert_eq!(reports[0].rows_deleted, expected_deleted);
+    assert!(reports[0].files_vacuumed > 0);
+    let fabrikam_left = node.counts("fabrikam").await.elevations();
+    assert_eq!(fabrikam_left, fabrikam_truth.totals.elevations - expected_deleted);
+    assert_eq!(
+        node.counts("contoso").await.elevations(),
+        contoso_truth.totals.elevations,
+        "contoso untouched"
+    );
+    let oldest = node
+        .sql(r#"SELECT MIN(CAST("eventDate" AS VARCHAR)) AS d FROM elevations WHERE tenant = 'fabrikam'"#)
+        .await;
+    assert!(oldest[0]["d"].as_str().unwrap() >= keep_from.to_string().as_str());
+    // Gone from disk, not only from the log.
+    for file in parquet_files(&node.dir.path().join("warehouse/elevations/tenant=fabrikam")) {
+        let date = file
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("eventDate=")
+            .to_owned();
+        assert!(date >= keep_from.to_string(), "{} survived retention", file.display());
+    }
+    let diagnostics_from = (today - chrono::Duration::days(5)).to_string();
+    let old_diagnostics = node
+        .sql(&format!(r#"SELECT COUNT(*) AS n FROM diagnostics WHERE tenant = 'fabrikam' AND CAST("eventDate" AS VARCHAR) < '{diagnostics_from}'"#))
+        .await;
+    assert_eq!(old_diagnostics[0]["n"], 0);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_nullable_column_does_not_break_reading_old_files() {
+    let dir = temp_dir();
+    let root = dir.path().join("warehouse");
+    // An "old release" table: the current schema without `agentVersion`, with one row.
+    let table_dir = root.join("elevations");
+    std::fs::create_dir_all(&table_dir).unwrap();
+    let full = warehouse::schema::elevation_schema();
+    let old_fields: Vec<_> = full
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "agentVersion")
+        .cloned()
+        .collect();
+    let old_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(old_fields));
+    let context = warehouse::rows::BatchContext {
+        tenant: "contoso".into(),
+        device_id: "d-old".into(),
+        device_name: "OLD".into(),
+        agent_version: Some("0.9".into()),
+        batch_id: "b-old".into(),
+        declared_level: warehouse::ReportingLevel::All,
+        effective_level: warehouse::ReportingLevel::All,
+        ingested_at: test_now(),
+    };
+    let event = warehouse::validate::elevation_from_json(
+        &elevation_event("old-1", "userConfirmedElevation").to_string(),
+        0,
+        "d-old",
+        &warehouse::ValidationContext::new(test_now()),
+    )
+    .unwrap();
+    let rows = warehouse::rows::elevation_rows(&context, std::slice::from_ref(&event));
+    let old_rows = rows
+        .project(
+            &(0..full.fields().len())
+                .filter(|i| full.field(*i).name() != "agentVersion")
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    assert_eq!(old_rows.schema().fields().len(), old_schema.fields().len());
+    let url = url::Url::from_directory_path(&table_dir).unwrap();
+    let table = warehouse::deltalake::DeltaTableBuilder::from_url(url)
+        .unwrap()
+        .build()
+        .unwrap();
+    use warehouse::deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    let columns: warehouse::deltalake::kernel::StructType = old_schema.as_ref().try_into_kernel().unwrap();
+    let table = table
+        .create()
+        .with_columns(columns.fields().cloned())
+        .with_partition_columns(["tenant", "eventDate"])
+        .await
+        .unwrap();
+    table.write(vec![old_rows]).await.unwrap();
+
+    // The current release opens it, adds the column and appends.
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(root));
+    let new_context = warehouse::rows::BatchContext {
+        batch_id: "b-new".into(),
+        agent_version: Some("1.4.0".into()),
+        ..context
+    };
+    let mut new_event = event;
+    new_event.id = "new-1".into();
+    let new_rows = warehouse::rows::elevation_rows(&new_context, &[new_event]);
+    warehouse
+        .append(warehouse::Table::Elevations, vec![new_rows], None)
+        .await
+        .unwrap();
+    let ctx = queries::session(&warehouse).await.unwrap();
+    let batches = ctx
+        .sql(r#"SELECT id, "agentVersion" FROM elevations ORDER BY id"#)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| new-1 | 1.4.0        |"), "{text}");
+    assert!(
+        text.contains("| old-1 |              |"),
+        "the old file reads as null: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_writing_the_same_tables_lose_nothing_and_duplicate_nothing() {
+    let dir = temp_dir();
+    let shared = dir.path().join("shared-warehouse");
+    let shared = shared.to_str().unwrap();
+    let (bodies, truth) = fleet(41, 50, 4, "contoso");
+    let mut servers = Vec::new();
+    for node in ["node-a", "node-b"] {
+        let data = dir.path().join(node);
+        let (key, _) = create_agent_key(&data, "contoso");
+        let server = start_server(&data, &["--warehouse", shared, "--land-interval-ms", "30"]);
+        servers.push((server, key));
+    }
+    // A load balancer alternating between the nodes; each agent retries on the same node.
+    let mut halves = [Vec::new(), Vec::new()];
+    for (i, body) in bodies.into_iter().enumerate() {
+        halves[i % 2].push(body);
+    }
+    let uploads: Vec<_> = servers
+        .iter()
+        .zip(halves)
+        .map(|((server, key), half)| {
+            let client = ingest::AgentClient::new(&server.base, key);
+            tokio::spawn(async move { client.upload_all(half, 8).await.unwrap() })
+        })
+        .collect();
+    for upload in uploads {
+        upload.await.unwrap();
+    }
+    for (server, _) in servers {
+        assert!(server.terminate().success());
+    }
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::parse(shared).unwrap());
+    let counts = queries::landed_counts(&warehouse, "contoso").await.unwrap();
+    assert_eq!(
+        (counts.elevations(), counts.managed(), counts.diagnostics),
+        (truth.totals.elevations, truth.totals.managed, truth.totals.diagnostics)
+    );
+    let ctx = queries::session(&warehouse).await.unwrap();
+    let batches = ctx
+        .sql("SELECT COUNT(DISTINCT id) AS n FROM elevations")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(
+        batches[0].column(0),
+    )
+    .value(0);
+    assert_eq!(n as u64, truth.totals.elevations, "an event id landed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_engines_read_the_same_numbers_python_deltalake_and_duckdb() {
+    let mut node = Node::start().await;
+    let (bodies, truth) = fleet(51, 40, 5, "contoso");
+    ingest::AgentClient::new(&node.base, &node.agent_key)
+        .upload_all(bodies, 8)
+        .await
+        .unwrap();
+    node.land_all().await;
+    // Compacted and uncompacted files both: compact only the diagnostics.
+    node.warehouse
+        .compact(warehouse::Table::Diagnostics, &|_, _| {})
+        .await
+        .unwrap();
+    node.stop().await;
+    let script = r#"
+import json, sys
+import duckdb
+from deltalake import DeltaTable
+root = sys.argv[1]
+out = {}
+for name in ["elevations", "diagnostics"]:
+    dt = DeltaTable(f"{root}/{name}")
+    out[name + "_pyarrow_rows"] = dt.to_pyarrow_table().num_rows
+    files = dt.file_uris()
+    con = duckdb.connect()
+    if name == "elevations":
+        rows = con.execute(
+            "SELECT \"elevationType\", COUNT(*) FROM read_parquet(?, hive_partitioning = true) GROUP BY 1", [files]
+        ).fetchall()
+        out["duckdb_by_type"] = {t: n for t, n in rows}
+    else:
+        out["duckdb_diagnostics"] = con.execute("SELECT COUNT(*) FROM read_parquet(?)", [files]).fetchone()[0]
+print(json.dumps(out))
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(node.dir.path().join("warehouse"))
+        .output()
+        .expect("python3 runs (.ci/run installs deltalake and duckdb)");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(found["elevations_pyarrow_rows"], truth.totals.elevations);
+    assert_eq!(found["diagnostics_pyarrow_rows"], truth.totals.diagnostics);
+    assert_eq!(found["duckdb_diagnostics"], truth.totals.diagnostics);
+    let mut expected_by_type: BTreeMap<String, u64> = BTreeMap::new();
+    for day in &truth.per_day {
+        for (t, n) in &day.by_type {
+            *expected_by_type.entry(t.clone()).or_default() += n;
+        }
+    }
+    let by_type: BTreeMap<String, u64> =
+        serde_json::from_value(found["duckdb_by_type"].clone()).expect("a map of counts");
+    assert_eq!(by_type, expected_by_type);
+}

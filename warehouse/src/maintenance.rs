@@ -1,0 +1,350 @@
+//! Keeping the tables fast and lawful: compaction (many small landed files → few large sorted
+//! ones, duplicate event ids removed) and retention (rows older than policy deleted, then their
+//! files vacuumed from storage).
+//!
+//! Both are single Delta commits per partition or per tenant, so a reader sees the partition
+//! before or after, never half of it. Compaction removes exactly the files it read: a landing
+//! that adds a file to the same partition meanwhile keeps its file, and its rows are compacted
+//! next time.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use arrow::compute::cast;
+use chrono::NaiveDate;
+use deltalake::datafusion::prelude::{SessionContext, ident, lit};
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+
+use crate::tables::{Table, Warehouse, WarehouseError};
+
+/// Files are written up to this size. 128 MiB: large enough that a year of a 20,000-device
+/// tenant is a few files per day, small enough that one file is read by one core in well
+/// under a second and a partition rewrite stays cheap.
+pub const TARGET_FILE_BYTES: usize = 128 << 20;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Partitions rewritten.
+    pub partitions: usize,
+    /// Partitions skipped because a concurrent writer won a conflicting commit (retried next
+    /// time; nothing lost).
+    pub conflicts: usize,
+    /// Files before, in the rewritten partitions.
+    pub files_before: usize,
+    /// Files after.
+    pub files_after: usize,
+    /// Rows read.
+    pub rows_before: u64,
+    /// Rows written.
+    pub rows_after: u64,
+    /// Bytes before, in the rewritten partitions.
+    pub bytes_before: u64,
+    /// Bytes after.
+    pub bytes_after: u64,
+}
+
+/// What a retention run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Rows deleted.
+    pub rows_deleted: u64,
+    /// Files deleted from storage by the vacuum.
+    pub files_vacuumed: u64,
+}
+
+/// One partition's files.
+#[derive(Default)]
+struct PartitionFiles {
+    views: Vec<deltalake::kernel::LogicalFileView>,
+    bytes: u64,
+}
+
+async fn list_partitions(
+    handle: &DeltaTable,
+    table: Table,
+) -> Result<BTreeMap<(String, String), PartitionFiles>, WarehouseError> {
+    let mut partitions: BTreeMap<(String, String), PartitionFiles> = BTreeMap::new();
+    let views: Vec<_> = handle
+        .get_active_add_actions_by_partitions(&[])
+        .try_collect()
+        .await
+        .map_err(delta(table))?;
+    for view in views {
+        let values = view.partition_values_map();
+        let key = |name: &str| values.get(name).cloned().flatten().unwrap_or_default();
+        let entry = partitions.entry((key("tenant"), key("eventDate"))).or_default();
+        entry.bytes += view.size().max(0) as u64;
+        entry.views.push(view);
+    }
+    Ok(partitions)
+}
+
+fn delta(table: Table) -> impl Fn(DeltaTableError) -> WarehouseError {
+    move |source| WarehouseError::Delta {
+        table: table.name(),
+        source,
+    }
+}
+
+fn datafusion(table: Table) -> impl Fn(deltalake::datafusion::error::DataFusionError) -> WarehouseError {
+    move |e| WarehouseError::Delta {
+        table: table.name(),
+        source: DeltaTableError::from(e),
+    }
+}
+
+/// Casts a batch read back by DataFusion (which may use view or dictionary types) to the
+/// table's own schema, column by column.
+fn conform(batch: &RecordBatch, table: Table) -> Result<RecordBatch, WarehouseError> {
+    let schema = table.schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column = batch
+            .column_by_name(field.name())
+            .ok_or_else(|| WarehouseError::Delta {
+                table: table.name(),
+                source: DeltaTableError::Generic(format!("column {} missing when compacting", field.name())),
+            })?;
+        columns.push(cast(column, field.data_type()).map_err(|e| WarehouseError::Delta {
+            table: table.name(),
+            source: DeltaTableError::from(e),
+        })?);
+    }
+    RecordBatch::try_new(schema, columns).map_err(|e| WarehouseError::Delta {
+        table: table.name(),
+        source: DeltaTableError::from(e),
+    })
+}
+
+impl Warehouse {
+    /// Compacts every partition of `table` that holds more than one file: reads it, drops
+    /// duplicate event ids (elevations), sorts by time then hash, writes large zstd files and
+    /// swaps them in with one commit per partition. `progress(done, total)` is called after
+    /// each partition.
+    pub async fn compact(
+        &self,
+        table: Table,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<CompactionReport, WarehouseError> {
+        let mut handle = self.load(table).await?;
+        let partitions = list_partitions(&handle, table).await?;
+        let todo: Vec<_> = partitions
+            .into_iter()
+            .filter(|(_, files)| files.views.len() > 1)
+            .collect();
+        let total = todo.len();
+        let mut report = CompactionReport::default();
+        for (done, ((tenant, date), _)) in todo.into_iter().enumerate() {
+            // List the partition again from the newest snapshot, and read that same snapshot:
+            // the rows rewritten are exactly the rows of the files removed.
+            handle.update_state().await.map_err(delta(table))?;
+            let mut current = list_partitions(&handle, table).await?;
+            let Some(files) = current
+                .remove(&(tenant.clone(), date.clone()))
+                .filter(|f| f.views.len() > 1)
+            else {
+                progress(done + 1, total);
+                continue;
+            };
+            match self.compact_partition(&mut handle, table, &tenant, &date, &files).await {
+                Ok((rows_before, rows_after, files_after, bytes_after)) => {
+                    report.partitions += 1;
+                    report.files_before += files.views.len();
+                    report.files_after += files_after;
+                    report.rows_before += rows_before;
+                    report.rows_after += rows_after;
+                    report.bytes_before += files.bytes;
+                    report.bytes_after += bytes_after;
+                }
+                Err(WarehouseError::Delta {
+                    source: DeltaTableError::Transaction { source },
+                    ..
+                }) => {
+                    tracing::info!(%tenant, %date, error = %source, "compaction lost a race; retrying next run");
+                    report.conflicts += 1;
+                    handle.update_state().await.map_err(delta(table))?;
+                }
+                Err(e) => return Err(e),
+            }
+            progress(done + 1, total);
+        }
+        Ok(report)
+    }
+
+    async fn compact_partition(
+        &self,
+        handle: &mut DeltaTable,
+        table: Table,
+        tenant: &str,
+        date: &str,
+        files: &PartitionFiles,
+    ) -> Result<(u64, u64, usize, u64), WarehouseError> {
+        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| WarehouseError::Delta {
+            table: table.name(),
+            source: DeltaTableError::Generic(format!("partition date {date:?}: {e}")),
+        })?;
+        // Read exactly the snapshot the file list came from.
+        let ctx = SessionContext::new();
+        handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
+        let provider = handle.table_provider().await.map_err(datafusion(table))?;
+        let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+        let df = ctx
+            .read_table(provider)
+            .map_err(datafusion(table))?
+            .filter(
+                ident("tenant")
+                    .eq(lit(tenant))
+                    .and(ident("eventDate").eq(lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days))))),
+            )
+            .map_err(datafusion(table))?;
+        let rows_before = df.clone().count().await.map_err(datafusion(table))? as u64;
+        let df = match table {
+            // The same event sent twice (an agent re-sending after a lost answer under a new
+            // batch id) is one elevation: keep the first received (ties: the lower batch id,
+            // so the choice is the same on every run).
+            Table::Elevations => df
+                .distinct_on(
+                    vec![ident("id")],
+                    table.schema().fields().iter().map(|f| ident(f.name())).collect(),
+                    Some(vec![
+                        ident("id").sort(true, false),
+                        ident("ingestedAt").sort(true, false),
+                        ident("batchId").sort(true, false),
+                    ]),
+                )
+                .map_err(datafusion(table))?
+                .sort(vec![
+                    ident("eventDateTime").sort(true, false),
+                    ident("hash").sort(true, false),
+                    ident("upn").sort(true, false),
+                ])
+                .map_err(datafusion(table))?,
+            Table::Diagnostics => df
+                .sort(vec![
+                    ident("deviceId").sort(true, false),
+                    ident("eventDateTime").sort(true, false),
+                ])
+                .map_err(datafusion(table))?,
+        };
+        let batches = df.collect().await.map_err(datafusion(table))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build();
+        let mut writer = RecordBatchWriter::for_table(handle)
+            .map_err(delta(table))?
+            .with_writer_properties(properties)
+            .with_target_file_size(TARGET_FILE_BYTES as u64);
+        let mut rows_after = 0u64;
+        for batch in &batches {
+            if batch.num_rows() > 0 {
+                rows_after += batch.num_rows() as u64;
+                writer.write(conform(batch, table)?).await.map_err(delta(table))?;
+            }
+        }
+        let adds = writer.flush().await.map_err(delta(table))?;
+        let files_after = adds.len();
+        let bytes_after = adds.iter().map(|a| a.size.max(0) as u64).sum();
+        if let Some(dir) = self.location().local_table_dir(table) {
+            crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
+        }
+        // Without duplicates the rows are the same, only laid out anew: `dataChange: false`
+        // tells readers and concurrent writers that nothing they read changed.
+        let data_change = rows_after != rows_before;
+        let mut actions: Vec<Action> = files
+            .views
+            .iter()
+            .map(|v| Action::Remove(v.remove_action(data_change)))
+            .collect();
+        actions.extend(adds.into_iter().map(|mut add| {
+            add.data_change = data_change;
+            Action::Add(add)
+        }));
+        let operation = DeltaOperation::Optimize {
+            predicate: Some(format!("tenant = '{tenant}' AND eventDate = '{date}'")),
+            target_size: TARGET_FILE_BYTES as i64,
+        };
+        let snapshot = handle.snapshot().map_err(delta(table))?;
+        let finalized = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .build(Some(snapshot), handle.log_store(), operation)
+            .await
+            .map_err(delta(table))?;
+        if let Some(dir) = self.location().local_table_dir(table) {
+            crate::tables::sync_commit(&dir, finalized.version())?;
+        }
+        handle.update_state().await.map_err(delta(table))?;
+        Ok((rows_before, rows_after, files_after, bytes_after))
+    }
+
+    /// Deletes the rows of `tenant` whose `eventDate` is before `keep_from`, in one commit, then
+    /// vacuums the files no version needs any more so the data is gone from storage.
+    pub async fn apply_retention(
+        &self,
+        table: Table,
+        tenant: &str,
+        keep_from: NaiveDate,
+    ) -> Result<RetentionReport, WarehouseError> {
+        let handle = self.load(table).await?;
+        let days = (keep_from - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+        let predicate = ident("tenant")
+            .eq(lit(tenant))
+            .and(ident("eventDate").lt(lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days)))));
+        let (handle, metrics) = handle.delete().with_predicate(predicate).await.map_err(delta(table))?;
+        let (_, vacuumed) = handle
+            .vacuum()
+            .with_retention_period(chrono::Duration::zero())
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(delta(table))?;
+        Ok(RetentionReport {
+            rows_deleted: metrics.num_deleted_rows.unwrap_or(0) as u64,
+            files_vacuumed: vacuumed.files_deleted.len() as u64,
+        })
+    }
+
+    /// Tenants that have rows in a table (from the partition values, without reading data).
+    pub async fn tenants_in(&self, table: Table) -> Result<Vec<String>, WarehouseError> {
+        let handle = self.load(table).await?;
+        let views: Vec<_> = handle
+            .get_active_add_actions_by_partitions(&[])
+            .try_collect()
+            .await
+            .map_err(delta(table))?;
+        let mut tenants: Vec<String> = views
+            .iter()
+            .filter_map(|v| v.partition_values_map().get("tenant").cloned().flatten())
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        Ok(tenants)
+    }
+}
+
+/// Retention for every tenant with rows, each with its own window: what `elevation serve` runs
+/// on its schedule and `elevation retention` runs on demand.
+pub async fn retention_all(
+    warehouse: &Warehouse,
+    settings: &(dyn Fn(&str) -> crate::tenants::TenantSettings + Sync),
+    today: NaiveDate,
+) -> Result<[RetentionReport; 2], WarehouseError> {
+    let mut reports: [RetentionReport; 2] = Default::default();
+    for (slot, table) in Table::ALL.into_iter().enumerate() {
+        for tenant in warehouse.tenants_in(table).await? {
+            let days = settings(&tenant).retention_days(table);
+            let keep_from = today - chrono::Duration::days(i64::from(days));
+            let report = warehouse.apply_retention(table, &tenant, keep_from).await?;
+            reports[slot].rows_deleted += report.rows_deleted;
+            reports[slot].files_vacuumed += report.files_vacuumed;
+        }
+    }
+    Ok(reports)
+}
