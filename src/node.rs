@@ -19,6 +19,7 @@ pub(crate) fn location(data: &DataArgs) -> Result<Location> {
 
 /// Runs `elevation serve` until SIGTERM or Ctrl-C.
 pub(crate) async fn serve(config: ingest::IngestConfig, location: Location, listen: &str) -> Result<()> {
+    let data_dir = config.data_dir.clone();
     let warehouse = Arc::new(Warehouse::new(location));
     let ingest = ingest::Ingest::start(config, warehouse.clone(), Arc::new(warehouse::SystemClock))
         .await
@@ -35,7 +36,14 @@ pub(crate) async fn serve(config: ingest::IngestConfig, location: Location, list
     if ingest.replayed() > 0 {
         println!("replayed {} batches from the write-ahead log", ingest.replayed());
     }
-    let router = ingest.router();
+    let directory = warehouse::directory::Directory::open(warehouse::tenants::TenantStore::new(&data_dir))
+        .context("reading the keys and tenant settings")?;
+    let admin = dashboards::router(dashboards::AdminApi {
+        directory: Arc::new(directory),
+        warehouse: warehouse.clone(),
+        clock: Arc::new(warehouse::SystemClock),
+    });
+    let router = ingest.router().merge(admin);
     ingest::serve(listener, ingest, router, shutdown_signal()).await?;
     println!("stopped; every acknowledged batch has landed");
     Ok(())

@@ -8,5 +8,6 @@ mod cli;
 mod crash;
 mod hostile;
 mod ingest;
+mod reports;
 mod simulator_truth;
 mod tidy;
