@@ -2,6 +2,7 @@
 //! product lives here; every subcommand is a few lines that hand over to a crate.
 
 mod bench;
+mod bench_query;
 mod demo;
 mod node;
 
@@ -116,6 +117,9 @@ enum TenantCommand {
 enum BenchCommand {
     /// Upload throughput over loopback HTTP against the in-process floor.
     Ingest(bench::IngestBenchArgs),
+    /// Time every report over the warehouse (--warehouse or DATA_DIR/warehouse, --tenant),
+    /// and DuckDB over the same Parquet files.
+    Query(bench_query::QueryBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +330,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 data.tenant,
                 settings.reporting_cap.as_str()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Query(args)) => {
+            let location = node::location(&data)?;
+            runtime()?.block_on(bench_query::query(location, &data.tenant, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ingest(args)) => {
