@@ -1,14 +1,14 @@
 //! `elevation demo`: the whole pipeline on a simulated fleet. It simulates the fleet, uploads
 //! every batch over HTTP to an ingest server started in-process on a free loopback port, lets
-//! the server land them in the warehouse, reads the tables back with DataFusion and checks them
-//! against the simulator's ground truth. Reports (#5) and suggestions (#6) join as they are built.
+//! the server land them in the warehouse, reads the tables back with DataFusion, checks them
+//! against the simulator's ground truth and prints the Overview report computed by `queries`.
+//! Suggestions (#6) join when they are built.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use simulator::truth::FileCount;
 use warehouse::{Location, Warehouse};
 
 /// Runs the demo in `data_dir` (`demo-fleet/` for the simulated batches and truth, `demo-node/`
@@ -52,22 +52,31 @@ pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end
     println!();
     landed.print(t)?;
     println!();
-    println!("Readiness (whole window)");
+    let overview = overview_from_warehouse(&node_dir, t).await?;
+    println!("Readiness (whole window, computed from the warehouse)");
     println!(
         "  users with only unmanaged elevations  {:>6}",
-        t.overview.users_only_unmanaged
+        tile(&overview, "usersOnlyUnmanaged")
     );
-    println!("  users with both                       {:>6}", t.overview.users_both);
+    println!(
+        "  users with both                       {:>6}",
+        tile(&overview, "usersBoth")
+    );
     println!(
         "  users with only managed elevations    {:>6}   ready to run without admin rights",
-        t.overview.users_only_managed
+        tile(&overview, "usersOnlyManaged")
     );
-    print_files("Frequently unmanaged", &t.overview.frequently_unmanaged);
+    print_files(
+        "Frequently unmanaged (top applications by unmanaged elevations)",
+        &overview,
+        "frequentlyUnmanaged",
+    );
     print_files(
         "Frequently approved by support",
-        &t.overview.frequently_approved_by_support,
+        &overview,
+        "frequentlyApprovedBySupport",
     );
-    print_files("Frequently denied", &t.overview.frequently_denied);
+    print_files("Frequently denied", &overview, "frequentlyDenied");
     println!();
     println!("Patterns planted for rule tuning (ground truth)");
     for p in &t.planted_patterns {
@@ -85,21 +94,60 @@ pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end
     println!("  warehouse tables      {}", landed.warehouse);
     println!();
     println!(
-        "Readiness and frequent files above are the simulator's ground truth; computed reports (#5), \
-         rule suggestions (#6) and dashboards are not part of the demo yet."
+        "Readiness and frequent files above are computed by `queries` from the warehouse (elevation report \
+         overview); rule suggestions (#6) and browser dashboards are not part of the demo yet."
     );
     Ok(())
 }
 
-fn print_files(title: &str, files: &[FileCount]) {
+/// The Overview report over the fleet's whole window, read back from the demo's warehouse.
+async fn overview_from_warehouse(node_dir: &Path, truth: &simulator::GroundTruth) -> Result<queries::Report> {
+    let location = Location::parse(&node_dir.join("warehouse").to_string_lossy())?;
+    let warehouse = Warehouse::new(location);
+    let params = [("from", truth.from.to_string()), ("to", truth.to.to_string())]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+    let now = warehouse::Clock::now(&warehouse::SystemClock);
+    let parsed =
+        queries::ReportRequest::parse("overview", &truth.tenant, &params, now, warehouse::ReportingLevel::All)?;
+    queries::run(&warehouse, &parsed.request)
+        .await
+        .context("computing the overview report")
+}
+
+fn tile(overview: &queries::Report, name: &str) -> i64 {
+    rows_of(overview, name)
+        .first()
+        .and_then(|r| r.get("count"))
+        .and_then(|c| c.as_int())
+        .unwrap_or(0)
+}
+
+fn rows_of<'r>(
+    overview: &'r queries::Report,
+    name: &str,
+) -> Vec<std::collections::BTreeMap<&'r str, &'r queries::Cell>> {
+    overview
+        .records()
+        .into_iter()
+        .filter(|r| r.get("tile").and_then(|c| c.as_text()) == Some(name))
+        .collect()
+}
+
+fn print_files(title: &str, overview: &queries::Report, name: &str) {
     println!("{title}");
-    if files.is_empty() {
+    let rows = rows_of(overview, name);
+    if rows.is_empty() {
         println!("  (none)");
     }
-    for f in files.iter().take(5) {
+    for r in rows.iter().take(5) {
+        let text = |k: &str| r.get(k).and_then(|c| c.as_text()).unwrap_or("-").to_owned();
+        let int = |k: &str| r.get(k).and_then(|c| c.as_int()).unwrap_or(0);
         println!(
             "  {:<32} {:>6} elevations by {:>4} users",
-            f.file_name, f.count, f.users
+            text("fileName"),
+            int("count"),
+            int("users")
         );
     }
 }

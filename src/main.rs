@@ -2,6 +2,7 @@
 //! product lives here; every subcommand is a few lines that hand over to a crate.
 
 mod bench;
+mod bench_query;
 mod demo;
 mod maintain;
 mod node;
@@ -56,12 +57,8 @@ enum Command {
     Simulate(SimulateArgs),
     /// The ingest server (agent uploads, health, metrics, OpenAPI).
     Serve(ServeArgs),
-    /// One report from the warehouse.
-    Report {
-        /// Report name: elevations, managed-elevations, by-application, by-publisher, by-user,
-        /// overview, trend, denied, diagnostics.
-        name: String,
-    },
+    /// One report from the warehouse, for --tenant.
+    Report(Box<ReportArgs>),
     /// Rule-tuning suggestions with their evidence.
     Suggest,
     /// Suggestions as an importable policy.
@@ -133,6 +130,9 @@ enum TenantCommand {
 enum BenchCommand {
     /// Upload throughput over loopback HTTP against the in-process floor.
     Ingest(bench::IngestBenchArgs),
+    /// Time every report over the warehouse (--warehouse or DATA_DIR/warehouse, --tenant),
+    /// and DuckDB over the same Parquet files.
+    Query(bench_query::QueryBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +149,77 @@ struct ServeArgs {
     /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
     #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
     maintenance_interval_minutes: u64,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Report name: elevations, managed-elevations, by-application, by-publisher, by-user,
+    /// by-device, overview, trend, denied, diagnostics.
+    name: String,
+    /// Start of the window, inclusive: RFC 3339 or YYYY-MM-DD (default: 30 days before --to,
+    /// 48 hours for overview).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the window, exclusive: RFC 3339 or YYYY-MM-DD (midnight at its start; default now).
+    #[arg(long)]
+    to: Option<String>,
+    /// table, csv or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// native (camelCase, RFC 3339) or graph (the headers and spellings of Intune's export).
+    #[arg(long, default_value = "native")]
+    profile: String,
+    /// Rows per page (event lists default to 1000, overview lists to 10; others show all).
+    #[arg(long)]
+    limit: Option<String>,
+    /// Rows skipped before the page.
+    #[arg(long)]
+    offset: Option<String>,
+    /// Only this elevation type.
+    #[arg(long)]
+    elevation_type: Option<String>,
+    /// Only this user.
+    #[arg(long)]
+    upn: Option<String>,
+    /// Only this device.
+    #[arg(long)]
+    device_name: Option<String>,
+    /// Only this publisher.
+    #[arg(long)]
+    company_name: Option<String>,
+    /// Only this SHA-256.
+    #[arg(long)]
+    hash: Option<String>,
+    /// Only this file name.
+    #[arg(long)]
+    file_name: Option<String>,
+    /// diagnostics: days without events after which a device counts as silent.
+    #[arg(long)]
+    silent_days: Option<String>,
+}
+
+impl ReportArgs {
+    /// The options as the `key=value` parameters the admin API takes.
+    fn params(&self) -> Vec<(String, String)> {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("limit", &self.limit),
+            ("offset", &self.offset),
+            ("elevationType", &self.elevation_type),
+            ("upn", &self.upn),
+            ("deviceName", &self.device_name),
+            ("companyName", &self.company_name),
+            ("hash", &self.hash),
+            ("fileName", &self.file_name),
+            ("silentDays", &self.silent_days),
+            ("format", &Some(self.format.clone())),
+            ("profile", &Some(self.profile.clone())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+        .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -301,11 +372,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Query(args)) => {
+            let location = node::location(&data)?;
+            runtime()?.block_on(bench_query::query(location, &data.tenant, args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Ingest(args)) => {
             runtime()?.block_on(bench::ingest(args))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report { .. } => not_built("report", "reports are issue #5"),
+        Command::Report(args) => {
+            let location = node::location(&data)?;
+            let cap = warehouse::tenants::TenantStore::new(&data.data_dir)
+                .settings_of(&data.tenant)?
+                .reporting_cap;
+            let parsed = queries::ReportRequest::parse(
+                &args.name,
+                &data.tenant,
+                &args.params(),
+                warehouse::SystemClock.now(),
+                cap,
+            )?;
+            queries::render::check_profile(parsed.request.name, parsed.profile)?;
+            let warehouse = warehouse::Warehouse::new(location);
+            let report = runtime()?.block_on(queries::run(&warehouse, &parsed.request))?;
+            let text = match parsed.format.unwrap_or(queries::Format::Table) {
+                queries::Format::Table => queries::render::to_table(&report, parsed.profile)?,
+                queries::Format::Csv => queries::render::to_csv(&report, parsed.profile)?,
+                queries::Format::Json => {
+                    let mut text = serde_json::to_string_pretty(&queries::render::to_json(&report, parsed.profile)?)?;
+                    text.push('\n');
+                    text
+                }
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Suggest => not_built("suggest", "rule-tuning suggestions are issue #6"),
         Command::Export => not_built("export", "policy exports are issue #6"),
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),

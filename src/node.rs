@@ -24,6 +24,7 @@ pub(crate) async fn serve(
     listen: &str,
     maintenance: Option<std::time::Duration>,
 ) -> Result<()> {
+    let data_dir = config.data_dir.clone();
     let warehouse = Arc::new(Warehouse::new(location));
     if let Some(every) = maintenance {
         tokio::spawn(crate::maintain::every(
@@ -47,7 +48,14 @@ pub(crate) async fn serve(
     if ingest.replayed() > 0 {
         println!("replayed {} batches from the write-ahead log", ingest.replayed());
     }
-    let router = ingest.router();
+    let directory = warehouse::directory::Directory::open(warehouse::tenants::TenantStore::new(&data_dir))
+        .context("reading the keys and tenant settings")?;
+    let admin = dashboards::router(dashboards::AdminApi {
+        directory: Arc::new(directory),
+        warehouse: warehouse.clone(),
+        clock: Arc::new(warehouse::SystemClock),
+    });
+    let router = ingest.router().merge(admin);
     ingest::serve(listener, ingest, router, shutdown_signal()).await?;
     println!("stopped; every acknowledged batch has landed");
     Ok(())

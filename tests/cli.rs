@@ -30,7 +30,7 @@ fn demo_prints_real_figures_from_a_simulated_fleet() {
 #[test]
 fn subcommands_not_built_yet_say_so_and_fail() {
     let dir = temp_dir();
-    for args in [vec!["report", "overview"], vec!["suggest"], vec!["compact"]] {
+    for args in [vec!["suggest"], vec!["export"], vec!["compliance"]] {
         let output = elevation(&args, dir.path());
         assert_eq!(output.status.code(), Some(2), "{args:?} must exit 2");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -9,5 +9,6 @@ mod crash;
 mod hostile;
 mod ingest;
 mod maintenance;
+mod reports;
 mod simulator_truth;
 mod tidy;

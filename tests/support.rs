@@ -36,7 +36,7 @@ pub(crate) fn test_now() -> chrono::DateTime<chrono::Utc> {
         .to_utc()
 }
 
-/// An ingest server on a free loopback port with its own data folder, keys for two tenants
+/// An ingest and admin-API server on a free loopback port with its own data folder, keys for two tenants
 /// and an admin key, and a clock stopped at [`test_now`].
 pub(crate) struct Node {
     pub(crate) dir: tempfile::TempDir,
@@ -93,14 +93,21 @@ impl Node {
         let location = warehouse::Location::parse(self.dir.path().join("warehouse").to_str().unwrap()).unwrap();
         self.warehouse = std::sync::Arc::new(warehouse::Warehouse::new(location));
         let clock = std::sync::Arc::new(warehouse::FixedClock(test_now()));
-        let ingest = ingest::Ingest::start(config, self.warehouse.clone(), clock)
+        let ingest = ingest::Ingest::start(config, self.warehouse.clone(), clock.clone())
             .await
             .expect("the node starts");
         self.stats = ingest.stats_handle();
         self.flusher = Some(ingest.flusher());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
-        let router = ingest.router();
+        let directory = warehouse::directory::Directory::open(warehouse::tenants::TenantStore::new(self.dir.path()))
+            .expect("the keys load");
+        let admin = dashboards::router(dashboards::AdminApi {
+            directory: std::sync::Arc::new(directory),
+            warehouse: self.warehouse.clone(),
+            clock,
+        });
+        let router = ingest.router().merge(admin);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         self.stop = Some(stop);
         self.server = Some(tokio::spawn(ingest::serve(listener, ingest, router, async {

@@ -1,6 +1,139 @@
-//! `dashboards` will own what people see in a browser and the admin HTTP API: report pages,
-//! charts and exports, built on the typed results of `queries`.
+//! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`)
+//! with bearer admin-key authentication and Intune's EPM roles, answering in JSON or CSV
+//! from the typed reports of `queries`. Browser dashboards will join it.
 //!
-//! It must not read the warehouse directly or build SQL; it asks `queries`.
-//!
-//! Status: not built yet.
+//! It must not read the warehouse directly or build SQL; it asks `queries`. It must not
+//! depend on `ingest`: the binary merges this router with the ingest router.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use queries::{Format, QueryError, ReportRequest};
+use warehouse::directory::Directory;
+use warehouse::tenants::{KeyKind, Permission, Principal};
+use warehouse::{Clock, Warehouse};
+
+/// What the admin API needs: who the keys are, where the tables are, and the time.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    /// Keys and tenant settings.
+    pub directory: Arc<Directory>,
+    /// The tables.
+    pub warehouse: Arc<Warehouse>,
+    /// The clock that sets default windows.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The admin routes with their state applied, ready to merge with the ingest router.
+pub fn router(api: AdminApi) -> Router {
+    Router::new().route("/v1/reports/{name}", get(report)).with_state(api)
+}
+
+/// An error in the contract's shape: `{ "error": { "code", "message" } }`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        match e {
+            QueryError::UnknownReport(m) => ApiError::new(StatusCode::BAD_REQUEST, "unknown_report", m),
+            QueryError::BadParameter(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", m),
+            other => {
+                tracing::error!(error = %other, "a report failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the report could not be computed; the server log says why",
+                )
+            }
+        }
+    }
+}
+
+/// The admin key's principal, or 401/403.
+fn authorize(api: &AdminApi, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an admin key as Authorization: Bearer <key> (elevation keys create --kind admin)",
+        )
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    let principal = api
+        .directory
+        .authenticate(presented.trim())
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read the keys");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the keys cannot be read")
+        })?
+        .ok_or_else(unauthorized)?;
+    let allowed =
+        principal.kind == KeyKind::Admin && principal.role.is_some_and(|role| role.allows(Permission::ViewReports));
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "reports need an admin key whose role has View Reports (agent keys only upload)",
+        ));
+    }
+    Ok(principal)
+}
+
+async fn report(
+    State(api): State<AdminApi>,
+    Path(name): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = authorize(&api, &headers)?;
+    let cap = api.directory.settings_of(&principal.tenant).reporting_cap;
+    // The tenant is the key's, whatever the parameters say.
+    let parsed = ReportRequest::parse(&name, &principal.tenant, &params, api.clock.now(), cap)?;
+    let format = match parsed.format {
+        None | Some(Format::Json) => Format::Json,
+        Some(Format::Csv) => Format::Csv,
+        Some(Format::Table) => {
+            return Err(QueryError::BadParameter("format over HTTP is json or csv".into()).into());
+        }
+    };
+    queries::render::check_profile(parsed.request.name, parsed.profile)?;
+    let report = queries::run(&api.warehouse, &parsed.request).await?;
+    Ok(match format {
+        Format::Csv => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            queries::render::to_csv(&report, parsed.profile)?,
+        )
+            .into_response(),
+        _ => axum::Json(queries::render::to_json(&report, parsed.profile)?).into_response(),
+    })
+}

@@ -5,8 +5,18 @@
 //! It must not write to the tables; it only reads. Parameters reach DataFusion as typed
 //! expressions (`col(..).eq(lit(..))`), never pasted into SQL text.
 //!
-//! Status: the session over the tables and the landed-row totals the demo and the ingest
-//! tests use are built; the reports themselves are issue #5.
+//! Reports (issue #5): [`request`] parses what is asked (name, window, filters, page) from
+//! `key=value` parameters, the same for the admin API and the command line; [`reports::run`]
+//! answers it with DataFusion, always filtered by the tenant first; [`render`] writes the
+//! answer as JSON, CSV or a table, natively or with Graph's export headers. Suggestions and
+//! compliance evidence are not built yet.
+
+pub mod render;
+pub mod reports;
+pub mod request;
+
+pub use reports::{Cell, Report, run};
+pub use request::{Filters, Format, Parsed, Profile, ReportName, ReportRequest};
 
 use std::collections::BTreeMap;
 
@@ -35,6 +45,15 @@ pub enum QueryError {
     /// DataFusion failed.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
+    /// No report has that name.
+    #[error("{0}")]
+    UnknownReport(String),
+    /// A parameter is unknown or has a bad value.
+    #[error("{0}")]
+    BadParameter(String),
+    /// Writing the answer as text failed.
+    #[error("writing the report: {0}")]
+    Render(String),
 }
 
 /// A DataFusion session with both tables registered at their latest committed version.

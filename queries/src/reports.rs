@@ -1,0 +1,572 @@
+//! The reports themselves: each one a DataFusion DataFrame over the tables, always filtered
+//! by tenant and window first, with every parameter passed as a typed literal.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::expr_fn::{bool_and, count, count_distinct, max, min, sum};
+use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::prelude::{SessionContext, ident, lit, when};
+use warehouse::{ReportingLevel, Table, Warehouse};
+
+use crate::request::{ReportName, ReportRequest};
+use crate::{QueryError, session};
+
+/// One value of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// True or false.
+    Bool(bool),
+    /// An instant.
+    Time(DateTime<Utc>),
+    /// A UTC date.
+    Date(NaiveDate),
+}
+
+impl Cell {
+    /// The text, if the cell holds text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The number, if the cell holds one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// A report's answer: named columns (camelCase) and rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Which report.
+    pub name: ReportName,
+    /// Start of the window, inclusive.
+    pub from: DateTime<Utc>,
+    /// End of the window, exclusive.
+    pub to: DateTime<Utc>,
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, each as long as `columns`.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Report {
+    /// The index of a column.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// Each row as (column name → cell).
+    pub fn records(&self) -> Vec<BTreeMap<&str, &Cell>> {
+        self.rows
+            .iter()
+            .map(|row| self.columns.iter().map(String::as_str).zip(row).collect())
+            .collect()
+    }
+}
+
+const UNMANAGED: &str = "unmanagedElevation";
+
+/// The columns of the event lists, in the order the table shows them.
+const EVENT_COLUMNS: [&str; 23] = [
+    "eventDateTime",
+    "fileName",
+    "upn",
+    "deviceName",
+    "result",
+    "elevationType",
+    "companyName",
+    "hash",
+    "filePath",
+    "justification",
+    "ruleId",
+    "policyId",
+    "policyName",
+    "id",
+    "deviceId",
+    "userType",
+    "productName",
+    "fileVersion",
+    "internalName",
+    "fileDescription",
+    "processType",
+    "parentProcessName",
+    "systemInitiatedElevation",
+];
+
+/// Runs a report over the warehouse's latest committed data.
+pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Report, QueryError> {
+    let ctx = session(warehouse).await?;
+    let mut report = Report {
+        name: request.name,
+        from: request.from,
+        to: request.to,
+        columns: Vec::new(),
+        rows: Vec::new(),
+    };
+    let frame = match request.name {
+        ReportName::Elevations | ReportName::ManagedElevations => {
+            let mut events = elevations(&ctx, request).await?;
+            if request.name == ReportName::ManagedElevations {
+                events = events.filter(ident("elevationType").not_eq(lit(UNMANAGED)))?;
+            }
+            events
+                .select(cols(&EVENT_COLUMNS))?
+                .sort(vec![desc("eventDateTime"), desc("id")])?
+        }
+        ReportName::ByApplication => elevations(&ctx, request)
+            .await?
+            .aggregate(
+                vec![ident("hash"), ident("elevationType")],
+                vec![
+                    max(ident("fileName")).alias("fileName"),
+                    max(ident("internalName")).alias("internalName"),
+                    max(ident("fileVersion")).alias("fileVersion"),
+                    max(ident("companyName")).alias("companyName"),
+                    count(lit(1)).alias("count"),
+                    count_distinct(ident("upn")).alias("users"),
+                    count_distinct(ident("deviceId")).alias("devices"),
+                    min(ident("eventDateTime")).alias("firstSeen"),
+                    max(ident("eventDateTime")).alias("lastSeen"),
+                    bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
+                ],
+            )?
+            .select(cols(&[
+                "internalName",
+                "fileName",
+                "fileVersion",
+                "hash",
+                "companyName",
+                "elevationType",
+                "count",
+                "users",
+                "devices",
+                "firstSeen",
+                "lastSeen",
+                "systemInitiated",
+            ]))?
+            .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?,
+        ReportName::ByPublisher => elevations(&ctx, request)
+            .await?
+            .aggregate(
+                vec![ident("companyName"), ident("elevationType")],
+                vec![
+                    count(lit(1)).alias("count"),
+                    count_distinct(ident("upn")).alias("users"),
+                    count_distinct(ident("deviceId")).alias("devices"),
+                ],
+            )?
+            .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
+        ReportName::ByUser => managed_split(elevations(&ctx, request).await?, "upn")?,
+        ReportName::ByDevice => managed_split(elevations(&ctx, request).await?, "deviceName")?,
+        ReportName::Trend => elevations(&ctx, request)
+            .await?
+            .aggregate(
+                vec![ident("eventDate").alias("date"), ident("elevationType")],
+                vec![count(lit(1)).alias("count")],
+            )?
+            .sort(vec![asc("date"), asc("elevationType")])?,
+        ReportName::Denied => elevations(&ctx, request)
+            .await?
+            .filter(
+                ident("elevationType")
+                    .eq(lit("deniedElevation"))
+                    .or(ident("result").not_eq(lit(0i32))),
+            )?
+            .aggregate(
+                vec![
+                    when(ident("elevationType").eq(lit("deniedElevation")), lit("denied"))
+                        .otherwise(lit("failed"))?
+                        .alias("outcome"),
+                    ident("upn"),
+                    ident("deviceId"),
+                    ident("deviceName"),
+                    ident("hash"),
+                    ident("elevationType"),
+                ],
+                vec![
+                    max(ident("fileName")).alias("fileName"),
+                    max(ident("productName")).alias("productName"),
+                    max(ident("fileDescription")).alias("fileDescription"),
+                    max(ident("internalName")).alias("internalName"),
+                    max(ident("fileVersion")).alias("fileVersion"),
+                    max(ident("companyName")).alias("companyName"),
+                    count(lit(1)).alias("count"),
+                    max(ident("eventDateTime")).alias("lastSeen"),
+                ],
+            )?
+            .select(cols(&[
+                "outcome",
+                "upn",
+                "deviceId",
+                "deviceName",
+                "fileName",
+                "productName",
+                "fileDescription",
+                "internalName",
+                "fileVersion",
+                "hash",
+                "companyName",
+                "elevationType",
+                "count",
+                "lastSeen",
+            ]))?
+            .sort(vec![
+                desc("count"),
+                asc("upn"),
+                asc("deviceName"),
+                asc("hash"),
+                asc("outcome"),
+            ])?,
+        ReportName::Overview => {
+            overview(&ctx, request, &mut report).await?;
+            return Ok(report);
+        }
+        ReportName::Diagnostics => {
+            diagnostics(&ctx, request, &mut report).await?;
+            return Ok(report);
+        }
+    };
+    let frame = frame.limit(request.offset, request.limit)?;
+    let (columns, rows) = collect(frame).await?;
+    report.columns = columns;
+    report.rows = rows;
+    Ok(report)
+}
+
+fn cols(names: &[&str]) -> Vec<Expr> {
+    names.iter().map(|c| ident(*c)).collect()
+}
+
+fn asc(column: &str) -> SortExpr {
+    ident(column).sort(true, true)
+}
+
+fn desc(column: &str) -> SortExpr {
+    ident(column).sort(false, false)
+}
+
+fn micros(at: DateTime<Utc>) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(at.timestamp_micros()),
+        Some("UTC".into()),
+    ))
+}
+
+fn day(date: NaiveDate) -> Expr {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch exists");
+    lit(ScalarValue::Date32(Some((date - epoch).num_days() as i32)))
+}
+
+/// A table's rows of the request's tenant inside its window (the date bounds let Delta skip
+/// whole partitions).
+async fn in_window(ctx: &SessionContext, table: Table, request: &ReportRequest) -> Result<DataFrame, QueryError> {
+    let last_day = (request.to - Duration::microseconds(1)).date_naive();
+    Ok(ctx
+        .table(table.name())
+        .await?
+        .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
+        .filter(
+            ident("eventDate")
+                .gt_eq(day(request.from.date_naive()))
+                .and(ident("eventDate").lt_eq(day(last_day))),
+        )?
+        .filter(
+            ident("eventDateTime")
+                .gt_eq(micros(request.from))
+                .and(ident("eventDateTime").lt(micros(request.to))),
+        )?)
+}
+
+/// The tenant's elevations in the window, narrowed by the request's filters.
+async fn elevations(ctx: &SessionContext, request: &ReportRequest) -> Result<DataFrame, QueryError> {
+    let mut frame = in_window(ctx, Table::Elevations, request).await?;
+    for (column, value) in request.filters.text() {
+        frame = frame.filter(ident(column).eq(lit(value)))?;
+    }
+    Ok(frame)
+}
+
+fn is_managed() -> Expr {
+    ident("elevationType").not_eq(lit(UNMANAGED))
+}
+
+fn is_unmanaged() -> Expr {
+    ident("elevationType").eq(lit(UNMANAGED))
+}
+
+fn count_if(condition: Expr) -> Result<Expr, DataFusionError> {
+    Ok(sum(when(condition, lit(1i64)).otherwise(lit(0i64))?))
+}
+
+/// Managed, unmanaged and total elevations per value of `key`, most elevations first.
+fn managed_split(frame: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
+    Ok(frame
+        .aggregate(
+            vec![ident(key)],
+            vec![
+                count_if(is_managed())?.alias("managed"),
+                count_if(is_unmanaged())?.alias("unmanaged"),
+                count(lit(1)).alias("total"),
+            ],
+        )?
+        .sort(vec![desc("total"), asc(key)])?)
+}
+
+async fn overview(ctx: &SessionContext, request: &ReportRequest, report: &mut Report) -> Result<(), QueryError> {
+    report.columns = ["tile", "rank", "fileName", "hash", "count", "users"]
+        .map(String::from)
+        .to_vec();
+    let per_user = elevations(ctx, request).await?.aggregate(
+        vec![ident("upn")],
+        vec![count_if(is_managed())?.alias("m"), count_if(is_unmanaged())?.alias("u")],
+    )?;
+    let some = |c: &str| ident(c).gt(lit(0i64));
+    let none = |c: &str| ident(c).eq(lit(0i64));
+    let tiles = per_user.aggregate(
+        vec![],
+        vec![
+            count_if(none("m").and(some("u")))?.alias("usersOnlyUnmanaged"),
+            count_if(some("m").and(some("u")))?.alias("usersBoth"),
+            count_if(some("m").and(none("u")))?.alias("usersOnlyManaged"),
+        ],
+    )?;
+    let (names, rows) = collect(tiles).await?;
+    for (i, tile) in names.into_iter().enumerate() {
+        // An empty window sums nothing: the tiles are zero.
+        let n = rows.first().and_then(|r| r[i].as_int()).unwrap_or(0);
+        report.rows.push(vec![
+            Cell::Text(tile),
+            Cell::Null,
+            Cell::Null,
+            Cell::Null,
+            Cell::Int(n),
+            Cell::Null,
+        ]);
+    }
+    for (tile, elevation_type) in [
+        ("frequentlyUnmanaged", UNMANAGED),
+        ("frequentlyApprovedBySupport", "supportApprovedElevation"),
+        ("frequentlyDenied", "deniedElevation"),
+    ] {
+        let top = elevations(ctx, request)
+            .await?
+            .filter(ident("elevationType").eq(lit(elevation_type)))?
+            .aggregate(
+                vec![ident("hash")],
+                vec![
+                    max(ident("fileName")).alias("fileName"),
+                    count(lit(1)).alias("count"),
+                    count_distinct(ident("upn")).alias("users"),
+                ],
+            )?
+            .sort(vec![desc("count"), asc("fileName"), asc("hash")])?
+            .select(cols(&["fileName", "hash", "count", "users"]))?
+            .limit(request.offset, request.limit)?;
+        let (_, rows) = collect(top).await?;
+        for (rank, row) in rows.into_iter().enumerate() {
+            let mut out = vec![
+                Cell::Text(tile.to_owned()),
+                Cell::Int((request.offset + rank + 1) as i64),
+            ];
+            out.extend(row);
+            report.rows.push(out);
+        }
+    }
+    Ok(())
+}
+
+async fn diagnostics(ctx: &SessionContext, request: &ReportRequest, report: &mut Report) -> Result<(), QueryError> {
+    report.columns = ["kind", "level", "errorCode", "deviceName", "lastSeen", "count"]
+        .map(String::from)
+        .to_vec();
+    let device_filter = |frame: DataFrame| -> Result<DataFrame, QueryError> {
+        Ok(match &request.filters.device_name {
+            Some(name) => frame.filter(ident("deviceName").eq(lit(name.as_str())))?,
+            None => frame,
+        })
+    };
+    let activity = |table| async move {
+        let frame = device_filter(in_window(ctx, table, request).await?)?;
+        Ok::<_, QueryError>(frame.select(cols(&["deviceName", "reportingLevel", "eventDateTime"]))?)
+    };
+    let seen = activity(Table::Elevations)
+        .await?
+        .union(activity(Table::Diagnostics).await?)?
+        .aggregate(
+            vec![ident("deviceName"), ident("reportingLevel")],
+            vec![max(ident("eventDateTime")).alias("lastSeen")],
+        )?;
+    // Per device: its last event, and the level it reported that event under.
+    let mut devices: BTreeMap<String, (DateTime<Utc>, String)> = BTreeMap::new();
+    for row in collect(seen).await?.1 {
+        let (Some(name), Some(level), Cell::Time(at)) = (row[0].as_text(), row[1].as_text(), &row[2]) else {
+            continue;
+        };
+        let entry = devices.entry(name.to_owned()).or_insert((*at, level.to_owned()));
+        if *at > entry.0 {
+            *entry = (*at, level.to_owned());
+        }
+    }
+    let mut per_level: BTreeMap<ReportingLevel, i64> = BTreeMap::new();
+    let mut below = Vec::new();
+    let mut silent = Vec::new();
+    let silent_before = request.to - Duration::days(i64::from(request.silent_days));
+    for (name, (last, level_text)) in &devices {
+        let level = ReportingLevel::parse(level_text).unwrap_or(ReportingLevel::None);
+        *per_level.entry(level).or_default() += 1;
+        if level < request.reporting_cap {
+            below.push((name, level_text, last));
+        }
+        if *last < silent_before {
+            silent.push((name, level_text, last));
+        }
+    }
+    let text = |s: &str| Cell::Text(s.to_owned());
+    for (level, n) in per_level.into_iter().rev() {
+        report.rows.push(vec![
+            text("reportingDevices"),
+            text(level.as_str()),
+            Cell::Null,
+            Cell::Null,
+            Cell::Null,
+            Cell::Int(n),
+        ]);
+    }
+    let errors = device_filter(in_window(ctx, Table::Diagnostics, request).await?)?
+        .filter(ident("errorCode").not_eq(lit(0i64)))?
+        .aggregate(vec![ident("errorCode")], vec![count(lit(1)).alias("count")])?
+        .sort(vec![desc("count"), asc("errorCode")])?;
+    for row in collect(errors).await?.1 {
+        report.rows.push(vec![
+            text("errorCode"),
+            Cell::Null,
+            row[0].clone(),
+            Cell::Null,
+            Cell::Null,
+            row[1].clone(),
+        ]);
+    }
+    for (kind, list) in [("silentDevice", silent), ("belowCap", below)] {
+        for (name, level, last) in list {
+            report.rows.push(vec![
+                text(kind),
+                text(level),
+                Cell::Null,
+                text(name),
+                Cell::Time(*last),
+                Cell::Null,
+            ]);
+        }
+    }
+    Ok(())
+}
+
+/// Runs a DataFrame and turns its batches into cells.
+pub(crate) async fn collect(frame: DataFrame) -> Result<(Vec<String>, Vec<Vec<Cell>>), QueryError> {
+    let columns: Vec<String> = frame.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let batches = frame.collect().await?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        rows.extend(cells(batch)?);
+    }
+    Ok((columns, rows))
+}
+
+fn cells(batch: &RecordBatch) -> Result<Vec<Vec<Cell>>, QueryError> {
+    let mut rows = vec![Vec::with_capacity(batch.num_columns()); batch.num_rows()];
+    for column in batch.columns() {
+        let values = column_cells(column)?;
+        for (row, value) in rows.iter_mut().zip(values) {
+            row.push(value);
+        }
+    }
+    Ok(rows)
+}
+
+fn column_cells(column: &ArrayRef) -> Result<Vec<Cell>, QueryError> {
+    let n = column.len();
+    let cast_to = |t: &DataType| cast(column, t).map_err(DataFusionError::from);
+    let out = match column.data_type() {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(..) => {
+            let text = cast_to(&DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            (0..n)
+                .map(|i| {
+                    if text.is_null(i) {
+                        Cell::Null
+                    } else {
+                        Cell::Text(text.value(i).to_owned())
+                    }
+                })
+                .collect()
+        }
+        DataType::Boolean => {
+            let b = column.as_boolean();
+            (0..n)
+                .map(|i| {
+                    if b.is_null(i) {
+                        Cell::Null
+                    } else {
+                        Cell::Bool(b.value(i))
+                    }
+                })
+                .collect()
+        }
+        DataType::Timestamp(..) => {
+            let t = cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            let t = t.as_primitive::<TimestampMicrosecondType>();
+            (0..n)
+                .map(|i| match DateTime::from_timestamp_micros(t.value(i)) {
+                    Some(at) if !t.is_null(i) => Cell::Time(at),
+                    _ => Cell::Null,
+                })
+                .collect()
+        }
+        DataType::Date32 => {
+            let d = column.as_primitive::<Date32Type>();
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch exists");
+            (0..n)
+                .map(|i| {
+                    if d.is_null(i) {
+                        Cell::Null
+                    } else {
+                        Cell::Date(epoch + Duration::days(i64::from(d.value(i))))
+                    }
+                })
+                .collect()
+        }
+        _ => {
+            let v = cast_to(&DataType::Int64)?;
+            let v = v.as_primitive::<Int64Type>();
+            (0..n)
+                .map(|i| {
+                    if v.is_null(i) {
+                        Cell::Null
+                    } else {
+                        Cell::Int(v.value(i))
+                    }
+                })
+                .collect()
+        }
+    };
+    Ok(out)
+}

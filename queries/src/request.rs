@@ -1,0 +1,329 @@
+//! What a report is asked for: its name, window, filters and page, parsed from the same
+//! `key=value` parameters whether they come from the admin API's query string or the command
+//! line, and checked before any query runs.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use warehouse::{ElevationType, ReportingLevel};
+
+use crate::QueryError;
+
+/// The reports, by their contract names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportName {
+    /// Every elevation, newest first.
+    Elevations,
+    /// Managed elevations only, newest first.
+    ManagedElevations,
+    /// Per application (hash) and elevation type.
+    ByApplication,
+    /// Per publisher and elevation type.
+    ByPublisher,
+    /// Managed, unmanaged and total per user.
+    ByUser,
+    /// Managed, unmanaged and total per device.
+    ByDevice,
+    /// The readiness tiles and the "frequently …" files.
+    Overview,
+    /// Elevations per day and type.
+    Trend,
+    /// Denied and failed elevations.
+    Denied,
+    /// Agent health.
+    Diagnostics,
+}
+
+impl ReportName {
+    /// Every report.
+    pub const ALL: [ReportName; 10] = [
+        ReportName::Elevations,
+        ReportName::ManagedElevations,
+        ReportName::ByApplication,
+        ReportName::ByPublisher,
+        ReportName::ByUser,
+        ReportName::ByDevice,
+        ReportName::Overview,
+        ReportName::Trend,
+        ReportName::Denied,
+        ReportName::Diagnostics,
+    ];
+
+    /// The contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportName::Elevations => "elevations",
+            ReportName::ManagedElevations => "managed-elevations",
+            ReportName::ByApplication => "by-application",
+            ReportName::ByPublisher => "by-publisher",
+            ReportName::ByUser => "by-user",
+            ReportName::ByDevice => "by-device",
+            ReportName::Overview => "overview",
+            ReportName::Trend => "trend",
+            ReportName::Denied => "denied",
+            ReportName::Diagnostics => "diagnostics",
+        }
+    }
+
+    /// Parses a contract name; the error lists them all.
+    pub fn parse(text: &str) -> Result<ReportName, QueryError> {
+        ReportName::ALL.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = ReportName::ALL.iter().map(|r| r.as_str()).collect();
+            QueryError::UnknownReport(format!("no report {text:?}; the reports are {}", names.join(", ")))
+        })
+    }
+
+    /// Whether the report lists single events (paginated, 1,000 rows per page by default).
+    pub fn is_event_list(self) -> bool {
+        matches!(self, ReportName::Elevations | ReportName::ManagedElevations)
+    }
+}
+
+/// Equality filters on the elevations; each one given narrows the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// `elevationType`.
+    pub elevation_type: Option<ElevationType>,
+    /// `upn`.
+    pub upn: Option<String>,
+    /// `deviceName`.
+    pub device_name: Option<String>,
+    /// `companyName` (the publisher).
+    pub company_name: Option<String>,
+    /// `hash` (compared upper-case, as stored).
+    pub hash: Option<String>,
+    /// `fileName`.
+    pub file_name: Option<String>,
+}
+
+impl Filters {
+    /// The text filters as (column, value) pairs.
+    pub(crate) fn text(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(t) = self.elevation_type {
+            out.push(("elevationType", t.as_str().to_owned()));
+        }
+        for (column, value) in [
+            ("upn", &self.upn),
+            ("deviceName", &self.device_name),
+            ("companyName", &self.company_name),
+            ("hash", &self.hash),
+            ("fileName", &self.file_name),
+        ] {
+            if let Some(v) = value {
+                out.push((column, v.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Default page of the event lists.
+pub const DEFAULT_EVENT_LIMIT: usize = 1_000;
+/// Largest page anyone may ask for.
+pub const MAX_LIMIT: usize = 1_000_000;
+/// How many files the Overview's "frequently …" lists show unless `limit` says otherwise.
+pub const DEFAULT_TOP_FILES: usize = 10;
+/// Days without any event after which `diagnostics` lists a device as silent.
+pub const DEFAULT_SILENT_DAYS: u32 = 3;
+
+/// One report, fully specified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRequest {
+    /// Which report.
+    pub name: ReportName,
+    /// Whose rows: always the tenant of the key (API) or `--tenant` (CLI).
+    pub tenant: String,
+    /// Start of the window, inclusive.
+    pub from: DateTime<Utc>,
+    /// End of the window, exclusive.
+    pub to: DateTime<Utc>,
+    /// Filters.
+    pub filters: Filters,
+    /// Rows per page (`None`: all rows).
+    pub limit: Option<usize>,
+    /// Rows skipped before the page.
+    pub offset: usize,
+    /// `diagnostics`: a device is silent when its last event is older than `to` minus this.
+    pub silent_days: u32,
+    /// `diagnostics`: the tenant's reporting cap, to list devices that report below it.
+    pub reporting_cap: ReportingLevel,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// `{ "report", "from", "to", "rows": [...] }`.
+    Json,
+    /// RFC 4180 CSV with a header line.
+    Csv,
+}
+
+/// Column names and value spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// camelCase columns, RFC 3339 times, real nulls.
+    Native,
+    /// Exactly the headers and spellings of Intune's Graph export of the same report.
+    Graph,
+}
+
+impl Format {
+    /// Parses `table`, `json` or `csv`.
+    pub fn parse(text: &str) -> Result<Format, QueryError> {
+        match text {
+            "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            other => Err(bad(format!("format {other:?} is not one of table, json, csv"))),
+        }
+    }
+}
+
+impl Profile {
+    /// Parses `native` or `graph`.
+    pub fn parse(text: &str) -> Result<Profile, QueryError> {
+        match text {
+            "native" => Ok(Profile::Native),
+            "graph" => Ok(Profile::Graph),
+            other => Err(bad(format!("profile {other:?} is not one of native, graph"))),
+        }
+    }
+}
+
+fn bad(message: String) -> QueryError {
+    QueryError::BadParameter(message)
+}
+
+/// Parses `from`/`to`: RFC 3339, or `YYYY-MM-DD` meaning midnight UTC at the start of that day.
+pub fn parse_instant(key: &str, text: &str) -> Result<DateTime<Utc>, QueryError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.to_utc());
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    Err(bad(format!(
+        "{key} {text:?} is neither RFC 3339 (2026-11-20T14:03:11Z) nor a date (2026-11-20)"
+    )))
+}
+
+fn parse_number<T>(key: &str, text: &str, max: T) -> Result<T, QueryError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match text.parse::<T>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(bad(format!("{key} {text:?} must be a whole number from 0 to {max}"))),
+    }
+}
+
+/// The request parameters every caller understands, with what `format` and `profile` asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The report to run.
+    pub request: ReportRequest,
+    /// `format` (default: the caller's).
+    pub format: Option<Format>,
+    /// `profile` (default native).
+    pub profile: Profile,
+}
+
+impl ReportRequest {
+    /// Builds a request from `key=value` parameters (query string or command line). Unknown
+    /// keys, bad values and empty filters are refused with the reason. The window defaults
+    /// to the 48 hours before `now` for `overview` (Intune's snapshot) and the 30 days before
+    /// `now` otherwise (Intune's retention).
+    pub fn parse(
+        name: &str,
+        tenant: &str,
+        params: &[(String, String)],
+        now: DateTime<Utc>,
+        reporting_cap: ReportingLevel,
+    ) -> Result<Parsed, QueryError> {
+        let name = ReportName::parse(name)?;
+        let mut from = None;
+        let mut to = None;
+        let mut filters = Filters::default();
+        let mut limit = None;
+        let mut offset = 0;
+        let mut silent_days = DEFAULT_SILENT_DAYS;
+        let mut format = None;
+        let mut profile = Profile::Native;
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, value) in params {
+            if !seen.insert(key.as_str()) {
+                return Err(bad(format!("{key} is given twice")));
+            }
+            let text = |v: &String| {
+                if v.is_empty() || v.len() > 2048 || v.chars().any(char::is_control) {
+                    Err(bad(format!("{key} must be 1 to 2048 printable characters")))
+                } else {
+                    Ok(Some(v.clone()))
+                }
+            };
+            match key.as_str() {
+                "from" => from = Some(parse_instant(key, value)?),
+                "to" => to = Some(parse_instant(key, value)?),
+                "elevationType" => {
+                    filters.elevation_type = Some(ElevationType::parse(value).map_err(|e| bad(e.to_string()))?);
+                }
+                "upn" => filters.upn = text(value)?,
+                "deviceName" => filters.device_name = text(value)?,
+                "companyName" => filters.company_name = text(value)?,
+                "hash" => filters.hash = text(value)?.map(|h| h.to_ascii_uppercase()),
+                "fileName" => filters.file_name = text(value)?,
+                "limit" => limit = Some(parse_number(key, value, MAX_LIMIT)?),
+                "offset" => offset = parse_number(key, value, usize::MAX)?,
+                "silentDays" => silent_days = parse_number(key, value, 3650u32)?,
+                "format" => format = Some(Format::parse(value)?),
+                "profile" => profile = Profile::parse(value)?,
+                other => {
+                    return Err(bad(format!(
+                        "unknown parameter {other:?}; reports take from, to, elevationType, upn, deviceName, \
+                         companyName, hash, fileName, limit, offset, silentDays, format, profile"
+                    )));
+                }
+            }
+        }
+        let to = to.unwrap_or(now);
+        let default_span = if name == ReportName::Overview {
+            Duration::hours(48)
+        } else {
+            Duration::days(30)
+        };
+        let from = from.unwrap_or(to - default_span);
+        if from >= to {
+            return Err(bad(format!("from ({from}) must be before to ({to})")));
+        }
+        if name == ReportName::Diagnostics {
+            let personal = filters.text().into_iter().any(|(column, _)| column != "deviceName");
+            if personal {
+                return Err(bad(
+                    "diagnostics hold no user, file, hash or elevation type; filter them by deviceName only".into(),
+                ));
+            }
+        }
+        let limit = match limit {
+            Some(n) => Some(n),
+            None if name.is_event_list() => Some(DEFAULT_EVENT_LIMIT),
+            None if name == ReportName::Overview => Some(DEFAULT_TOP_FILES),
+            None => None,
+        };
+        Ok(Parsed {
+            request: ReportRequest {
+                name,
+                tenant: tenant.to_owned(),
+                from,
+                to,
+                filters,
+                limit,
+                offset,
+                silent_days,
+                reporting_cap,
+            },
+            format,
+            profile,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! `elevation bench query`: how long each report takes over an existing warehouse (for example
+//! the demo's), and, over the same Parquet files, how long DuckDB takes for the same
+//! aggregations. Run it from a release build: a debug build measures the debug build.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use warehouse::{Clock, ReportingLevel, Warehouse};
+
+/// Settings of the query benchmark.
+#[derive(Debug, Args)]
+pub(crate) struct QueryBenchArgs {
+    /// Runs per report; the median is shown.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Window start (RFC 3339 or YYYY-MM-DD); default 400 days before now.
+    #[arg(long)]
+    from: Option<String>,
+}
+
+/// Same figures as `by-user`, `by-application`, `by-publisher` and `trend`, in DuckDB.
+const DUCKDB_BENCH: &str = r#"
+import json, sys, time
+import duckdb
+from deltalake import DeltaTable
+path, tenant, start, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+con = duckdb.connect()
+w = "tenant = ? AND \"eventDateTime\" >= CAST(? AS TIMESTAMPTZ)"
+queries = {
+  "by-user": "SELECT upn, SUM(CASE WHEN \"elevationType\" <> 'unmanagedElevation' THEN 1 ELSE 0 END), COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY upn",
+  "by-application": "SELECT hash, \"elevationType\", COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT \"deviceId\"), MIN(\"eventDateTime\"), MAX(\"eventDateTime\") FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
+  "by-publisher": "SELECT \"companyName\", \"elevationType\", COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
+  "trend": "SELECT \"eventDate\", \"elevationType\", COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
+}
+out = {}
+for name, sql in queries.items():
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        # Like the product, list the files from the Delta log on every run.
+        files = DeltaTable(path + "/elevations").file_uris()
+        con.read_parquet(files, hive_partitioning=True).create_view("e", replace=True)
+        con.execute("SELECT COUNT(*) FROM (" + sql.replace("WINDOW_FILTER", w) + ")", [tenant, start]).fetchall()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    out[name] = times[len(times) // 2]
+print(json.dumps(out))
+"#;
+
+/// Times every report, then DuckDB on the same files.
+pub(crate) async fn query(location: warehouse::Location, tenant: &str, args: QueryBenchArgs) -> Result<()> {
+    let warehouse = Warehouse::new(location.clone());
+    let now = warehouse::SystemClock.now();
+    let from = args
+        .from
+        .unwrap_or_else(|| (now - chrono::Duration::days(400)).to_rfc3339());
+    let runs = args.runs.max(1);
+    let rows = queries::landed_counts(&warehouse, tenant).await?;
+    println!(
+        "{} elevation rows and {} diagnostic rows of tenant {tenant} in {}; median of {runs} runs",
+        rows.elevations(),
+        rows.diagnostics,
+        warehouse.location().display()
+    );
+    if cfg!(debug_assertions) {
+        println!("(a debug build: run `cargo run --release -- bench query` for real figures)");
+    }
+    println!("{:<20} {:>12} {:>8} {:>12}", "report", "elevation", "rows", "duckdb");
+    let duck = duckdb(&location, tenant, &from, runs);
+    for name in queries::ReportName::ALL {
+        let params = vec![
+            ("from".to_owned(), from.clone()),
+            ("limit".to_owned(), "1000".to_owned()),
+        ];
+        let parsed = queries::ReportRequest::parse(name.as_str(), tenant, &params, now, ReportingLevel::All)?;
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..runs {
+            let start = Instant::now();
+            n = queries::run(&warehouse, &parsed.request).await?.rows.len();
+            times.push(start.elapsed());
+        }
+        times.sort();
+        let theirs = duck
+            .as_ref()
+            .ok()
+            .and_then(|d| d.get(name.as_str()))
+            .and_then(|v| v.as_f64())
+            .map(|s| format!("{:.1} ms", s * 1e3))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<20} {:>9.1} ms {n:>8} {theirs:>12}",
+            name.as_str(),
+            ms(times[times.len() / 2])
+        );
+    }
+    if let Err(e) = duck {
+        println!("DuckDB not measured: {e:#}");
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn duckdb(location: &warehouse::Location, tenant: &str, from: &str, runs: usize) -> Result<serde_json::Value> {
+    let path = match location {
+        warehouse::Location::Local(path) => path.clone(),
+        _ => anyhow::bail!("the DuckDB comparison reads a local warehouse only"),
+    };
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("bench.py");
+    std::fs::write(&script, DUCKDB_BENCH)?;
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .args([tenant, from, &runs.to_string()])
+        .output()
+        .context("running python3 (pip install duckdb deltalake)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
