@@ -9,6 +9,7 @@ mod crash;
 mod hostile;
 mod ingest;
 mod maintenance;
+mod object_storage;
 mod reports;
 mod simulator_truth;
 mod tidy;

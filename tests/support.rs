@@ -279,30 +279,36 @@ pub(crate) struct Server {
 /// Starts `elevation serve --listen 127.0.0.1:0 --data-dir DIR ARGS…` and reads the address it
 /// prints.
 pub(crate) fn start_server(data_dir: &Path, args: &[&str]) -> Server {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_elevation"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("elevation serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    // Keep reading so the server never writes into a closed pipe.
-    std::thread::spawn(move || for _ in stdout.lines() {});
-    Server { child, base }
+        .stderr(std::process::Stdio::null());
+    Server::spawned(command)
 }
 
 impl Server {
+    /// Spawns a prepared `elevation serve` command (stdout piped) and reads the address it
+    /// prints.
+    pub(crate) fn spawned(mut command: Command) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = command.spawn().expect("elevation serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        // Keep reading so the server never writes into a closed pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        Server { child, base }
+    }
+
     /// SIGTERM, then waits: the server finishes in-flight uploads and lands everything.
     pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let sent = Command::new("kill")

@@ -136,6 +136,7 @@ impl Location {
             }
             let store = builder.build().map_err(|e| fail(e.to_string()))?;
             let url = Url::parse(text.trim_end_matches('/')).map_err(|e| fail(e.to_string()))?;
+            register_s3_log_store();
             Ok(Location::S3 {
                 url,
                 store: Arc::new(store),
@@ -182,6 +183,40 @@ impl Location {
             Location::S3 { url, .. } => url.to_string(),
         }
     }
+}
+
+/// Delta's commit protocol on S3 needs "create only if absent" for the commit files. S3 (and
+/// S3-compatible stores such as MinIO or moto) offer it as conditional writes
+/// (`If-None-Match: *`), which object_store uses for `PutMode::Create`; so the default log
+/// store is all that is needed, without the DynamoDB lock of older S3 setups.
+#[derive(Debug)]
+struct ConditionalPutLogStore;
+
+impl deltalake::logstore::LogStoreFactory for ConditionalPutLogStore {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake::logstore::ObjectStoreRef,
+        root_store: deltalake::logstore::ObjectStoreRef,
+        location: &Url,
+        options: &deltalake::logstore::StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn deltalake::logstore::LogStore>> {
+        Ok(deltalake::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_s3_log_store() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        deltalake::logstore::logstore_factories().insert(
+            Url::parse("s3://").expect("valid URL"),
+            Arc::new(ConditionalPutLogStore),
+        );
+    });
 }
 
 /// What one append wrote.
