@@ -45,6 +45,11 @@ pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> 
             }
         );
     }
+    let rollups = warehouse.refresh_rollups().await?;
+    println!(
+        "daily_elevations: {} tenant-days refreshed from raw elevations ({} rows)",
+        rollups.days_refreshed, rollups.rows_written
+    );
     Ok(())
 }
 
@@ -55,7 +60,7 @@ pub(crate) async fn retention(location: Location, data_dir: &Path, today: NaiveD
     let settings = store.tenant_settings()?;
     let lookup = |tenant: &str| settings.get(tenant).cloned().unwrap_or_default();
     let reports = warehouse::maintenance::retention_all(&warehouse, &lookup, today).await?;
-    for (table, report) in Table::ALL.iter().zip(reports) {
+    for (table, report) in Table::EVERY.iter().zip(reports) {
         println!(
             "{}: {} rows past retention deleted, {} files removed from storage",
             table.name(),
@@ -81,7 +86,11 @@ pub(crate) async fn every(warehouse: Arc<Warehouse>, data_dir: PathBuf, every: D
             Ok(reports) => tracing::info!(?reports, "retention applied"),
             Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
         }
-        for table in Table::ALL {
+        match warehouse.refresh_rollups().await {
+            Ok(report) => tracing::info!(?report, "rollups refreshed"),
+            Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
+        }
+        for table in Table::EVERY {
             match warehouse.compact(table, &|_, _| {}).await {
                 Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
                 Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),

@@ -431,3 +431,96 @@ print(json.dumps(out))
         serde_json::from_value(found["duckdb_by_type"].clone()).expect("a map of counts");
     assert_eq!(by_type, expected_by_type);
 }
+
+/// `(day, elevationType) → elevations` from the rollup table.
+async fn rollup_by_day_and_type(node: &Node) -> BTreeMap<(String, String), u64> {
+    node.sql(
+        r#"SELECT CAST("eventDate" AS VARCHAR) AS d, "elevationType" AS t, CAST(SUM(elevations) AS BIGINT) AS n
+           FROM daily_elevations WHERE tenant = 'contoso' GROUP BY 1, 2"#,
+    )
+    .await
+    .into_iter()
+    .map(|r| {
+        (
+            (r["d"].as_str().unwrap().to_owned(), r["t"].as_str().unwrap().to_owned()),
+            r["n"].as_u64().unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_agree_with_raw_events_and_outlive_their_retention() {
+    let mut node = Node::start().await;
+    let (bodies, truth) = fleet(71, 40, 20, "contoso");
+    ingest::AgentClient::new(&node.base, &node.agent_key)
+        .upload_all(bodies, 8)
+        .await
+        .unwrap();
+    node.land_all().await;
+    let mut expected = BTreeMap::new();
+    for day in &truth.per_day {
+        for (t, n) in &day.by_type {
+            expected.insert((day.date.to_string(), t.clone()), *n);
+        }
+    }
+    let days_with_events = truth.per_day.iter().filter(|d| d.managed + d.unmanaged > 0).count();
+    let report = node.warehouse.refresh_rollups().await.unwrap();
+    assert_eq!(report.days_refreshed, days_with_events);
+    assert_eq!(
+        rollup_by_day_and_type(&node).await,
+        expected,
+        "rollups equal the ground truth"
+    );
+    // Distinct users per day from rollups equal those from raw events.
+    let users = |table: &str| {
+        format!(
+            r#"SELECT CAST("eventDate" AS VARCHAR) AS d, COUNT(DISTINCT upn) AS n FROM {table} GROUP BY 1 ORDER BY 1"#
+        )
+    };
+    assert_eq!(
+        node.sql(&users("daily_elevations")).await,
+        node.sql(&users("elevations")).await
+    );
+    assert_eq!(
+        node.warehouse.refresh_rollups().await.unwrap().days_refreshed,
+        0,
+        "nothing changed"
+    );
+
+    // Raw elevations expire after 10 days; the rollups stay.
+    let store = warehouse::tenants::TenantStore::new(node.dir.path());
+    let settings = warehouse::tenants::TenantSettings {
+        elevation_retention_days: Some(10),
+        ..Default::default()
+    };
+    store.set_settings("contoso", settings.clone()).unwrap();
+    let reports =
+        warehouse::maintenance::retention_all(&node.warehouse, &|_| settings.clone(), test_now().date_naive())
+            .await
+            .unwrap();
+    assert!(reports[0].rows_deleted > 0);
+    assert_eq!(reports[2].rows_deleted, 0, "rollups are kept 7 years");
+    assert_eq!(node.warehouse.refresh_rollups().await.unwrap().days_refreshed, 0);
+    assert_eq!(
+        rollup_by_day_and_type(&node).await,
+        expected,
+        "rollups outlive raw retention"
+    );
+
+    // A late upload changes one day: only that day is recomputed.
+    let late = batch(
+        "b-late",
+        "all",
+        vec![elevation_event("late-1", "unmanagedElevation")],
+        vec![],
+    );
+    assert_eq!(node.upload(&late).await.status, 200);
+    node.land_all().await;
+    assert_eq!(node.warehouse.refresh_rollups().await.unwrap().days_refreshed, 1);
+    *expected
+        .entry(("2026-11-20".to_owned(), "unmanagedElevation".to_owned()))
+        .or_default() += 1;
+    assert_eq!(rollup_by_day_and_type(&node).await, expected);
+    node.stop().await;
+}

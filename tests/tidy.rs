@@ -33,6 +33,10 @@ fn readme_documents_the_table_schemas_column_by_column() {
     for (table, columns) in [
         (warehouse::schema::ELEVATIONS, warehouse::schema::ELEVATION_COLUMNS),
         (warehouse::schema::DIAGNOSTICS, warehouse::schema::DIAGNOSTIC_COLUMNS),
+        (
+            warehouse::schema::DAILY_ELEVATIONS,
+            warehouse::schema::DAILY_ELEVATION_COLUMNS,
+        ),
     ] {
         let expected = warehouse::schema::readme_table(columns);
         assert!(

@@ -177,6 +177,8 @@ impl Lander {
                 .filter_map(|p| match table {
                     Table::Elevations => p.record.elevations.clone(),
                     Table::Diagnostics => p.record.diagnostics.clone(),
+                    // Rollups are derived by the maintenance pass, never landed.
+                    Table::DailyElevations => None,
                 })
                 .filter(|b| b.num_rows() > 0)
                 .collect();

@@ -63,7 +63,7 @@ pub enum QueryError {
 /// from the log, not from storage, so DataFusion's list-files cache never hides new files.)
 pub async fn session(warehouse: &Warehouse) -> Result<SessionContext, QueryError> {
     let ctx = SessionContext::new();
-    for table in Table::ALL {
+    for table in Table::EVERY {
         let delta = warehouse.load(table).await?;
         let failed = |source| QueryError::Delta {
             table: table.name(),

@@ -227,6 +227,9 @@ impl Warehouse {
                     ident("upn").sort(true, false),
                 ])
                 .map_err(datafusion(table))?,
+            Table::DailyElevations => df
+                .sort(vec![ident("hash").sort(true, false), ident("upn").sort(true, false)])
+                .map_err(datafusion(table))?,
             Table::Diagnostics => df
                 .sort(vec![
                     ident("deviceId").sort(true, false),
@@ -272,16 +275,7 @@ impl Warehouse {
             predicate: Some(format!("tenant = '{tenant}' AND eventDate = '{date}'")),
             target_size: TARGET_FILE_BYTES as i64,
         };
-        let snapshot = handle.snapshot().map_err(delta(table))?;
-        let finalized = CommitBuilder::from(CommitProperties::default())
-            .with_actions(actions)
-            .build(Some(snapshot), handle.log_store(), operation)
-            .await
-            .map_err(delta(table))?;
-        if let Some(dir) = self.location().local_table_dir(table) {
-            crate::tables::sync_commit(&dir, finalized.version())?;
-        }
-        handle.update_state().await.map_err(delta(table))?;
+        self.commit_synced(handle, table, actions, operation).await?;
         Ok((rows_before, rows_after, files_after, bytes_after))
     }
 
@@ -335,9 +329,9 @@ pub async fn retention_all(
     warehouse: &Warehouse,
     settings: &(dyn Fn(&str) -> crate::tenants::TenantSettings + Sync),
     today: NaiveDate,
-) -> Result<[RetentionReport; 2], WarehouseError> {
-    let mut reports: [RetentionReport; 2] = Default::default();
-    for (slot, table) in Table::ALL.into_iter().enumerate() {
+) -> Result<[RetentionReport; 3], WarehouseError> {
+    let mut reports: [RetentionReport; 3] = Default::default();
+    for (slot, table) in Table::EVERY.into_iter().enumerate() {
         for tenant in warehouse.tenants_in(table).await? {
             let days = settings(&tenant).retention_days(table);
             let keep_from = today - chrono::Duration::days(i64::from(days));
@@ -347,4 +341,176 @@ pub async fn retention_all(
         }
     }
     Ok(reports)
+}
+
+impl Warehouse {
+    /// Commits actions on `handle`'s snapshot (Delta retries against newer versions and checks
+    /// conflicts), syncs the commit on a local warehouse, and refreshes the handle.
+    async fn commit_synced(
+        &self,
+        handle: &mut DeltaTable,
+        table: Table,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+    ) -> Result<(), WarehouseError> {
+        let snapshot = handle.snapshot().map_err(delta(table))?;
+        let finalized = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .build(Some(snapshot), handle.log_store(), operation)
+            .await
+            .map_err(delta(table))?;
+        if let Some(dir) = self.location().local_table_dir(table) {
+            crate::tables::sync_commit(&dir, finalized.version())?;
+        }
+        handle.update_state().await.map_err(delta(table))
+    }
+}
+
+fn date_literal(date: NaiveDate) -> deltalake::datafusion::prelude::Expr {
+    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+    lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days)))
+}
+
+/// What a rollup refresh did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupReport {
+    /// Tenant-days recomputed because raw rows changed.
+    pub days_refreshed: usize,
+    /// Rollup rows written.
+    pub rows_written: u64,
+}
+
+/// `(tenant, eventDate) → elevations` of a table, from a DataFusion aggregate.
+async fn per_day(
+    ctx: &SessionContext,
+    table: Table,
+    count: deltalake::datafusion::prelude::Expr,
+) -> Result<BTreeMap<(String, NaiveDate), i64>, WarehouseError> {
+    use arrow::array::AsArray;
+    let batches = ctx
+        .table(table.name())
+        .await
+        .map_err(datafusion(table))?
+        .aggregate(vec![ident("tenant"), ident("eventDate")], vec![count.alias("n")])
+        .map_err(datafusion(table))?
+        .collect()
+        .await
+        .map_err(datafusion(table))?;
+    let mut out = BTreeMap::new();
+    for batch in batches {
+        let tenants = cast(batch.column(0), &arrow::datatypes::DataType::Utf8).map_err(|e| WarehouseError::Delta {
+            table: table.name(),
+            source: e.into(),
+        })?;
+        let tenants = tenants.as_string::<i32>();
+        let dates = batch.column(1).as_primitive::<arrow::datatypes::Date32Type>();
+        let counts = cast(batch.column(2), &arrow::datatypes::DataType::Int64).map_err(|e| WarehouseError::Delta {
+            table: table.name(),
+            source: e.into(),
+        })?;
+        let counts = counts.as_primitive::<arrow::datatypes::Int64Type>();
+        for row in 0..batch.num_rows() {
+            let date = crate::rows::date_of_date32(dates.value(row));
+            out.insert((tenants.value(row).to_owned(), date), counts.value(row));
+        }
+    }
+    Ok(out)
+}
+
+impl Warehouse {
+    /// Brings `daily_elevations` in line with `elevations`: every tenant-day whose raw row count
+    /// differs from its rollup total is recomputed from the raw rows and swapped in with one
+    /// commit. Days whose raw rows retention already deleted keep their rollup.
+    pub async fn refresh_rollups(&self) -> Result<RollupReport, WarehouseError> {
+        use deltalake::datafusion::functions_aggregate::expr_fn::{count, sum};
+        use deltalake::datafusion::prelude::{case, lit};
+        let raw_table = Table::Elevations;
+        let rollup_table = Table::DailyElevations;
+        let raw = self.load(raw_table).await?;
+        let mut rollup = self.load(rollup_table).await?;
+        let ctx = SessionContext::new();
+        for (table, handle) in [(raw_table, &raw), (rollup_table, &rollup)] {
+            handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
+            let provider = handle.table_provider().await.map_err(datafusion(table))?;
+            ctx.register_table(table.name(), provider).map_err(datafusion(table))?;
+        }
+        let raw_days = per_day(&ctx, raw_table, count(lit(1))).await?;
+        let rolled_days = per_day(&ctx, rollup_table, sum(ident("elevations"))).await?;
+        let mut report = RollupReport::default();
+        for ((tenant, date), n) in raw_days {
+            if rolled_days.get(&(tenant.clone(), date)) == Some(&n) {
+                continue;
+            }
+            let failed = sum(case(ident("result").not_eq(lit(0)))
+                .when(lit(true), lit(1i64))
+                .otherwise(lit(0i64))
+                .map_err(datafusion(rollup_table))?);
+            let rows = ctx
+                .table(raw_table.name())
+                .await
+                .map_err(datafusion(raw_table))?
+                .filter(
+                    ident("tenant")
+                        .eq(lit(tenant.as_str()))
+                        .and(ident("eventDate").eq(date_literal(date))),
+                )
+                .map_err(datafusion(raw_table))?
+                .aggregate(
+                    [
+                        "tenant",
+                        "eventDate",
+                        "elevationType",
+                        "hash",
+                        "fileName",
+                        "companyName",
+                        "upn",
+                        "deviceName",
+                    ]
+                    .into_iter()
+                    .map(ident)
+                    .collect(),
+                    vec![count(lit(1)).alias("elevations"), failed.alias("failed")],
+                )
+                .map_err(datafusion(raw_table))?
+                .collect()
+                .await
+                .map_err(datafusion(raw_table))?;
+            let old: Vec<_> = list_partitions(&rollup, rollup_table)
+                .await?
+                .remove(&(tenant.clone(), date.to_string()))
+                .map(|p| p.views)
+                .unwrap_or_default();
+            let mut writer = RecordBatchWriter::for_table(&rollup)
+                .map_err(delta(rollup_table))?
+                .with_writer_properties(
+                    WriterProperties::builder()
+                        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+                        .build(),
+                );
+            for batch in &rows {
+                if batch.num_rows() > 0 {
+                    report.rows_written += batch.num_rows() as u64;
+                    writer
+                        .write(conform(batch, rollup_table)?)
+                        .await
+                        .map_err(delta(rollup_table))?;
+                }
+            }
+            let adds = writer.flush().await.map_err(delta(rollup_table))?;
+            if let Some(dir) = self.location().local_table_dir(rollup_table) {
+                crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
+            }
+            let mut actions: Vec<Action> = old.iter().map(|v| Action::Remove(v.remove_action(true))).collect();
+            actions.extend(adds.into_iter().map(Action::Add));
+            let operation = DeltaOperation::Write {
+                mode: deltalake::protocol::SaveMode::Overwrite,
+                partition_by: None,
+                predicate: Some(format!("tenant = '{tenant}' AND eventDate = '{date}'")),
+            };
+            self.commit_synced(&mut rollup, rollup_table, actions, operation)
+                .await?;
+            report.days_refreshed += 1;
+        }
+        Ok(report)
+    }
 }

@@ -194,6 +194,24 @@ pub const DIAGNOSTIC_COLUMNS: &[Column] = &[
     col("ingestedAt", Timestamp, false, "when the server acknowledged the batch"),
 ];
 
+/// Name of the daily rollup table.
+pub const DAILY_ELEVATIONS: &str = "daily_elevations";
+
+/// Columns of `daily_elevations`: elevations per day and everything the aggregated reports
+/// group by, kept longer than raw events so long windows never rescan them.
+pub const DAILY_ELEVATION_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col("elevationType", Text, false, "elevation type"),
+    col("hash", Text, false, "SHA-256 of the file"),
+    col("fileName", Text, false, "file name"),
+    col("companyName", Text, true, "publisher"),
+    col("upn", Text, false, "user"),
+    col("deviceName", Text, false, "device"),
+    col("elevations", Int64, false, "elevations that day with these values"),
+    col("failed", Int64, false, "of which `result` was not 0"),
+];
+
 fn schema_of(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -205,6 +223,13 @@ fn schema_of(columns: &[Column]) -> SchemaRef {
 
 static ELEVATION_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(ELEVATION_COLUMNS));
 static DIAGNOSTIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DIAGNOSTIC_COLUMNS));
+
+static DAILY_ELEVATION_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_ELEVATION_COLUMNS));
+
+/// The Arrow schema of `daily_elevations`.
+pub fn daily_elevation_schema() -> SchemaRef {
+    DAILY_ELEVATION_SCHEMA.clone()
+}
 
 /// The Arrow schema of `elevations`.
 pub fn elevation_schema() -> SchemaRef {

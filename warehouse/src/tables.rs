@@ -34,17 +34,22 @@ pub enum Table {
     Elevations,
     /// Diagnostic events.
     Diagnostics,
+    /// Daily rollup of elevations, maintained from `elevations` by the maintenance pass.
+    DailyElevations,
 }
 
 impl Table {
-    /// Both tables.
+    /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
+    /// Every table, rollups included.
+    pub const EVERY: [Table; 3] = [Table::Elevations, Table::Diagnostics, Table::DailyElevations];
 
     /// The table's name (and folder).
     pub fn name(self) -> &'static str {
         match self {
             Table::Elevations => schema::ELEVATIONS,
             Table::Diagnostics => schema::DIAGNOSTICS,
+            Table::DailyElevations => schema::DAILY_ELEVATIONS,
         }
     }
 
@@ -53,6 +58,7 @@ impl Table {
         match self {
             Table::Elevations => schema::elevation_schema(),
             Table::Diagnostics => schema::diagnostic_schema(),
+            Table::DailyElevations => schema::daily_elevation_schema(),
         }
     }
 
@@ -61,6 +67,7 @@ impl Table {
         match self {
             Table::Elevations => schema::ELEVATION_COLUMNS,
             Table::Diagnostics => schema::DIAGNOSTIC_COLUMNS,
+            Table::DailyElevations => schema::DAILY_ELEVATION_COLUMNS,
         }
     }
 
@@ -68,6 +75,7 @@ impl Table {
         match self {
             Table::Elevations => 0,
             Table::Diagnostics => 1,
+            Table::DailyElevations => 2,
         }
     }
 }
@@ -238,7 +246,7 @@ pub struct Warehouse {
     location: Location,
     /// The loaded tables, one lock each: appends to one table are serialised, appends to
     /// different tables run side by side.
-    tables: [Mutex<Option<DeltaTable>>; 2],
+    tables: [Mutex<Option<DeltaTable>>; 3],
     /// zstd level for landed files: 1 is as fast as snappy and 1.7× smaller (pipeline.md §7).
     writer_properties: WriterProperties,
 }
@@ -251,7 +259,7 @@ impl Warehouse {
             .build();
         Warehouse {
             location,
-            tables: [Mutex::new(None), Mutex::new(None)],
+            tables: [Mutex::new(None), Mutex::new(None), Mutex::new(None)],
             writer_properties,
         }
     }

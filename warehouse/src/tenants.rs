@@ -170,6 +170,8 @@ pub struct TenantSettings {
 /// it takes to run one. Tenants that must keep evidence longer (7 years for some regulators)
 /// raise it per tenant.
 pub const DEFAULT_ELEVATION_RETENTION_DAYS: u32 = 400;
+/// Daily rollups are kept 7 years (2,557 days): the longest retention regulators commonly ask.
+pub const ROLLUP_RETENTION_DAYS: u32 = 2557;
 /// Diagnostic events are kept 90 days by default: they explain recent agent trouble, not history.
 pub const DEFAULT_DIAGNOSTIC_RETENTION_DAYS: u32 = 90;
 
@@ -183,6 +185,9 @@ impl TenantSettings {
             crate::Table::Diagnostics => self
                 .diagnostic_retention_days
                 .unwrap_or(DEFAULT_DIAGNOSTIC_RETENTION_DAYS),
+            // Rollups hold no event detail beyond what the reports group by: kept 7 years, or
+            // as long as raw elevations when a tenant keeps those longer.
+            crate::Table::DailyElevations => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
         }
     }
 }
