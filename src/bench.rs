@@ -187,7 +187,7 @@ pub(crate) async fn ingest(args: IngestBenchArgs) -> Result<()> {
         .arg(&node)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,buoyant_kernel::snapshot::builder=off")
         .spawn()
         .context("starting elevation serve")?;
     let pid = child.id();
