@@ -1,8 +1,9 @@
 //! `elevation demo`: the whole pipeline on a simulated fleet. It simulates the fleet, uploads
 //! every batch over HTTP to an ingest server started in-process on a free loopback port, lets
 //! the server land them in the warehouse, reads the tables back with DataFusion, checks them
-//! against the simulator's ground truth and prints the Overview report computed by `queries`.
-//! Suggestions (#6) join when they are built.
+//! against the simulator's ground truth, prints the Overview report computed by `queries`, then
+//! imports the tenant's rules policies and ends with the top rule suggestions and the three
+//! exports (Intune policy JSON, EPManager CSV, our JSON with the evidence).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,26 +79,139 @@ pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end
     );
     print_files("Frequently denied", &overview, "frequentlyDenied");
     println!();
-    println!("Patterns planted for rule tuning (ground truth)");
-    for p in &t.planted_patterns {
+    let found = suggestions(&node_dir, &written, &t.tenant).await?;
+    println!("Top rule suggestions (computed by `queries` from the warehouse and the imported policies)");
+    for (rank, s) in found
+        .suggestions
+        .iter()
+        .filter(|s| s.kind != queries::suggest::SuggestionKind::Readiness)
+        .take(8)
+        .enumerate()
+    {
+        let proposal = s
+            .proposed_rule
+            .as_ref()
+            .map(|r| format!(" → {} rule", r.rule_type.as_str()))
+            .unwrap_or_default();
         println!(
-            "  {:<32} {:<24} {:>5} events {:>4} users  {}",
-            p.kind, p.file_name, p.events, p.users, p.expected
+            "  {:>2}. {:<76} {:>5} events {:>4} users{proposal}",
+            rank + 1,
+            s.title,
+            s.evidence.events,
+            s.evidence.users,
         );
     }
+    let readiness = found
+        .suggestions
+        .iter()
+        .filter(|s| s.kind == queries::suggest::SuggestionKind::Readiness)
+        .count();
+    println!("      … and {readiness} readiness suggestions (per user still elevating without EPM, and the fleet)");
+    println!();
+    println!("Patterns planted for rule tuning (ground truth) and whether the suggestions found them");
+    let mut missed = Vec::new();
+    let thresholds = queries::suggest::Thresholds::default();
+    for p in &t.planted_patterns {
+        let hit = found.suggestions.iter().any(|s| {
+            s.kind.as_str() == p.kind
+                && s.file_name
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(&p.file_name))
+        });
+        let expected = reaches_thresholds(p, &thresholds);
+        if expected && !hit {
+            missed.push(p.kind.clone());
+        }
+        let state = match (hit, expected) {
+            (true, _) => format!("found {}", p.kind),
+            (false, false) => format!("(below thresholds) {}", p.kind),
+            (false, true) => format!("MISSED {}", p.kind),
+        };
+        println!(
+            "  {state:<48} {:<24} {:>5} events {:>4} users  {}",
+            p.file_name, p.events, p.users, p.expected
+        );
+    }
+    anyhow::ensure!(missed.is_empty(), "the suggestions missed planted patterns: {missed:?}");
     println!();
     println!("Wrote");
     println!("  upload-ready batches  {}", written.batches_dir.display());
     println!("  ground truth          {}", written.ground_truth.display());
     println!("  simulated world       {}", written.world.display());
+    println!(
+        "  Intune policies       {} (imported with elevation rules import)",
+        dir.join("intune-policies").display()
+    );
+    for path in &found.exports {
+        println!("  export                {}", path.display());
+    }
     println!();
     println!("  warehouse tables      {}", landed.warehouse);
     println!();
     println!(
-        "Readiness and frequent files above are computed by `queries` from the warehouse (elevation report \
-         overview); rule suggestions (#6) and browser dashboards are not part of the demo yet."
+        "Everything above after the ingest lines is computed by `queries` from the warehouse. Try: \
+         elevation --data-dir {} suggest; elevation --data-dir {} export rules --format intune",
+        node_dir.display(),
+        node_dir.display()
     );
     Ok(())
+}
+
+/// Whether a planted pattern's evidence in this fleet is strong enough for the default
+/// thresholds (a small or short fleet may not give it enough events).
+fn reaches_thresholds(p: &simulator::truth::PlantedPattern, t: &queries::suggest::Thresholds) -> bool {
+    match p.kind.as_str() {
+        "newRule" => p.events >= t.min_events && p.users >= t.min_users,
+        "supportApprovedToUserConfirmed" => p.users >= t.support_min_users,
+        "hashChurnToCertificate" => p.hashes.len() as u64 >= t.churn_min_hashes,
+        "frequentlyDenied" => p.events >= t.denied_min_events && p.users >= t.denied_min_users,
+        "childProcess" => p.events >= t.child_min_events && p.users >= t.child_min_users,
+        _ => true,
+    }
+}
+
+/// The suggestions and their exports.
+struct Found {
+    suggestions: Vec<queries::suggest::Suggestion>,
+    exports: Vec<std::path::PathBuf>,
+}
+
+/// Imports the fleet's Intune policies for the tenant (as an admin would), computes the
+/// suggestions over the whole window and writes the three exports next to the node's data.
+async fn suggestions(node_dir: &Path, written: &simulator::Written, tenant: &str) -> Result<Found> {
+    let store = warehouse::tenants::TenantStore::new(node_dir);
+    for path in &written.policies {
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+        let policy = warehouse::policy::RulesPolicy::from_intune(&json)
+            .with_context(|| format!("importing {}", path.display()))?;
+        store.import_policy(tenant, policy)?;
+    }
+    let truth = &written.truth;
+    let location = Location::parse(&node_dir.join("warehouse").to_string_lossy())?;
+    let warehouse = Warehouse::new(location);
+    let mut request = queries::suggest::SuggestRequest::new(
+        tenant,
+        truth.from.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+        truth.to.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+    );
+    request.imported = store.imported_policies(tenant)?;
+    let suggestions = queries::suggest::suggest(&warehouse, &request)
+        .await
+        .context("computing the suggestions")?;
+    let exports_dir = node_dir.join("exports");
+    std::fs::create_dir_all(&exports_dir)?;
+    let mut exports = Vec::new();
+    for format in [
+        queries::export::ExportFormat::Intune,
+        queries::export::ExportFormat::EpmanagerCsv,
+        queries::export::ExportFormat::Json,
+    ] {
+        let text = queries::export::export(format, &suggestions, &request.thresholds, request.from, request.to)?;
+        let path = exports_dir.join(format.file_name());
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        exports.push(path);
+    }
+    Ok(Found { suggestions, exports })
 }
 
 /// The Overview report over the fleet's whole window, read back from the demo's warehouse.

@@ -6,6 +6,7 @@ mod bench_query;
 mod demo;
 mod maintain;
 mod node;
+mod suggest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +29,7 @@ struct Cli {
 
 /// Options shared by every subcommand that touches data.
 #[derive(Debug, Args)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// The node's local state (write-ahead log, keys, tenant settings) and, unless
     /// --warehouse says otherwise, the warehouse in DIR/warehouse.
     #[arg(
@@ -59,10 +60,14 @@ enum Command {
     Serve(ServeArgs),
     /// One report from the warehouse, for --tenant.
     Report(Box<ReportArgs>),
-    /// Rule-tuning suggestions with their evidence.
-    Suggest,
+    /// Rule-tuning suggestions with their evidence, best first.
+    Suggest(suggest::SuggestArgs),
     /// Suggestions as an importable policy.
-    Export,
+    #[command(subcommand)]
+    Export(suggest::ExportCommand),
+    /// Import and list the tenant's Intune elevation rules policies.
+    #[command(subcommand)]
+    Rules(suggest::RulesCommand),
     /// A compliance evidence pack for a period.
     Compliance,
     /// Create, list and revoke agent and admin keys.
@@ -408,8 +413,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Suggest => not_built("suggest", "rule-tuning suggestions are issue #6"),
-        Command::Export => not_built("export", "policy exports are issue #6"),
+        Command::Suggest(args) => {
+            runtime()?.block_on(suggest::suggest(&data, &args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(suggest::ExportCommand::Rules(args)) => {
+            runtime()?.block_on(suggest::export_rules(&data, &args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules(command) => {
+            suggest::rules(&data, &command)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
         Command::Compact { table } => {
             let location = node::location(&data)?;

@@ -12,4 +12,5 @@ mod maintenance;
 mod object_storage;
 mod reports;
 mod simulator_truth;
+mod suggestions;
 mod tidy;

@@ -14,23 +14,9 @@ use crate::support::{Node, elevation, one_event_batch, stdout_of, temp_dir, test
 
 /// Simulates a fleet for `tenant`, uploads it with `key` through the node, lands it.
 async fn land_fleet(node: &Node, key: &str, tenant: &str, seed: u64, devices: u32, days: u32) -> GroundTruth {
-    let mut config = simulator::SimConfig::new(seed, devices, days, test_now().date_naive());
-    config.tenant = tenant.into();
-    let mut bodies = Vec::new();
-    let (_, truth) = simulator::simulate(&config, |_, _, b| {
-        bodies.push(ingest::AgentClient::compress(&serde_json::to_vec(b).unwrap()));
-        Ok::<_, std::convert::Infallible>(())
-    })
-    .unwrap();
-    let report = ingest::AgentClient::new(&node.base, key)
-        .upload_all(bodies, 8)
+    crate::support::land_simulated_fleet(node, key, tenant, seed, devices, days)
         .await
-        .unwrap();
-    let (accepted, _, rejected) = report.totals();
-    assert_eq!(rejected, 0);
-    assert_eq!(accepted.elevations, truth.totals.elevations);
-    node.land_all().await;
-    truth
+        .truth
 }
 
 fn key_for(node: &Node, tenant: &str, kind: KeyKind, role: Option<Role>) -> String {

@@ -319,3 +319,42 @@ impl Server {
         self.child.wait().unwrap()
     }
 }
+
+/// A simulated fleet uploaded through a node and landed: its world, its ground truth and
+/// every elevation its agents sent, with the device that sent it.
+pub(crate) struct LandedFleet {
+    pub(crate) world: simulator::world::World,
+    pub(crate) truth: simulator::GroundTruth,
+    pub(crate) sent: Vec<(String, warehouse::ElevationEvent)>,
+}
+
+/// Simulates a fleet for `tenant` ending at [`test_now`], uploads it gzip-compressed with
+/// `key` through the node and lands it; every event must be accepted.
+pub(crate) async fn land_simulated_fleet(
+    node: &Node,
+    key: &str,
+    tenant: &str,
+    seed: u64,
+    devices: u32,
+    days: u32,
+) -> LandedFleet {
+    let mut config = simulator::SimConfig::new(seed, devices, days, test_now().date_naive());
+    config.tenant = tenant.into();
+    let mut bodies = Vec::new();
+    let mut sent = Vec::new();
+    let (world, truth) = simulator::simulate(&config, |_, _, batch| {
+        sent.extend(batch.elevations.iter().map(|e| (batch.device_id.clone(), e.clone())));
+        bodies.push(ingest::AgentClient::compress(&serde_json::to_vec(batch).unwrap()));
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap();
+    let report = ingest::AgentClient::new(&node.base, key)
+        .upload_all(bodies, 8)
+        .await
+        .unwrap();
+    let (accepted, _, rejected) = report.totals();
+    assert_eq!(rejected, 0);
+    assert_eq!(accepted.elevations, truth.totals.elevations);
+    node.land_all().await;
+    LandedFleet { world, truth, sent }
+}

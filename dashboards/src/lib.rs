@@ -1,6 +1,7 @@
-//! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`)
-//! with bearer admin-key authentication and Intune's EPM roles, answering in JSON or CSV
-//! from the typed reports of `queries`. Browser dashboards will join it.
+//! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
+//! `GET /v1/suggestions`, `GET /v1/exports/rules`) with bearer admin-key authentication and
+//! Intune's EPM roles, answering in JSON or CSV from the typed reports and suggestions of
+//! `queries`. Browser dashboards will join it.
 //!
 //! It must not read the warehouse directly or build SQL; it asks `queries`. It must not
 //! depend on `ingest`: the binary merges this router with the ingest router.
@@ -30,7 +31,11 @@ pub struct AdminApi {
 
 /// The admin routes with their state applied, ready to merge with the ingest router.
 pub fn router(api: AdminApi) -> Router {
-    Router::new().route("/v1/reports/{name}", get(report)).with_state(api)
+    Router::new()
+        .route("/v1/reports/{name}", get(report))
+        .route("/v1/suggestions", get(suggestions))
+        .route("/v1/exports/rules", get(export_rules))
+        .with_state(api)
 }
 
 /// An error in the contract's shape: `{ "error": { "code", "message" } }`.
@@ -103,7 +108,7 @@ fn authorize(api: &AdminApi, headers: &HeaderMap) -> Result<Principal, ApiError>
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "reports need an admin key whose role has View Reports (agent keys only upload)",
+            "reports and suggestions need an admin key whose role has View Reports (agent keys only upload)",
         ));
     }
     Ok(principal)
@@ -136,4 +141,73 @@ async fn report(
             .into_response(),
         _ => axum::Json(queries::render::to_json(&report, parsed.profile)?).into_response(),
     })
+}
+
+/// Authorizes the key, then runs the suggestions it asks for over the key's tenant, with the
+/// tenant's imported rules.
+async fn suggest_for(
+    api: &AdminApi,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<(queries::suggest::ParsedSuggest, Vec<queries::suggest::Suggestion>), ApiError> {
+    let principal = authorize(api, headers)?;
+    let imported = api.directory.imported_policies(&principal.tenant).map_err(|e| {
+        tracing::error!(error = %e, "cannot read the imported rules");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the imported rules cannot be read",
+        )
+    })?;
+    // The tenant is the key's, whatever the parameters say.
+    let parsed = queries::suggest::SuggestRequest::parse(&principal.tenant, params, api.clock.now(), imported)?;
+    let mut found = queries::suggest::suggest(&api.warehouse, &parsed.request).await?;
+    if let Some(limit) = parsed.limit {
+        found.truncate(limit);
+    }
+    Ok((parsed, found))
+}
+
+async fn suggestions(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (parsed, found) = suggest_for(&api, &headers, &params).await?;
+    let request = &parsed.request;
+    match parsed.format.as_deref() {
+        None | Some("json") => Ok(axum::Json(queries::export::suggestions_json(
+            &found,
+            &request.thresholds,
+            request.from,
+            request.to,
+        ))
+        .into_response()),
+        Some("csv") => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            queries::export::suggestions_csv(&found)?,
+        )
+            .into_response()),
+        Some(other) => Err(QueryError::BadParameter(format!("format {other:?} over HTTP is json or csv")).into()),
+    }
+}
+
+async fn export_rules(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (parsed, found) = suggest_for(&api, &headers, &params).await?;
+    let format = queries::export::ExportFormat::parse(parsed.format.as_deref().unwrap_or("intune"))?;
+    let request = &parsed.request;
+    let body = queries::export::export(format, &found, &request.thresholds, request.from, request.to)?;
+    let disposition = format!("attachment; filename=\"{}\"", format.file_name());
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }

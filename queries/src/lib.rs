@@ -8,12 +8,18 @@
 //! Reports (issue #5): [`request`] parses what is asked (name, window, filters, page) from
 //! `key=value` parameters, the same for the admin API and the command line; [`reports::run`]
 //! answers it with DataFusion, always filtered by the tenant first; [`render`] writes the
-//! answer as JSON, CSV or a table, natively or with Graph's export headers. Suggestions and
-//! compliance evidence are not built yet.
+//! answer as JSON, CSV or a table, natively or with Graph's export headers.
+//!
+//! Suggestions (issue #6): [`suggest`] decides the rule-tuning suggestions from aggregates
+//! over the tenant's elevations and its imported policies; [`export`] writes them as text and
+//! their proposed rules as an Intune policy, EPManager CSV or our JSON. Compliance evidence is
+//! not built yet.
 
+pub mod export;
 pub mod render;
 pub mod reports;
 pub mod request;
+pub mod suggest;
 
 pub use reports::{Cell, Report, run};
 pub use request::{Filters, Format, Parsed, Profile, ReportName, ReportRequest};

@@ -264,7 +264,7 @@ fn desc(column: &str) -> SortExpr {
     ident(column).sort(false, false)
 }
 
-fn micros(at: DateTime<Utc>) -> Expr {
+pub(crate) fn micros(at: DateTime<Utc>) -> Expr {
     lit(ScalarValue::TimestampMicrosecond(
         Some(at.timestamp_micros()),
         Some("UTC".into()),
@@ -279,20 +279,31 @@ fn day(date: NaiveDate) -> Expr {
 /// A table's rows of the request's tenant inside its window (the date bounds let Delta skip
 /// whole partitions).
 async fn in_window(ctx: &SessionContext, table: Table, request: &ReportRequest) -> Result<DataFrame, QueryError> {
-    let last_day = (request.to - Duration::microseconds(1)).date_naive();
+    tenant_window(ctx, table, &request.tenant, request.from, request.to).await
+}
+
+/// A table's rows of one tenant with `from <= eventDateTime < to`.
+pub(crate) async fn tenant_window(
+    ctx: &SessionContext,
+    table: Table,
+    tenant: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<DataFrame, QueryError> {
+    let last_day = (to - Duration::microseconds(1)).date_naive();
     Ok(ctx
         .table(table.name())
         .await?
-        .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
+        .filter(ident("tenant").eq(lit(tenant)))?
         .filter(
             ident("eventDate")
-                .gt_eq(day(request.from.date_naive()))
+                .gt_eq(day(from.date_naive()))
                 .and(ident("eventDate").lt_eq(day(last_day))),
         )?
         .filter(
             ident("eventDateTime")
-                .gt_eq(micros(request.from))
-                .and(ident("eventDateTime").lt(micros(request.to))),
+                .gt_eq(micros(from))
+                .and(ident("eventDateTime").lt(micros(to))),
         )?)
 }
 
@@ -502,7 +513,7 @@ fn cells(batch: &RecordBatch) -> Result<Vec<Vec<Cell>>, QueryError> {
     Ok(rows)
 }
 
-fn column_cells(column: &ArrayRef) -> Result<Vec<Cell>, QueryError> {
+pub(crate) fn column_cells(column: &ArrayRef) -> Result<Vec<Cell>, QueryError> {
     let n = column.len();
     let cast_to = |t: &DataType| cast(column, t).map_err(DataFusionError::from);
     let out = match column.data_type() {

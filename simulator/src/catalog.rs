@@ -763,7 +763,13 @@ pub fn build(rng: &mut ChaCha8Rng, days: u32) -> Vec<App> {
             let released_day = -rng.random_range(30..400) + k as i32 * 15;
             versions.push(version(rng, major, minor, k, released_day));
         }
-        versions.sort_by_key(|v| v.released_day);
+        // Releases are numbered in the order they come out: the lowest version first.
+        let mut release_days: Vec<i32> = versions.iter().map(|v| v.released_day).collect();
+        release_days.sort_unstable();
+        versions.sort_by(|a, b| warehouse::policy::compare_versions(&a.version, &b.version));
+        for (v, day) in versions.iter_mut().zip(release_days) {
+            v.released_day = day;
+        }
         if app.file_name == planted::HASH_CHURN {
             // Five releases spread evenly over the window: the pinned hash rule breaks at each.
             versions.truncate(1);

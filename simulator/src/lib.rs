@@ -148,12 +148,15 @@ pub struct Written {
     pub ground_truth: PathBuf,
     /// The world file (catalogue, users, devices, policies, rules).
     pub world: PathBuf,
+    /// The tenant's elevation rules policies as Intune exports them, one file per policy.
+    pub policies: Vec<PathBuf>,
     /// The truth itself.
     pub truth: GroundTruth,
 }
 
 /// Simulates into `dir`: `batches/<device>/<nnnn>.json` (upload-ready bodies),
-/// `ground-truth.json` and `world.json`.
+/// `ground-truth.json`, `world.json` and `intune-policies/NN-name.json` (the tenant's rules
+/// policies as Intune exports them, for `elevation rules import`).
 pub fn write_dir(config: &SimConfig, dir: &Path) -> Result<Written, SimError> {
     config.validate()?;
     let io = |path: &Path| {
@@ -187,10 +190,32 @@ pub fn write_dir(config: &SimConfig, dir: &Path) -> Result<Written, SimError> {
     let mut text = serde_json::to_vec_pretty(&world).expect("world serialises");
     text.push(b'\n');
     std::fs::write(&world_path, text).map_err(io(&world_path))?;
+    let policies_dir = dir.join("intune-policies");
+    std::fs::create_dir_all(&policies_dir).map_err(io(&policies_dir))?;
+    let mut policies = Vec::new();
+    for (index, policy) in world.rules_policies().iter().enumerate() {
+        let slug: String = policy
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let path = policies_dir.join(format!("{index:02}-{slug}.json"));
+        let mut text = serde_json::to_vec_pretty(&policy.to_intune()).expect("policies serialise");
+        text.push(b'\n');
+        std::fs::write(&path, text).map_err(io(&path))?;
+        policies.push(path);
+    }
     Ok(Written {
         batches_dir,
         ground_truth,
         world: world_path,
+        policies,
         truth,
     })
 }

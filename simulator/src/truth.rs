@@ -670,8 +670,8 @@ impl<'w> TruthBuilder<'w> {
             let mut versions: Vec<String> = evidence.versions.into_iter().collect();
             versions.sort_by(|a, b| {
                 match (
-                    crate::world::version_at_least(a, b),
-                    crate::world::version_at_least(b, a),
+                    warehouse::policy::version_at_least(a, b),
+                    warehouse::policy::version_at_least(b, a),
                 ) {
                     (true, true) => std::cmp::Ordering::Equal,
                     (true, false) => std::cmp::Ordering::Greater,

@@ -93,33 +93,8 @@ pub struct Device {
     pub is_primary: bool,
 }
 
-/// What an elevation rule does (the `ruletype` of Intune's rule policy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RuleType {
-    /// Elevate silently (requires a hash).
-    Automatic,
-    /// Elevate after the user confirms with a justification.
-    UserConfirmed,
-    /// Elevate after support approves the user's request.
-    SupportApproved,
-    /// Elevate under the user's own account after Windows authentication.
-    ElevateAsCurrentUser,
-    /// Refuse.
-    Deny,
-}
-
-/// What happens to processes an elevated file starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ChildBehavior {
-    /// A child needs its own rule (Intune's default).
-    RequireRule,
-    /// Every child runs elevated.
-    AllowAll,
-    /// No child runs elevated.
-    DenyAll,
-}
+// The rule types and child behaviours are Intune's, shared with the exports and imports.
+pub use warehouse::policy::{ChildProcessBehavior as ChildBehavior, RuleType, version_at_least};
 
 /// How a rule recognises its file (besides the file name, which every rule names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -245,10 +220,62 @@ impl World {
     }
 }
 
-/// Compares dotted versions numerically: `10.0.1.0` ≥ `9.9.9.9`.
-pub fn version_at_least(version: &str, min: &str) -> bool {
-    let parse = |v: &str| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
-    parse(version) >= parse(min)
+impl World {
+    /// The tenant's rules policies as an admin would export them from Intune: what
+    /// `elevation rules import` reads, so that suggestions know rules that never fired.
+    pub fn rules_policies(&self) -> Vec<warehouse::policy::RulesPolicy> {
+        use warehouse::policy::{Certificate, CertificateType, ElevationRule, RulesPolicy, Validation};
+        self.policies
+            .iter()
+            .enumerate()
+            .map(|(index, policy)| RulesPolicy {
+                name: policy.name.clone(),
+                description: None,
+                rules: self
+                    .rules
+                    .iter()
+                    .filter(|rule| rule.policy == index)
+                    .map(|rule| {
+                        let app = &self.apps[rule.app];
+                        let (file_hash, certificate, min_version) = match &rule.matcher {
+                            Matcher::Hash { hash } => (Some(hash.clone()), None, None),
+                            Matcher::Certificate {
+                                certificate_payload,
+                                min_version,
+                            } => (
+                                None,
+                                Some(Certificate {
+                                    payload: certificate_payload.clone(),
+                                    certificate_type: CertificateType::Publisher,
+                                }),
+                                min_version.clone(),
+                            ),
+                        };
+                        ElevationRule {
+                            name: rule.name.clone(),
+                            description: None,
+                            file_name: rule.file_name.clone(),
+                            file_path: None,
+                            file_hash,
+                            min_version,
+                            file_description: Some(app.description.clone()),
+                            product_name: Some(app.product_name.clone()),
+                            internal_name: Some(app.internal_name.clone()),
+                            rule_type: rule.rule_type,
+                            validations: if rule.rule_type == RuleType::UserConfirmed {
+                                vec![Validation::BusinessJustification]
+                            } else {
+                                Vec::new()
+                            },
+                            child_process_behavior: rule.child_behavior,
+                            certificate,
+                        }
+                    })
+                    .collect(),
+            })
+            .filter(|policy| !policy.rules.is_empty())
+            .collect()
+    }
 }
 
 /// Builds the tenant for `devices` devices over `days` days, deterministically from `seed`.

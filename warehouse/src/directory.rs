@@ -69,6 +69,12 @@ impl Directory {
             .authenticate(presented))
     }
 
+    /// The elevation rules policies imported for a tenant (read from disk on every call:
+    /// imports are rare and suggestions are not on a hot path).
+    pub fn imported_policies(&self, tenant: &str) -> Result<Vec<crate::policy::RulesPolicy>, TenantError> {
+        self.store.imported_policies(tenant)
+    }
+
     /// A tenant's settings (defaults when it has none).
     pub fn settings_of(&self, tenant: &str) -> TenantSettings {
         self.cached

@@ -35,6 +35,7 @@ pub mod durable;
 pub mod levels;
 pub mod maintenance;
 pub mod model;
+pub mod policy;
 pub mod rows;
 pub mod schema;
 pub mod tables;

@@ -370,6 +370,32 @@ impl TenantStore {
         write_atomically(&self.tenants_path(), &all)
     }
 
+    fn rules_path(&self) -> PathBuf {
+        self.dir.join("rules.json")
+    }
+
+    /// The elevation rules policies imported for a tenant (`elevation rules import`).
+    pub fn imported_policies(&self, tenant: &str) -> Result<Vec<crate::policy::RulesPolicy>, TenantError> {
+        let mut all: BTreeMap<String, Vec<crate::policy::RulesPolicy>> = read_json(&self.rules_path())?;
+        Ok(all.remove(tenant).unwrap_or_default())
+    }
+
+    /// Imports a policy for a tenant, replacing an earlier import of the same name, so that
+    /// importing the current export of a policy again is harmless. Returns whether it replaced one.
+    pub fn import_policy(&self, tenant: &str, policy: crate::policy::RulesPolicy) -> Result<bool, TenantError> {
+        check_tenant_name(tenant)?;
+        let mut all: BTreeMap<String, Vec<crate::policy::RulesPolicy>> = read_json(&self.rules_path())?;
+        let policies = all.entry(tenant.to_owned()).or_default();
+        let replaced = policies
+            .iter()
+            .position(|p| p.name == policy.name)
+            .map(|i| policies.remove(i));
+        policies.push(policy);
+        policies.sort_by(|a, b| a.name.cmp(&b.name));
+        write_atomically(&self.rules_path(), &all)?;
+        Ok(replaced.is_some())
+    }
+
     fn read_keys(&self) -> Result<KeysFile, TenantError> {
         read_json(&self.keys_path())
     }

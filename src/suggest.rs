@@ -1,0 +1,201 @@
+//! `elevation suggest`, `elevation export rules` and `elevation rules import|list`: options
+//! parsed here, everything else done by `queries` and `warehouse`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use warehouse::Clock;
+use warehouse::tenants::TenantStore;
+
+use crate::DataArgs;
+
+/// What suggestions look at, shared by `suggest` and `export rules`.
+#[derive(Debug, Args)]
+pub(crate) struct SuggestOptions {
+    /// Start of the window, inclusive: RFC 3339 or YYYY-MM-DD (default: 30 days before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the window, exclusive: RFC 3339 or YYYY-MM-DD (default now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this kind (repeatable): newRule, supportApprovedToUserConfirmed,
+    /// hashChurnToCertificate, staleRule, frequentlyDenied, childProcess, readiness.
+    #[arg(long)]
+    kind: Vec<String>,
+    /// A publisher (companyName) trusted enough for automatic rules (repeatable), besides
+    /// those the tenant's automatic rules already elevate.
+    #[arg(long)]
+    trusted_publisher: Vec<String>,
+    /// Change a threshold (repeatable), e.g. --threshold minEvents=20; the names and defaults
+    /// are in the README.
+    #[arg(long = "threshold", value_name = "NAME=VALUE")]
+    thresholds: Vec<String>,
+    /// Show or export at most this many suggestions (best first).
+    #[arg(long)]
+    limit: Option<String>,
+}
+
+impl SuggestOptions {
+    fn params(&self, format: &str) -> Result<Vec<(String, String)>> {
+        let mut params: Vec<(String, String)> = [("from", &self.from), ("to", &self.to), ("limit", &self.limit)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+            .collect();
+        params.extend(self.kind.iter().map(|k| ("kind".to_owned(), k.clone())));
+        params.extend(
+            self.trusted_publisher
+                .iter()
+                .map(|p| ("trustedPublisher".to_owned(), p.clone())),
+        );
+        for threshold in &self.thresholds {
+            let (name, value) = threshold
+                .split_once('=')
+                .with_context(|| format!("--threshold {threshold:?} must look like NAME=VALUE, e.g. minEvents=20"))?;
+            params.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        params.push(("format".to_owned(), format.to_owned()));
+        Ok(params)
+    }
+
+    /// Runs the suggestions for the tenant of `data`.
+    async fn run(
+        &self,
+        data: &DataArgs,
+        format: &str,
+    ) -> Result<(queries::suggest::ParsedSuggest, Vec<queries::suggest::Suggestion>)> {
+        let imported = TenantStore::new(&data.data_dir).imported_policies(&data.tenant)?;
+        let parsed = queries::suggest::SuggestRequest::parse(
+            &data.tenant,
+            &self.params(format)?,
+            warehouse::SystemClock.now(),
+            imported,
+        )?;
+        let warehouse = warehouse::Warehouse::new(crate::node::location(data)?);
+        let mut found = queries::suggest::suggest(&warehouse, &parsed.request).await?;
+        if let Some(limit) = parsed.limit {
+            found.truncate(limit);
+        }
+        Ok((parsed, found))
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SuggestArgs {
+    #[command(flatten)]
+    options: SuggestOptions,
+    /// table, json or csv.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    format: String,
+}
+
+/// `elevation suggest`.
+pub(crate) async fn suggest(data: &DataArgs, args: &SuggestArgs) -> Result<()> {
+    let (parsed, found) = args.options.run(data, &args.format).await?;
+    let request = &parsed.request;
+    let text = match args.format.as_str() {
+        "json" => {
+            let json = queries::export::suggestions_json(&found, &request.thresholds, request.from, request.to);
+            format!("{}\n", serde_json::to_string_pretty(&json)?)
+        }
+        "csv" => queries::export::suggestions_csv(&found)?,
+        _ => queries::export::suggestions_table(&found),
+    };
+    print!("{text}");
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    /// The proposed rules of the suggestions as a policy to import.
+    Rules(ExportRulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportRulesArgs {
+    #[command(flatten)]
+    options: SuggestOptions,
+    /// intune (a Graph configurationPolicies body), epmanager-csv (EPManager's import CSV) or
+    /// json (our own, with the evidence).
+    #[arg(long, default_value = "intune", value_parser = ["intune", "epmanager-csv", "json"])]
+    format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// `elevation export rules`.
+pub(crate) async fn export_rules(data: &DataArgs, args: &ExportRulesArgs) -> Result<()> {
+    let (parsed, found) = args.options.run(data, &args.format).await?;
+    let format = queries::export::ExportFormat::parse(&args.format)?;
+    let request = &parsed.request;
+    let text = queries::export::export(format, &found, &request.thresholds, request.from, request.to)?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            let rules = found.iter().filter(|s| s.proposed_rule.is_some()).count();
+            println!("wrote {rules} proposed rules to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCommand {
+    /// Import Intune elevation rules policies (JSON as exported from Intune or by `elevation
+    /// export rules --format intune`) for --tenant, so suggestions know rules that never fired.
+    /// Importing a policy of the same name again replaces it.
+    Import {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the imported policies and their rules.
+    List,
+}
+
+/// `elevation rules …`.
+pub(crate) fn rules(data: &DataArgs, command: &RulesCommand) -> Result<()> {
+    let store = TenantStore::new(&data.data_dir);
+    match command {
+        RulesCommand::Import { files } => {
+            for file in files {
+                let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                let json: serde_json::Value =
+                    serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+                let policy = warehouse::policy::RulesPolicy::from_intune(&json)
+                    .with_context(|| format!("importing {}", file.display()))?;
+                let (name, rules) = (policy.name.clone(), policy.rules.len());
+                let replaced = store.import_policy(&data.tenant, policy)?;
+                println!(
+                    "{} policy {name:?} with {rules} rules for tenant {}",
+                    if replaced { "replaced" } else { "imported" },
+                    data.tenant
+                );
+            }
+        }
+        RulesCommand::List => {
+            for policy in store.imported_policies(&data.tenant)? {
+                println!("{} ({} rules)", policy.name, policy.rules.len());
+                for rule in &policy.rules {
+                    let matcher = match (&rule.file_hash, &rule.certificate) {
+                        (Some(hash), _) => format!("hash {}…", &hash[..hash.len().min(12)]),
+                        (None, Some(_)) => format!(
+                            "certificate, from version {}",
+                            rule.min_version.as_deref().unwrap_or("any")
+                        ),
+                        (None, None) => "file name only".to_owned(),
+                    };
+                    println!(
+                        "  {:<48} {:<22} {:<18} {matcher}",
+                        rule.name,
+                        rule.file_name,
+                        rule.rule_type.as_str()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
