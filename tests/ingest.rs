@@ -414,3 +414,44 @@ async fn load_is_shed_with_retry_after_instead_of_growing_memory() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_answers_500_in_the_contract_shape_and_the_server_stays_up() {
+    let dir = crate::support::temp_dir();
+    let location = warehouse::Location::parse(dir.path().join("warehouse").to_str().unwrap()).unwrap();
+    let node = ingest::Ingest::start(
+        ingest::IngestConfig::new(dir.path()),
+        std::sync::Arc::new(warehouse::Warehouse::new(location)),
+        std::sync::Arc::new(warehouse::FixedClock(test_now())),
+    )
+    .await
+    .unwrap();
+    // Any route merged into the server's router, as the binary merges the admin API.
+    let router = node.router().merge(axum::Router::new().route(
+        "/v1/broken",
+        axum::routing::get(|| async {
+            panic!("a bug in a handler");
+            #[allow(unreachable_code)]
+            ""
+        }),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ingest::serve(listener, node, router, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let response = client.get(format!("{base}/v1/broken")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "internal_error");
+    assert!(
+        !body.to_string().contains("a bug in a handler"),
+        "no internals leak: {body}"
+    );
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

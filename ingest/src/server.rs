@@ -314,11 +314,19 @@ pub async fn serve(
 ) -> Result<(), IngestError> {
     let address = listener.local_addr().ok();
     tracing::info!(address = ?address, "listening");
+    // A handler that panics (ours or a library's) answers 500 in the contract's shape instead
+    // of dropping the connection, on every route merged into the router.
+    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(answer_panic));
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "the HTTP server stopped with an error");
     }
     ingest.shutdown().await
+}
+
+fn answer_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal().into_response()
 }
 
 /// The process-wide Prometheus recorder (installed once; later servers in the same process
