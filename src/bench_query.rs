@@ -66,7 +66,10 @@ pub(crate) async fn query(location: warehouse::Location, tenant: &str, args: Que
     if cfg!(debug_assertions) {
         println!("(a debug build: run `cargo run --release -- bench query` for real figures)");
     }
-    println!("{:<20} {:>12} {:>8} {:>12}", "report", "elevation", "rows", "duckdb");
+    println!(
+        "{:<20} {:>12} {:>8} {:>12} {:>8}",
+        "report", "elevation", "rows", "duckdb", "ratio"
+    );
     let duck = duckdb(&location, tenant, &from, runs);
     for name in queries::ReportName::ALL {
         let params = vec![
@@ -82,19 +85,41 @@ pub(crate) async fn query(location: warehouse::Location, tenant: &str, args: Que
             times.push(start.elapsed());
         }
         times.sort();
+        let ours = times[times.len() / 2];
         let theirs = duck
             .as_ref()
             .ok()
             .and_then(|d| d.get(name.as_str()))
-            .and_then(|v| v.as_f64())
-            .map(|s| format!("{:.1} ms", s * 1e3))
-            .unwrap_or_else(|| "-".into());
+            .and_then(|v| v.as_f64());
+        let (theirs_text, ratio) = match theirs {
+            Some(s) => (format!("{:.1} ms", s * 1e3), format!("{:.2}×", ours.as_secs_f64() / s)),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
         println!(
-            "{:<20} {:>9.1} ms {n:>8} {theirs:>12}",
+            "{:<20} {:>9.1} ms {n:>8} {theirs_text:>12} {ratio:>8}",
             name.as_str(),
-            ms(times[times.len() / 2])
+            ms(ours)
         );
     }
+    // Suggestions over the same window (no DuckDB counterpart: the decisions are ours).
+    let to = now;
+    let from_instant = queries::request::parse_instant("from", &from)?;
+    let request = queries::suggest::SuggestRequest::new(tenant, from_instant, to);
+    let mut times = Vec::new();
+    let mut n = 0;
+    for _ in 0..runs {
+        let start = Instant::now();
+        n = queries::suggest::suggest(&warehouse, &request).await?.len();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "{:<20} {:>9.1} ms {n:>8} {:>12} {:>8}",
+        "suggestions",
+        ms(times[times.len() / 2]),
+        "-",
+        "-"
+    );
     if let Err(e) = duck {
         println!("DuckDB not measured: {e:#}");
     }

@@ -524,3 +524,68 @@ async fn rollups_agree_with_raw_events_and_outlive_their_retention() {
     assert_eq!(rollup_by_day_and_type(&node).await, expected);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
+    // Delta hands partition columns over with 16-bit dictionary keys; a partition past 65,536
+    // rows once broke compaction's duplicate removal.
+    let dir = temp_dir();
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse")));
+    let template = warehouse::validate::elevation_from_json(
+        &elevation_event("template", "userConfirmedElevation").to_string(),
+        0,
+        "d-big",
+        &warehouse::ValidationContext::new(test_now()),
+    )
+    .unwrap();
+    // Enough rows that each of the aggregate's hash partitions holds more than 65,536 ids.
+    let per_landing = 100_000;
+    for landing in 0..2 {
+        let context = warehouse::rows::BatchContext {
+            tenant: "contoso".into(),
+            device_id: "d-big".into(),
+            device_name: "BIG".into(),
+            agent_version: None,
+            batch_id: format!("b-{landing}"),
+            declared_level: warehouse::ReportingLevel::All,
+            effective_level: warehouse::ReportingLevel::All,
+            ingested_at: test_now(),
+        };
+        let events: Vec<_> = (0..per_landing)
+            .map(|i| {
+                let mut e = template.clone();
+                e.id = format!("e-{landing}-{i}");
+                e.upn = format!("user{}@contoso.com", i % 5_000);
+                e
+            })
+            .collect();
+        let rows = warehouse::rows::elevation_rows(&context, &events);
+        warehouse
+            .append(warehouse::Table::Elevations, vec![rows], None)
+            .await
+            .unwrap();
+    }
+    let report = warehouse
+        .compact(warehouse::Table::Elevations, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.partitions, 1);
+    assert_eq!(
+        (report.rows_before, report.rows_after),
+        (2 * per_landing, 2 * per_landing)
+    );
+    let rollups = warehouse.refresh_rollups().await.unwrap();
+    assert_eq!(rollups.days_refreshed, 1);
+    let ctx = queries::session(&warehouse).await.unwrap();
+    let counted = ctx
+        .sql(r#"SELECT SUM(elevations) AS n FROM daily_elevations"#)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&counted)
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("| {} |", 2 * per_landing)), "{text}");
+}

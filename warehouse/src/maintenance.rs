@@ -124,6 +124,29 @@ fn conform(batch: &RecordBatch, table: Table) -> Result<RecordBatch, WarehouseEr
     })
 }
 
+/// The table's columns with the partition columns cast to their plain types. Delta hands
+/// partition columns over dictionary-encoded with 16-bit keys; an aggregate that carries them
+/// along (the first values `distinct_on` keeps) builds one dictionary entry per group and fails
+/// past 65,536 rows in a partition.
+fn plain_partition_columns(
+    df: deltalake::datafusion::dataframe::DataFrame,
+    table: Table,
+) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
+    let columns: Vec<_> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            if crate::schema::PARTITION_COLUMNS.contains(&field.name().as_str()) {
+                deltalake::datafusion::prelude::cast(ident(field.name()), field.data_type().clone()).alias(field.name())
+            } else {
+                ident(field.name())
+            }
+        })
+        .collect();
+    df.select(columns)
+}
+
 impl Warehouse {
     /// Compacts every partition of `table` that holds more than one file: reads it, drops
     /// duplicate event ids (elevations), sorts by time then hash, writes large zstd files and
@@ -205,6 +228,7 @@ impl Warehouse {
                     .and(ident("eventDate").eq(lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days))))),
             )
             .map_err(datafusion(table))?;
+        let df = plain_partition_columns(df, table).map_err(datafusion(table))?;
         let rows_before = df.clone().count().await.map_err(datafusion(table))? as u64;
         let df = match table {
             // The same event sent twice (an agent re-sending after a lost answer under a new
@@ -454,6 +478,7 @@ impl Warehouse {
                         .eq(lit(tenant.as_str()))
                         .and(ident("eventDate").eq(date_literal(date))),
                 )
+                .and_then(|df| plain_partition_columns(df, raw_table))
                 .map_err(datafusion(raw_table))?
                 .aggregate(
                     [
