@@ -28,9 +28,9 @@ path, tenant, start, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[
 con = duckdb.connect()
 w = "tenant = ? AND \"eventDateTime\" >= CAST(? AS TIMESTAMPTZ)"
 queries = {
-  "by-user": "SELECT upn, SUM(CASE WHEN \"elevationType\" <> 'unmanagedElevation' THEN 1 ELSE 0 END), COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY upn",
+  "by-user": "SELECT upn, SUM(CASE WHEN \"elevationType\" <> 'unmanagedElevation' THEN 1 ELSE 0 END), SUM(CASE WHEN \"elevationType\" = 'unmanagedElevation' THEN 1 ELSE 0 END), COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY upn",
   "by-application": "SELECT hash, \"elevationType\", COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT \"deviceId\"), MIN(\"eventDateTime\"), MAX(\"eventDateTime\") FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
-  "by-publisher": "SELECT \"companyName\", \"elevationType\", COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
+  "by-publisher": "SELECT \"companyName\", \"elevationType\", COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT \"deviceId\") FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
   "trend": "SELECT \"eventDate\", \"elevationType\", COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
 }
 out = {}

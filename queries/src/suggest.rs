@@ -355,8 +355,10 @@ struct Group {
     product_name: Option<String>,
     internal_name: Option<String>,
     file_description: Option<String>,
-    certificate: Option<String>,
-    file_path: String,
+    /// The certificates of the group's builds (`None` for an unsigned one).
+    certificates: Vec<Option<String>>,
+    /// Distinct full paths the file ran from.
+    paths: Vec<String>,
     elevation_type: String,
     child: bool,
     parent_process: Option<String>,
@@ -428,10 +430,10 @@ impl Acc {
         if let Some(version) = &g.file_version {
             self.versions.insert(version.clone(), g.hash.clone());
         }
-        self.folders.insert(folder_of(&g.file_path));
+        self.folders.extend(g.paths.iter().map(|p| folder_of(p)));
         self.parents.extend(g.parent_process.clone());
         self.justifications.extend(g.justifications.iter().cloned());
-        self.certificates.insert(g.certificate.clone());
+        self.certificates.extend(g.certificates.iter().cloned());
         if g.rule_id.is_some() {
             self.with_rule += g.events;
         }
@@ -556,16 +558,13 @@ pub async fn suggest(warehouse: &Warehouse, request: &SuggestRequest) -> Result<
     Ok(suggestions)
 }
 
-const GROUP_COLUMNS: [&str; 14] = [
+/// What elevations are grouped by. Version-info fields and the certificate follow from the
+/// hash, so they are aggregated rather than grouped on; paths are collected per group (a
+/// file in each user's profile folder would otherwise make a group per user).
+const GROUP_COLUMNS: [&str; 8] = [
     "fileName",
     "companyName",
     "hash",
-    "fileVersion",
-    "productName",
-    "internalName",
-    "fileDescription",
-    "certificatePayload",
-    "filePath",
     "elevationType",
     "processType",
     "parentProcessName",
@@ -590,6 +589,14 @@ async fn read_groups(
                 max(ident("eventDateTime")).alias("last"),
                 distinct("upn")?.alias("users"),
                 distinct("deviceId")?.alias("devices"),
+                distinct("filePath")?.alias("paths"),
+                max(ident("fileVersion")).alias("fileVersion"),
+                max(ident("productName")).alias("productName"),
+                max(ident("internalName")).alias("internalName"),
+                max(ident("fileDescription")).alias("fileDescription"),
+                min(ident("certificatePayload")).alias("certificateLow"),
+                max(ident("certificatePayload")).alias("certificateHigh"),
+                count(ident("certificatePayload")).alias("signed"),
                 min(ident("justification")).alias("justificationLow"),
                 max(ident("justification")).alias("justificationHigh"),
             ],
@@ -610,6 +617,13 @@ async fn read_groups(
             "events",
             "first",
             "last",
+            "fileVersion",
+            "productName",
+            "internalName",
+            "fileDescription",
+            "certificateLow",
+            "certificateHigh",
+            "signed",
             "justificationLow",
             "justificationHigh",
         ]) {
@@ -617,6 +631,7 @@ async fn read_groups(
         }
         let users = string_lists(batch, "users")?;
         let devices = string_lists(batch, "devices")?;
+        let paths = string_lists(batch, "paths")?;
         let get_text = |name: &str, row: usize| match &text[name][row] {
             Cell::Text(t) => Some(t.clone()),
             _ => None,
@@ -631,6 +646,17 @@ async fn read_groups(
                 .flatten()
                 .filter(|j| !j.trim().is_empty())
                 .collect();
+            let events = text["events"][row].as_int().unwrap_or(0) as u64;
+            // Every build a group saw: the one certificate, several, and/or unsigned ones.
+            let mut certificates: Vec<Option<String>> =
+                [get_text("certificateLow", row), get_text("certificateHigh", row)]
+                    .into_iter()
+                    .flatten()
+                    .map(Some)
+                    .collect();
+            if (text["signed"][row].as_int().unwrap_or(0) as u64) < events {
+                certificates.push(None);
+            }
             groups.push(Group {
                 file_name: get_text("fileName", row).unwrap_or_default(),
                 company_name: get_text("companyName", row),
@@ -639,15 +665,15 @@ async fn read_groups(
                 product_name: get_text("productName", row),
                 internal_name: get_text("internalName", row),
                 file_description: get_text("fileDescription", row),
-                certificate: get_text("certificatePayload", row),
-                file_path: get_text("filePath", row).unwrap_or_default(),
+                certificates,
+                paths: paths[row].clone(),
                 elevation_type: get_text("elevationType", row).unwrap_or_default(),
                 child: get_text("processType", row).as_deref() == Some("child"),
                 parent_process: get_text("parentProcessName", row),
                 rule_id: get_text("ruleId", row),
                 policy_name: get_text("policyName", row),
                 failed: matches!(text["failed"][row], Cell::Bool(true)),
-                events: text["events"][row].as_int().unwrap_or(0) as u64,
+                events,
                 first: get_time("first", row),
                 last: get_time("last", row),
                 users: users[row].clone(),
@@ -660,23 +686,25 @@ async fn read_groups(
     groups.sort_by(|a, b| {
         (
             &a.file_name,
+            &a.company_name,
             &a.hash,
             &a.elevation_type,
-            &a.file_path,
-            &a.rule_id,
-            &a.parent_process,
-            a.failed,
             a.child,
+            &a.parent_process,
+            &a.rule_id,
+            &a.policy_name,
+            a.failed,
         )
             .cmp(&(
                 &b.file_name,
+                &b.company_name,
                 &b.hash,
                 &b.elevation_type,
-                &b.file_path,
-                &b.rule_id,
-                &b.parent_process,
-                b.failed,
                 b.child,
+                &b.parent_process,
+                &b.rule_id,
+                &b.policy_name,
+                b.failed,
             ))
     });
     Ok(groups)
