@@ -275,7 +275,7 @@ struct Landed {
     warehouse: String,
 }
 
-/// Starts an ingest server on a free loopback port, uploads every body with gzip as agents
+/// Starts an ingest server on a free loopback port, uploads every gzip body as agents
 /// do, stops the server gracefully (which lands everything) and counts the landed rows.
 async fn upload_and_land(node_dir: &Path, tenant: &str, bodies: Vec<Vec<u8>>) -> Result<Landed> {
     let store = warehouse::tenants::TenantStore::new(node_dir);
@@ -303,7 +303,6 @@ async fn upload_and_land(node_dir: &Path, tenant: &str, bodies: Vec<Vec<u8>>) ->
         let _ = stopped.await;
     }));
     let client = ingest::AgentClient::new(&base, &key);
-    let bodies = bodies.iter().map(|b| ingest::AgentClient::compress(b)).collect();
     let report = client
         .upload_all(bodies, 16)
         .await
