@@ -181,10 +181,7 @@ struct Found {
 async fn suggestions(node_dir: &Path, written: &simulator::Written, tenant: &str) -> Result<Found> {
     let store = warehouse::tenants::TenantStore::new(node_dir);
     for path in &written.policies {
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
-        let policy = warehouse::policy::RulesPolicy::from_intune(&json)
-            .with_context(|| format!("importing {}", path.display()))?;
-        store.import_policy(tenant, policy)?;
+        crate::suggest::import_policy_file(&store, tenant, path)?;
     }
     let truth = &written.truth;
     let location = Location::parse(&node_dir.join("warehouse").to_string_lossy())?;

@@ -72,10 +72,7 @@ impl SuggestOptions {
             imported,
         )?;
         let warehouse = warehouse::Warehouse::new(crate::node::location(data)?);
-        let mut found = queries::suggest::suggest(&warehouse, &parsed.request).await?;
-        if let Some(limit) = parsed.limit {
-            found.truncate(limit);
-        }
+        let found = parsed.run(&warehouse).await?;
         Ok((parsed, found))
     }
 }
@@ -155,19 +152,30 @@ pub(crate) enum RulesCommand {
     List,
 }
 
+/// Reads an Intune elevation rules policy file and imports it for `tenant`. Returns the
+/// policy's name, its number of rules and whether it replaced an earlier import.
+pub(crate) fn import_policy_file(
+    store: &TenantStore,
+    tenant: &str,
+    file: &std::path::Path,
+) -> Result<(String, usize, bool)> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let policy =
+        warehouse::policy::RulesPolicy::from_intune(&json).with_context(|| format!("importing {}", file.display()))?;
+    let (name, rules) = (policy.name.clone(), policy.rules.len());
+    let replaced = store.import_policy(tenant, policy)?;
+    Ok((name, rules, replaced))
+}
+
 /// `elevation rules …`.
 pub(crate) fn rules(data: &DataArgs, command: &RulesCommand) -> Result<()> {
     let store = TenantStore::new(&data.data_dir);
     match command {
         RulesCommand::Import { files } => {
             for file in files {
-                let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-                let json: serde_json::Value =
-                    serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-                let policy = warehouse::policy::RulesPolicy::from_intune(&json)
-                    .with_context(|| format!("importing {}", file.display()))?;
-                let (name, rules) = (policy.name.clone(), policy.rules.len());
-                let replaced = store.import_policy(&data.tenant, policy)?;
+                let (name, rules, replaced) = import_policy_file(&store, &data.tenant, file)?;
                 println!(
                     "{} policy {name:?} with {rules} rules for tenant {}",
                     if replaced { "replaced" } else { "imported" },

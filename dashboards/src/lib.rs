@@ -161,10 +161,7 @@ async fn suggest_for(
     })?;
     // The tenant is the key's, whatever the parameters say.
     let parsed = queries::suggest::SuggestRequest::parse(&principal.tenant, params, api.clock.now(), imported)?;
-    let mut found = queries::suggest::suggest(&api.warehouse, &parsed.request).await?;
-    if let Some(limit) = parsed.limit {
-        found.truncate(limit);
-    }
+    let found = parsed.run(&api.warehouse).await?;
     Ok((parsed, found))
 }
 

@@ -44,6 +44,14 @@ impl Cell {
         }
     }
 
+    /// The instant, if the cell holds one.
+    pub fn as_time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Cell::Time(t) => Some(*t),
+            _ => None,
+        }
+    }
+
     /// The number, if the cell holds one.
     pub fn as_int(&self) -> Option<i64> {
         match self {

@@ -2,11 +2,12 @@
 //! and backed by evidence from the warehouse.
 //!
 //! One DataFusion aggregate reads the tenant's elevations in the window, grouped finely
-//! enough (file, hash, version, publisher, elevation type, rule, parent, path, outcome) that
-//! every kind below is decided in plain Rust over the groups, with distinct users and devices
-//! carried as sets. A second aggregate lists the rules events ever reported (to find rules
-//! that stopped matching). Rules that never fired are known from imported policies
-//! (`elevation rules import`).
+//! enough (file, publisher, hash, elevation type, process type, parent, rule, outcome) that
+//! every kind below is decided in plain Rust over the groups, with distinct users, devices and
+//! paths carried as lists. A second aggregate lists the rules events ever reported (to find
+//! rules that stopped matching), a third each user's unmanaged elevations per file (for
+//! readiness). Rules that never fired are known from imported policies (`elevation rules
+//! import`).
 //!
 //! The kinds, their thresholds and the proposed rule's elevation type follow the logic
 //! documented on [`Thresholds`] and in the README; the same data always gives the same
@@ -39,8 +40,8 @@ const DENIED: &str = "deniedElevation";
 const AUTOMATIC: &str = "zeroTouchElevation";
 
 /// The thresholds that decide when evidence is strong enough to suggest something. Every one
-/// can be set per request (`--min-events 20`, `?minEvents=20`); the defaults suit a tenant
-/// of a few hundred devices looking at 30 days.
+/// can be set per request (`--threshold minEvents=20`, `?minEvents=20`); the defaults suit a
+/// tenant of a few hundred devices looking at 30 days.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thresholds {
@@ -514,11 +515,7 @@ fn folder_of(path: &str) -> String {
 
 fn stable_id(kind: SuggestionKind, subject: &str) -> String {
     let digest = Sha256::digest(format!("{}\u{1f}{subject}", kind.as_str()).as_bytes());
-    format!("{}-{}", kind.as_str(), &hex_lower(&digest)[..12])
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{}-{}", kind.as_str(), &hex::encode(digest)[..12])
 }
 
 fn score(kind: SuggestionKind, events: u64, users: u64) -> f64 {
@@ -636,10 +633,7 @@ async fn read_groups(
             Cell::Text(t) => Some(t.clone()),
             _ => None,
         };
-        let get_time = |name: &str, row: usize| match &text[name][row] {
-            Cell::Time(t) => Some(*t),
-            _ => None,
-        };
+        let get_time = |name: &str, row: usize| text[name][row].as_time();
         for row in 0..batch.num_rows() {
             let justifications = [get_text("justificationLow", row), get_text("justificationHigh", row)]
                 .into_iter()
@@ -750,18 +744,14 @@ async fn unmanaged_by_user(
             .enumerate()
             .map(|(i, c)| if i == 3 { Ok(Vec::new()) } else { column_cells(c) })
             .collect::<Result<_, _>>()?;
-        let time = |c: &Cell| match c {
-            Cell::Time(t) => Some(*t),
-            _ => None,
-        };
         for (row, devices) in devices.into_iter().enumerate() {
             out.push(UserFile {
                 upn: cells[0][row].as_text().unwrap_or_default().to_owned(),
                 file_name: cells[1][row].as_text().unwrap_or_default().to_owned(),
                 events: cells[2][row].as_int().unwrap_or(0) as u64,
                 devices,
-                first: time(&cells[4][row]),
-                last: time(&cells[5][row]),
+                first: cells[4][row].as_time(),
+                last: cells[5][row].as_time(),
             });
         }
     }
@@ -867,10 +857,7 @@ async fn known_rules(
             let policy_name = text(1).unwrap_or_default();
             let pinned = (row[4].as_int() == Some(1)).then(|| text(3)).flatten();
             let rule_type = text(5).and_then(|t| rule_type_of(&t));
-            let last_matched = match &row[6] {
-                Cell::Time(t) => Some(*t),
-                _ => None,
-            };
+            let last_matched = row[6].as_time();
             let in_window = row[7].as_int().unwrap_or(0) as u64;
             let same = rules.iter_mut().find(|r| {
                 r.reference.policy_name == policy_name && r.reference.file_name.eq_ignore_ascii_case(&file_name)
@@ -1016,7 +1003,6 @@ fn decide(request: &SuggestRequest, groups: &[Group], rules: &[KnownRule], unman
         let rule_type = known.reference.rule_type.unwrap_or(RuleType::UserConfirmed);
         let versions = acc.versions_ordered();
         let min_version = versions.first().cloned();
-        let base = known.imported.clone();
         let mut rule = proposed_rule(&acc, rule_type, "hash rule keeps breaking");
         rule.file_hash = None;
         rule.min_version = min_version.clone();
@@ -1024,7 +1010,7 @@ fn decide(request: &SuggestRequest, groups: &[Group], rules: &[KnownRule], unman
             payload: certificate.to_owned(),
             certificate_type: CertificateType::Publisher,
         });
-        if let Some(base) = &base {
+        if let Some(base) = &known.imported {
             rule.name = base.name.clone();
             rule.child_process_behavior = base.child_process_behavior;
             rule.validations = base.validations.clone();
@@ -1102,7 +1088,8 @@ fn decide(request: &SuggestRequest, groups: &[Group], rules: &[KnownRule], unman
             None,
         );
         s.file_name = Some(r.file_name.clone());
-        s.score = (SuggestionKind::StaleRule.weight() * 10.0 * 10.0).round() / 10.0;
+        // No events to weigh: every stale rule ranks the same.
+        s.score = SuggestionKind::StaleRule.weight() * 10.0;
         out.push(s);
     }
 
@@ -1506,6 +1493,17 @@ pub struct ParsedSuggest {
     pub format: Option<String>,
     /// Show at most this many suggestions.
     pub limit: Option<usize>,
+}
+
+impl ParsedSuggest {
+    /// The suggestions asked for, best first, at most `limit` of them.
+    pub async fn run(&self, warehouse: &Warehouse) -> Result<Vec<Suggestion>, QueryError> {
+        let mut found = suggest(warehouse, &self.request).await?;
+        if let Some(limit) = self.limit {
+            found.truncate(limit);
+        }
+        Ok(found)
+    }
 }
 
 impl SuggestRequest {

@@ -668,16 +668,7 @@ impl<'w> TruthBuilder<'w> {
         let mut take = |key: &str| self.planted.remove(key).unwrap_or_default();
         let pattern = |kind: &str, file: &str, evidence: Evidence, rule_id: Option<String>, expected: String| {
             let mut versions: Vec<String> = evidence.versions.into_iter().collect();
-            versions.sort_by(|a, b| {
-                match (
-                    warehouse::policy::version_at_least(a, b),
-                    warehouse::policy::version_at_least(b, a),
-                ) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    _ => std::cmp::Ordering::Less,
-                }
-            });
+            versions.sort_by(|a, b| warehouse::policy::compare_versions(a, b));
             PlantedPattern {
                 kind: kind.to_owned(),
                 file_name: file.to_owned(),

@@ -107,6 +107,13 @@ pub enum ChildProcessBehavior {
 }
 
 impl ChildProcessBehavior {
+    /// Every behaviour.
+    pub const EVERY: [ChildProcessBehavior; 3] = [
+        ChildProcessBehavior::RequireRule,
+        ChildProcessBehavior::AllowAll,
+        ChildProcessBehavior::DenyAll,
+    ];
+
     /// The suffix of the `childprocessbehavior` choice value.
     pub fn intune_choice(self) -> &'static str {
         match self {
@@ -571,14 +578,10 @@ fn read_rule(children: &[Value]) -> Result<ElevationRule, String> {
             }
             "childprocessbehavior" => {
                 let value = choice_suffix(choice, "childprocessbehavior").unwrap_or_default();
-                child_process_behavior = [
-                    ChildProcessBehavior::RequireRule,
-                    ChildProcessBehavior::AllowAll,
-                    ChildProcessBehavior::DenyAll,
-                ]
-                .into_iter()
-                .find(|b| b.intune_choice() == value)
-                .ok_or_else(|| format!("unknown child process behaviour {value:?}"))?;
+                child_process_behavior = ChildProcessBehavior::EVERY
+                    .into_iter()
+                    .find(|b| b.intune_choice() == value)
+                    .ok_or_else(|| format!("unknown child process behaviour {value:?}"))?;
             }
             "signaturesource" => {
                 for nested in choice["children"].as_array().into_iter().flatten() {
@@ -676,11 +679,7 @@ mod tests {
             rule.file_hash = None;
             rule.description = None;
             rule.min_version = Some("2.40.0.0".into());
-            rule.child_process_behavior = [
-                ChildProcessBehavior::RequireRule,
-                ChildProcessBehavior::AllowAll,
-                ChildProcessBehavior::DenyAll,
-            ][i % 3];
+            rule.child_process_behavior = ChildProcessBehavior::EVERY[i % 3];
             rule.certificate = Some(Certificate {
                 payload: format!("CERT{i}"),
                 certificate_type: if i % 2 == 0 {
