@@ -47,7 +47,7 @@ pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> 
     }
     let rollups = warehouse.refresh_rollups().await?;
     println!(
-        "daily_elevations: {} tenant-days refreshed from raw elevations ({} rows)",
+        "rollups (daily_elevations, daily_counts, daily_users): {} tenant-days refreshed from raw elevations ({} rows)",
         rollups.days_refreshed, rollups.rows_written
     );
     Ok(())
@@ -71,7 +71,7 @@ pub(crate) async fn retention(location: Location, data_dir: &Path, today: NaiveD
     Ok(())
 }
 
-/// The server's schedule: retention, then compaction, every `every`. Failures are logged and
+/// The server's schedule: retention, compaction, then the rollups, every `every`. Failures are logged and
 /// retried next time; they never stop ingest.
 pub(crate) async fn every(warehouse: Arc<Warehouse>, data_dir: PathBuf, every: Duration) {
     let store = TenantStore::new(&data_dir);
@@ -86,15 +86,24 @@ pub(crate) async fn every(warehouse: Arc<Warehouse>, data_dir: PathBuf, every: D
             Ok(reports) => tracing::info!(?reports, "retention applied"),
             Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
         }
+        // Compact the raw tables before the rollups are refreshed: compaction changes a day's
+        // files, and rollups computed from the files it replaced would no longer answer reports.
+        for table in Table::ALL {
+            compact_logged(&warehouse, table).await;
+        }
         match warehouse.refresh_rollups().await {
             Ok(report) => tracing::info!(?report, "rollups refreshed"),
             Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
         }
-        for table in Table::EVERY {
-            match warehouse.compact(table, &|_, _| {}).await {
-                Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
-                Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
-            }
+        for table in Table::EVERY.into_iter().filter(|t| !Table::ALL.contains(t)) {
+            compact_logged(&warehouse, table).await;
         }
+    }
+}
+
+async fn compact_logged(warehouse: &Warehouse, table: Table) {
+    match warehouse.compact(table, &|_, _| {}).await {
+        Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
+        Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
     }
 }

@@ -10,7 +10,7 @@ use queries::{Cell, Report};
 use simulator::GroundTruth;
 use warehouse::tenants::{KeyKind, Role, TenantStore};
 
-use crate::support::{Node, elevation, one_event_batch, stdout_of, temp_dir, test_now};
+use crate::support::{Node, batch, elevation, elevation_event, one_event_batch, stdout_of, temp_dir, test_now};
 
 /// Simulates a fleet for `tenant`, uploads it with `key` through the node, lands it.
 async fn land_fleet(node: &Node, key: &str, tenant: &str, seed: u64, devices: u32, days: u32) -> GroundTruth {
@@ -478,6 +478,162 @@ async fn every_report_matches_the_ground_truth_to_the_row_for_several_fleets() {
     for truth in [&contoso, &fabrikam, &northwind] {
         check_against_truth(&node, truth).await;
     }
+    node.stop().await;
+}
+
+/// `(trend, by-user)` as the raw rows give them, counted by DataFusion SQL straight over
+/// `elevations` (never through a rollup).
+async fn raw_figures(
+    node: &Node,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (BTreeMap<(String, String), u64>, BTreeMap<String, (u64, u64, u64)>) {
+    let window = format!(
+        r#"tenant = 'contoso' AND "eventDateTime" >= TIMESTAMP '{}' AND "eventDateTime" < TIMESTAMP '{}'"#,
+        from.naive_utc(),
+        to.naive_utc()
+    );
+    let trend = node
+        .sql(&format!(
+            r#"SELECT CAST("eventDate" AS VARCHAR) AS d, "elevationType" AS t, COUNT(*) AS n
+               FROM elevations WHERE {window} GROUP BY 1, 2"#
+        ))
+        .await
+        .into_iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap().to_owned();
+            ((text("d"), text("t")), r["n"].as_u64().unwrap())
+        })
+        .collect();
+    let users = node
+        .sql(&format!(
+            r#"SELECT upn AS u, SUM(CASE WHEN "elevationType" <> 'unmanagedElevation' THEN 1 ELSE 0 END) AS m,
+                      SUM(CASE WHEN "elevationType" = 'unmanagedElevation' THEN 1 ELSE 0 END) AS x, COUNT(*) AS n
+               FROM elevations WHERE {window} GROUP BY 1"#
+        ))
+        .await
+        .into_iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            (r["u"].as_str().unwrap().to_owned(), (n("m"), n("x"), n("n")))
+        })
+        .collect();
+    (trend, users)
+}
+
+/// Appends a counterfeit rollup row for `day` that vouches for the day's current files.
+async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, upn: &str) {
+    use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
+    let name = table.name();
+    let fingerprint = node
+        .sql(&format!(
+            r#"SELECT "sourceFiles" AS f FROM {name} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
+        ))
+        .await[0]["f"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = |v: &str| -> ArrayRef { std::sync::Arc::new(StringArray::from(vec![v])) };
+    let int = |v: i64| -> ArrayRef { std::sync::Arc::new(Int64Array::from(vec![v])) };
+    let date: ArrayRef = std::sync::Arc::new(Date32Array::from(vec![
+        (day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32,
+    ]));
+    let columns = match table {
+        warehouse::Table::DailyCounts => vec![
+            text("contoso"),
+            date,
+            text("deniedElevation"),
+            int(1000),
+            int(0),
+            text(&fingerprint),
+        ],
+        _ => vec![
+            text("contoso"),
+            date,
+            text(upn),
+            text("unmanagedElevation"),
+            int(1000),
+            text(&fingerprint),
+        ],
+    };
+    let row = datafusion::arrow::array::RecordBatch::try_new(table.schema(), columns).unwrap();
+    node.warehouse.append(table, vec![row], None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_counted() {
+    let mut node = Node::start().await;
+    let truth = land_fleet(&node, &node.agent_key, "contoso", 37, 30, 6).await;
+    let figures = |params: Vec<(String, String)>| {
+        let node = &node;
+        async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            (
+                trend_of(&report(node, "contoso", "trend", &params).await),
+                split_of(&report(node, "contoso", "by-user", &params).await, "upn"),
+            )
+        }
+    };
+    let whole = || window(&truth).to_vec();
+    let (start, end) = (midnight(truth.from), midnight(truth.to));
+    let expected_trend = truth_trend(&truth, None);
+    let before = figures(whole()).await;
+    assert_eq!(before.0, expected_trend, "trend before any rollup");
+    assert_eq!(before, raw_figures(&node, start, end).await, "before any rollup");
+
+    let refreshed = node.warehouse.refresh_rollups().await.unwrap();
+    assert!(refreshed.days_refreshed >= 5, "{refreshed:?}");
+    assert_eq!(figures(whole()).await, before, "from rollups");
+    // Windows that start and end inside a day: the partial days come from raw rows.
+    let (from, to) = (start + chrono::Duration::hours(13), end - chrono::Duration::hours(30));
+    let partial = vec![
+        ("from".to_owned(), from.to_rfc3339()),
+        ("to".to_owned(), to.to_rfc3339()),
+    ];
+    assert_eq!(
+        figures(partial).await,
+        raw_figures(&node, from, to).await,
+        "partial days"
+    );
+    // Filters the rollup holds are answered from it; the busiest user's own row is the same.
+    let busiest = before.1.iter().max_by_key(|(_, n)| n.2).unwrap();
+    let mut only = whole();
+    only.push(("upn".to_owned(), busiest.0.clone()));
+    assert_eq!(figures(only).await.1, BTreeMap::from([(busiest.0.clone(), *busiest.1)]));
+
+    // Prove the rollups are what answers: counterfeit rows that vouch for the day's current
+    // files show up in the answers...
+    let day = truth.per_day[1].date;
+    counterfeit(&node, warehouse::Table::DailyCounts, day, "").await;
+    counterfeit(&node, warehouse::Table::DailyUsers, day, "counterfeit@contoso.com").await;
+    let denied = (day.to_string(), "deniedElevation".to_owned());
+    let (trend, users) = figures(whole()).await;
+    assert_eq!(trend[&denied], before.0.get(&denied).copied().unwrap_or(0) + 1000);
+    assert_eq!(users["counterfeit@contoso.com"], (0, 1000, 1000));
+
+    // ...until the day's files change: a late upload for that day is counted from raw rows.
+    let mut late = elevation_event("late-1", "deniedElevation");
+    late["eventDateTime"] = serde_json::json!(format!("{day}T10:00:00Z"));
+    let answer = node.upload(&batch("b-late", "all", vec![late], vec![])).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    node.land_all().await;
+    let after_late = raw_figures(&node, start, end).await;
+    assert_eq!(after_late.0[&denied], before.0.get(&denied).copied().unwrap_or(0) + 1);
+    assert_eq!(
+        figures(whole()).await,
+        after_late,
+        "a late arrival makes the day's rollups stale"
+    );
+
+    // Refreshing recomputes that day (the counterfeits go); compaction changes every day's
+    // files and the answers stay the same.
+    assert_eq!(node.warehouse.refresh_rollups().await.unwrap().days_refreshed, 1);
+    assert_eq!(figures(whole()).await, after_late, "after the refresh");
+    node.warehouse
+        .compact(warehouse::Table::Elevations, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(figures(whole()).await, after_late, "after compaction");
     node.stop().await;
 }
 

@@ -37,6 +37,8 @@ fn readme_documents_the_table_schemas_column_by_column() {
             warehouse::schema::DAILY_ELEVATIONS,
             warehouse::schema::DAILY_ELEVATION_COLUMNS,
         ),
+        (warehouse::schema::DAILY_COUNTS, warehouse::schema::DAILY_COUNT_COLUMNS),
+        (warehouse::schema::DAILY_USERS, warehouse::schema::DAILY_USER_COLUMNS),
     ] {
         let expected = warehouse::schema::readme_table(columns);
         assert!(

@@ -62,15 +62,29 @@ pub enum QueryError {
     Render(String),
 }
 
-/// A DataFusion session with both tables registered at their latest committed version.
+/// A DataFusion session with every table registered at its latest committed version.
 ///
-/// Every call loads the tables' logs afresh, so a query sees every commit made before it
-/// started — including the last half second of landed uploads. (The Delta scan lists files
-/// from the log, not from storage, so DataFusion's list-files cache never hides new files.)
+/// Every call brings the tables up to their latest version ([`Warehouse::latest`]), so a
+/// query sees every commit made before it started — including the last half second of landed
+/// uploads. (The Delta scan lists files from the log, not from storage, so DataFusion's
+/// list-files cache never hides new files.)
 pub async fn session(warehouse: &Warehouse) -> Result<SessionContext, QueryError> {
+    Ok(open(warehouse).await?.ctx)
+}
+
+/// A session and the table snapshots registered in it, for questions that look at a table's
+/// files (which rollup days are current) as well as its rows.
+pub(crate) struct Opened {
+    pub(crate) ctx: SessionContext,
+    /// `elevations` as registered in `ctx`.
+    pub(crate) elevations: warehouse::deltalake::DeltaTable,
+}
+
+pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
     let ctx = SessionContext::new();
+    let mut elevations = None;
     for table in Table::EVERY {
-        let delta = warehouse.load(table).await?;
+        let delta = warehouse.latest(table).await?;
         let failed = |source| QueryError::Delta {
             table: table.name(),
             source,
@@ -79,8 +93,12 @@ pub async fn session(warehouse: &Warehouse) -> Result<SessionContext, QueryError
         // The provider's errors are DataFusion errors.
         let provider = delta.table_provider().await?;
         ctx.register_table(table.name(), provider)?;
+        if table == Table::Elevations {
+            elevations = Some(delta);
+        }
     }
-    Ok(ctx)
+    let elevations = elevations.expect("Table::EVERY holds elevations");
+    Ok(Opened { ctx, elevations })
 }
 
 /// Rows landed for one tenant: elevations per `elevationType`, and diagnostics.

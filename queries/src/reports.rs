@@ -15,8 +15,8 @@ use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionContext, ident, lit, when};
 use warehouse::{ReportingLevel, Table, Warehouse};
 
-use crate::request::{ReportName, ReportRequest};
-use crate::{QueryError, session};
+use crate::request::{Filters, ReportName, ReportRequest};
+use crate::{QueryError, open};
 
 /// One value of a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,8 @@ const EVENT_COLUMNS: [&str; 23] = [
 
 /// Runs a report over the warehouse's latest committed data.
 pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Report, QueryError> {
-    let ctx = session(warehouse).await?;
+    let opened = open(warehouse).await?;
+    let ctx = opened.ctx.clone();
     let mut report = Report {
         name: request.name,
         from: request.from,
@@ -183,15 +184,15 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                 ],
             )?
             .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
-        ReportName::ByUser => managed_split(elevations(&ctx, request).await?, "upn")?,
+        ReportName::ByUser => {
+            by_user(&ctx, &opened.elevations, request, &mut report).await?;
+            return Ok(report);
+        }
         ReportName::ByDevice => managed_split(elevations(&ctx, request).await?, "deviceName")?,
-        ReportName::Trend => elevations(&ctx, request)
-            .await?
-            .aggregate(
-                vec![ident("eventDate").alias("date"), ident("elevationType")],
-                vec![count(lit(1)).alias("count")],
-            )?
-            .sort(vec![asc("date"), asc("elevationType")])?,
+        ReportName::Trend => {
+            trend(&ctx, &opened.elevations, request, &mut report).await?;
+            return Ok(report);
+        }
         ReportName::Denied => elevations(&ctx, request)
             .await?
             .filter(
@@ -381,27 +382,50 @@ async fn overview(ctx: &SessionContext, request: &ReportRequest, report: &mut Re
             Cell::Null,
         ]);
     }
-    for (tile, elevation_type) in [
+    // The three "frequently …" lists from one pass over the rows: per type and file, the
+    // count and distinct users; ranked here.
+    const LISTS: [(&str, &str); 3] = [
         ("frequentlyUnmanaged", UNMANAGED),
         ("frequentlyApprovedBySupport", "supportApprovedElevation"),
         ("frequentlyDenied", "deniedElevation"),
-    ] {
-        let top = elevations(ctx, request)
-            .await?
-            .filter(ident("elevationType").eq(lit(elevation_type)))?
-            .aggregate(
-                vec![ident("hash")],
-                vec![
-                    max(ident("fileName")).alias("fileName"),
-                    count(lit(1)).alias("count"),
-                    count_distinct(ident("upn")).alias("users"),
-                ],
-            )?
-            .sort(vec![desc("count"), asc("fileName"), asc("hash")])?
-            .select(cols(&["fileName", "hash", "count", "users"]))?
-            .limit(request.offset, request.limit)?;
-        let (_, rows) = collect(top).await?;
-        for (rank, row) in rows.into_iter().enumerate() {
+    ];
+    let types: Vec<Expr> = LISTS.iter().map(|(_, t)| lit(*t)).collect();
+    let per_file = elevations(ctx, request)
+        .await?
+        .filter(ident("elevationType").in_list(types, false))?
+        .aggregate(
+            vec![ident("elevationType"), ident("hash")],
+            vec![
+                max(ident("fileName")).alias("fileName"),
+                count(lit(1)).alias("count"),
+                count_distinct(ident("upn")).alias("users"),
+            ],
+        )?
+        .select(cols(&["elevationType", "fileName", "hash", "count", "users"]))?;
+    let mut per_type: BTreeMap<String, Vec<Vec<Cell>>> = BTreeMap::new();
+    for mut row in collect(per_file).await?.1 {
+        let elevation_type = row.remove(0);
+        per_type
+            .entry(elevation_type.as_text().unwrap_or_default().to_owned())
+            .or_default()
+            .push(row);
+    }
+    for (tile, elevation_type) in LISTS {
+        let mut files = per_type.remove(elevation_type).unwrap_or_default();
+        // Most elevations first; ties by file name, then hash (a file name may be missing).
+        let key = |row: &Vec<Cell>| {
+            (
+                std::cmp::Reverse(row[2].as_int().unwrap_or(0)),
+                row[0].as_text().map(str::to_owned),
+                row[1].as_text().map(str::to_owned),
+            )
+        };
+        files.sort_by_cached_key(key);
+        let page = files
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit.unwrap_or(usize::MAX));
+        for (rank, row) in page.enumerate() {
             let mut out = vec![
                 Cell::Text(tile.to_owned()),
                 Cell::Int((request.offset + rank + 1) as i64),
@@ -410,6 +434,191 @@ async fn overview(ctx: &SessionContext, request: &ReportRequest, report: &mut Re
             report.rows.push(out);
         }
     }
+    Ok(())
+}
+
+/// Elevations per day and type. Whole days of the window whose `daily_counts` were computed
+/// from exactly the files `elevations` holds for that day now are read from the rollup (a few
+/// rows a day instead of every event); every other day — today, a day with late arrivals since
+/// the last refresh, the window's partial first and last days — is counted from the raw rows.
+/// Either way the answer is the raw rows' answer.
+async fn trend(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    request: &ReportRequest,
+    report: &mut Report,
+) -> Result<(), QueryError> {
+    report.columns = ["date", "elevationType", "count"].map(String::from).to_vec();
+    let answerable = Filters {
+        elevation_type: request.filters.elevation_type,
+        ..Filters::default()
+    };
+    let from_rollup = current_rollup_days(ctx, raw, Table::DailyCounts, request, answerable).await?;
+    let mut counts: BTreeMap<(NaiveDate, String), i64> = BTreeMap::new();
+    let mut raw_rows = elevations(ctx, request).await?;
+    if !from_rollup.is_empty() {
+        let days: Vec<Expr> = from_rollup.iter().map(|d| day(*d)).collect();
+        raw_rows = raw_rows.filter(ident("eventDate").in_list(days, true))?;
+        let rolled = rollup_rows(ctx, Table::DailyCounts, request, &from_rollup).await?;
+        let rolled = rolled.select(vec![event_date(), ident("elevationType"), ident("elevations")])?;
+        add_day_counts(&mut counts, collect(rolled).await?.1)?;
+    }
+    let counted = raw_rows.aggregate(
+        vec![event_date(), ident("elevationType")],
+        vec![count(lit(1)).alias("count")],
+    )?;
+    add_day_counts(&mut counts, collect(counted).await?.1)?;
+    report.rows = counts
+        .into_iter()
+        .map(|((date, elevation_type), n)| vec![Cell::Date(date), Cell::Text(elevation_type), Cell::Int(n)])
+        .skip(request.offset)
+        .take(request.limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok(())
+}
+
+/// Adds `(date, elevationType, count)` rows to `counts`.
+fn add_day_counts(counts: &mut BTreeMap<(NaiveDate, String), i64>, rows: Vec<Vec<Cell>>) -> Result<(), QueryError> {
+    for row in rows {
+        let [Cell::Date(date), Cell::Text(elevation_type), Cell::Int(n)] = &row[..] else {
+            return Err(DataFusionError::Internal(format!("a trend row of unexpected shape: {row:?}")).into());
+        };
+        *counts.entry((*date, elevation_type.clone())).or_default() += n;
+    }
+    Ok(())
+}
+
+/// `eventDate` as a plain date (Delta hands partition columns over dictionary-encoded).
+fn event_date() -> Expr {
+    datafusion::prelude::cast(ident("eventDate"), DataType::Date32).alias("eventDate")
+}
+
+/// The whole days of the request's window that a rollup table (`daily_counts`,
+/// `daily_users`) answers exactly for its tenant: its recorded `sourceFiles` equal the
+/// fingerprint of the day's files in `raw`, the snapshot the session reads. None when the
+/// request filters by anything but `answerable`, the filters the rollup holds the column of.
+async fn current_rollup_days(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    rollup: Table,
+    request: &ReportRequest,
+    answerable: Filters,
+) -> Result<Vec<NaiveDate>, QueryError> {
+    if request.filters != answerable {
+        return Ok(Vec::new());
+    }
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let first = if midnight(request.from.date_naive()) == request.from {
+        request.from.date_naive()
+    } else {
+        request.from.date_naive() + Duration::days(1)
+    };
+    let recorded = warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant)).await?;
+    let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
+    Ok(recorded
+        .into_iter()
+        .filter(|((_, date), _)| *date >= first && midnight(*date + Duration::days(1)) <= request.to)
+        .filter(|(key, fingerprint)| current.get(key) == Some(fingerprint))
+        .map(|((_, date), _)| date)
+        .collect())
+}
+
+/// A rollup table's rows of the request's tenant on `days`, narrowed by the request's filters
+/// (all of which the caller checked the rollup holds).
+async fn rollup_rows(
+    ctx: &SessionContext,
+    rollup: Table,
+    request: &ReportRequest,
+    days: &[NaiveDate],
+) -> Result<DataFrame, QueryError> {
+    let mut frame = ctx
+        .table(rollup.name())
+        .await?
+        .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
+        .filter(ident("eventDate").in_list(days.iter().map(|d| day(*d)).collect(), false))?;
+    for (column, value) in request.filters.text() {
+        frame = frame.filter(ident(column).eq(lit(value)))?;
+    }
+    Ok(frame)
+}
+
+/// Managed, unmanaged and total elevations per user, most elevations first. Whole days whose
+/// `daily_users` rows are current come from there (a row per user, day and type instead of
+/// every event); the rest from the raw rows — the same answer either way.
+async fn by_user(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    request: &ReportRequest,
+    report: &mut Report,
+) -> Result<(), QueryError> {
+    report.columns = ["upn", "managed", "unmanaged", "total"].map(String::from).to_vec();
+    let answerable = Filters {
+        elevation_type: request.filters.elevation_type,
+        upn: request.filters.upn.clone(),
+        ..Filters::default()
+    };
+    let from_rollup = current_rollup_days(ctx, raw, Table::DailyUsers, request, answerable).await?;
+    let mut per_user: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+    let mut add = |rows: Vec<Vec<Cell>>| -> Result<(), QueryError> {
+        for row in rows {
+            let [
+                Cell::Text(upn),
+                Cell::Int(managed),
+                Cell::Int(unmanaged),
+                Cell::Int(total),
+            ] = &row[..]
+            else {
+                return Err(DataFusionError::Internal(format!("a by-user row of unexpected shape: {row:?}")).into());
+            };
+            let entry = per_user.entry(upn.clone()).or_default();
+            entry[0] += managed;
+            entry[1] += unmanaged;
+            entry[2] += total;
+        }
+        Ok(())
+    };
+    let mut raw_rows = elevations(ctx, request).await?;
+    if !from_rollup.is_empty() {
+        let days: Vec<Expr> = from_rollup.iter().map(|d| day(*d)).collect();
+        raw_rows = raw_rows.filter(ident("eventDate").in_list(days, true))?;
+        let n = || ident("elevations");
+        let rolled = rollup_rows(ctx, Table::DailyUsers, request, &from_rollup)
+            .await?
+            .aggregate(
+                vec![ident("upn")],
+                vec![
+                    sum(when(is_managed(), n()).otherwise(lit(0i64))?).alias("managed"),
+                    sum(when(is_unmanaged(), n()).otherwise(lit(0i64))?).alias("unmanaged"),
+                    sum(n()).alias("total"),
+                ],
+            )?;
+        add(collect(rolled).await?.1)?;
+    }
+    let counted = raw_rows.aggregate(
+        vec![ident("upn")],
+        vec![
+            count_if(is_managed())?.alias("managed"),
+            count_if(is_unmanaged())?.alias("unmanaged"),
+            count(lit(1)).alias("total"),
+        ],
+    )?;
+    add(collect(counted).await?.1)?;
+    let mut rows: Vec<(String, [i64; 3])> = per_user.into_iter().collect();
+    // Most elevations first, then by user (the map already ordered users).
+    rows.sort_by_key(|(_, n)| std::cmp::Reverse(n[2]));
+    report.rows = rows
+        .into_iter()
+        .skip(request.offset)
+        .take(request.limit.unwrap_or(usize::MAX))
+        .map(|(upn, [managed, unmanaged, total])| {
+            vec![
+                Cell::Text(upn),
+                Cell::Int(managed),
+                Cell::Int(unmanaged),
+                Cell::Int(total),
+            ]
+        })
+        .collect();
     Ok(())
 }
 

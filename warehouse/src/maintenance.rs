@@ -199,6 +199,10 @@ impl Warehouse {
             }
             progress(done + 1, total);
         }
+        if report.partitions > 0 {
+            handle.update_state().await.map_err(delta(table))?;
+            self.checkpoint(&handle, table).await?;
+        }
         Ok(report)
     }
 
@@ -253,6 +257,15 @@ impl Warehouse {
                 .map_err(datafusion(table))?,
             Table::DailyElevations => df
                 .sort(vec![ident("hash").sort(true, false), ident("upn").sort(true, false)])
+                .map_err(datafusion(table))?,
+            Table::DailyCounts => df
+                .sort(vec![ident("elevationType").sort(true, false)])
+                .map_err(datafusion(table))?,
+            Table::DailyUsers => df
+                .sort(vec![
+                    ident("upn").sort(true, false),
+                    ident("elevationType").sort(true, false),
+                ])
                 .map_err(datafusion(table))?,
             Table::Diagnostics => df
                 .sort(vec![
@@ -317,6 +330,9 @@ impl Warehouse {
             .eq(lit(tenant))
             .and(ident("eventDate").lt(lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days)))));
         let (handle, metrics) = handle.delete().with_predicate(predicate).await.map_err(delta(table))?;
+        if metrics.num_removed_files > 0 {
+            self.checkpoint(&handle, table).await?;
+        }
         let (_, vacuumed) = handle
             .vacuum()
             .with_retention_period(chrono::Duration::zero())
@@ -353,8 +369,8 @@ pub async fn retention_all(
     warehouse: &Warehouse,
     settings: &(dyn Fn(&str) -> crate::tenants::TenantSettings + Sync),
     today: NaiveDate,
-) -> Result<[RetentionReport; 3], WarehouseError> {
-    let mut reports: [RetentionReport; 3] = Default::default();
+) -> Result<[RetentionReport; Table::EVERY.len()], WarehouseError> {
+    let mut reports: [RetentionReport; Table::EVERY.len()] = Default::default();
     for (slot, table) in Table::EVERY.into_iter().enumerate() {
         for tenant in warehouse.tenants_in(table).await? {
             let days = settings(&tenant).retention_days(table);
@@ -404,72 +420,163 @@ pub struct RollupReport {
     pub rows_written: u64,
 }
 
-/// `(tenant, eventDate) → elevations` of a table, from a DataFusion aggregate.
-async fn per_day(
+/// A fingerprint of each `(tenant, eventDate)` partition of a table snapshot: a hash of the
+/// sorted paths of its files. Delta never changes a file once written, so two snapshots with
+/// the same fingerprint for a day hold exactly the same rows for it; any append, compaction or
+/// deletion that touches the day changes it. Computed from the log alone, without reading data.
+pub async fn partition_fingerprints(
+    handle: &DeltaTable,
+    table: Table,
+) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
+    use sha2::{Digest, Sha256};
+    let mut out = BTreeMap::new();
+    for ((tenant, date), files) in list_partitions(handle, table).await? {
+        let Ok(date) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+            continue;
+        };
+        let mut paths: Vec<String> = files.views.iter().map(|v| v.path().into_owned()).collect();
+        paths.sort();
+        let mut hasher = Sha256::new();
+        for path in &paths {
+            hasher.update(path.as_bytes());
+            hasher.update(b"\n");
+        }
+        out.insert((tenant, date), hex::encode(&hasher.finalize()[..16]));
+    }
+    Ok(out)
+}
+
+/// The `sourceFiles` fingerprint recorded in a rollup table (`daily_counts` or `daily_users`,
+/// registered in `ctx` under its name) for each tenant-day, of one tenant or of all.
+pub async fn recorded_fingerprints(
     ctx: &SessionContext,
     table: Table,
-    count: deltalake::datafusion::prelude::Expr,
-) -> Result<BTreeMap<(String, NaiveDate), i64>, WarehouseError> {
+    tenant: Option<&str>,
+) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
     use arrow::array::AsArray;
-    let batches = ctx
-        .table(table.name())
-        .await
-        .map_err(datafusion(table))?
-        .aggregate(vec![ident("tenant"), ident("eventDate")], vec![count.alias("n")])
+    let mut frame = ctx.table(table.name()).await.map_err(datafusion(table))?;
+    if let Some(tenant) = tenant {
+        frame = frame
+            .filter(ident("tenant").eq(lit(tenant)))
+            .map_err(datafusion(table))?;
+    }
+    let batches = frame
+        .aggregate(vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")], vec![])
         .map_err(datafusion(table))?
         .collect()
         .await
         .map_err(datafusion(table))?;
+    let text = |column: &arrow::array::ArrayRef| {
+        cast(column, &arrow::datatypes::DataType::Utf8).map_err(|e| WarehouseError::Delta {
+            table: table.name(),
+            source: e.into(),
+        })
+    };
     let mut out = BTreeMap::new();
     for batch in batches {
-        let tenants = cast(batch.column(0), &arrow::datatypes::DataType::Utf8).map_err(|e| WarehouseError::Delta {
-            table: table.name(),
-            source: e.into(),
-        })?;
-        let tenants = tenants.as_string::<i32>();
+        let tenants = text(batch.column(0))?;
         let dates = batch.column(1).as_primitive::<arrow::datatypes::Date32Type>();
-        let counts = cast(batch.column(2), &arrow::datatypes::DataType::Int64).map_err(|e| WarehouseError::Delta {
-            table: table.name(),
-            source: e.into(),
-        })?;
-        let counts = counts.as_primitive::<arrow::datatypes::Int64Type>();
+        let fingerprints = text(batch.column(2))?;
         for row in 0..batch.num_rows() {
             let date = crate::rows::date_of_date32(dates.value(row));
-            out.insert((tenants.value(row).to_owned(), date), counts.value(row));
+            out.insert(
+                (tenants.as_string::<i32>().value(row).to_owned(), date),
+                fingerprints.as_string::<i32>().value(row).to_owned(),
+            );
         }
     }
     Ok(out)
 }
 
+/// Elevations and failures per type, summed over `daily_elevations` rows of one day.
+fn counts_per_type(
+    rows: &[RecordBatch],
+    tenant: &str,
+    date: NaiveDate,
+    fingerprint: &str,
+) -> Result<RecordBatch, WarehouseError> {
+    use arrow::array::{AsArray, Date32Array, Int64Array, StringArray};
+    let table = Table::DailyCounts;
+    let failed = |e: arrow::error::ArrowError| WarehouseError::Delta {
+        table: table.name(),
+        source: e.into(),
+    };
+    let mut per_type: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for batch in rows {
+        let column = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| WarehouseError::Delta {
+                table: table.name(),
+                source: DeltaTableError::Generic(format!("rollup rows lack {name}")),
+            })
+        };
+        let types = cast(column("elevationType")?, &arrow::datatypes::DataType::Utf8).map_err(failed)?;
+        let elevations = cast(column("elevations")?, &arrow::datatypes::DataType::Int64).map_err(failed)?;
+        let failures = cast(column("failed")?, &arrow::datatypes::DataType::Int64).map_err(failed)?;
+        let (types, elevations, failures) = (
+            types.as_string::<i32>(),
+            elevations.as_primitive::<arrow::datatypes::Int64Type>(),
+            failures.as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        for row in 0..batch.num_rows() {
+            let entry = per_type.entry(types.value(row).to_owned()).or_default();
+            entry.0 += elevations.value(row);
+            entry.1 += failures.value(row);
+        }
+    }
+    let n = per_type.len();
+    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+    RecordBatch::try_new(
+        table.schema(),
+        vec![
+            std::sync::Arc::new(StringArray::from(vec![tenant; n])),
+            std::sync::Arc::new(Date32Array::from(vec![days; n])),
+            std::sync::Arc::new(StringArray::from_iter_values(per_type.keys())),
+            std::sync::Arc::new(Int64Array::from_iter_values(per_type.values().map(|v| v.0))),
+            std::sync::Arc::new(Int64Array::from_iter_values(per_type.values().map(|v| v.1))),
+            std::sync::Arc::new(StringArray::from(vec![fingerprint; n])),
+        ],
+    )
+    .map_err(failed)
+}
+
 impl Warehouse {
-    /// Brings `daily_elevations` in line with `elevations`: every tenant-day whose raw row count
-    /// differs from its rollup total is recomputed from the raw rows and swapped in with one
-    /// commit. Days whose raw rows retention already deleted keep their rollup.
+    /// Brings the rollups (`daily_elevations`, `daily_users`, `daily_counts`) in line with
+    /// `elevations`: every tenant-day whose files changed since its rollups were computed (a
+    /// different [`partition_fingerprints`] from the `sourceFiles` recorded) is recomputed from
+    /// the raw rows of that same snapshot and swapped in, one commit per table. Readers check
+    /// each rollup's fingerprint themselves, so the three commits need not be one.
+    /// Days whose raw rows retention already deleted keep their rollups.
     pub async fn refresh_rollups(&self) -> Result<RollupReport, WarehouseError> {
         use deltalake::datafusion::functions_aggregate::expr_fn::{count, sum};
         use deltalake::datafusion::prelude::{case, lit};
         let raw_table = Table::Elevations;
-        let rollup_table = Table::DailyElevations;
         let raw = self.load(raw_table).await?;
-        let mut rollup = self.load(rollup_table).await?;
+        let mut rollup = self.load(Table::DailyElevations).await?;
+        let mut counts = self.load(Table::DailyCounts).await?;
+        let mut users = self.load(Table::DailyUsers).await?;
         let ctx = SessionContext::new();
-        for (table, handle) in [(raw_table, &raw), (rollup_table, &rollup)] {
+        for (table, handle) in [
+            (raw_table, &raw),
+            (Table::DailyCounts, &counts),
+            (Table::DailyUsers, &users),
+        ] {
             handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
             let provider = handle.table_provider().await.map_err(datafusion(table))?;
             ctx.register_table(table.name(), provider).map_err(datafusion(table))?;
         }
-        let raw_days = per_day(&ctx, raw_table, count(lit(1))).await?;
-        let rolled_days = per_day(&ctx, rollup_table, sum(ident("elevations"))).await?;
+        let recorded_counts = recorded_fingerprints(&ctx, Table::DailyCounts, None).await?;
+        let recorded_users = recorded_fingerprints(&ctx, Table::DailyUsers, None).await?;
         let mut report = RollupReport::default();
-        for ((tenant, date), n) in raw_days {
-            if rolled_days.get(&(tenant.clone(), date)) == Some(&n) {
+        for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
+            let key = (tenant.clone(), date);
+            if recorded_counts.get(&key) == Some(&fingerprint) && recorded_users.get(&key) == Some(&fingerprint) {
                 continue;
             }
             let failed = sum(case(ident("result").not_eq(lit(0)))
                 .when(lit(true), lit(1i64))
                 .otherwise(lit(0i64))
-                .map_err(datafusion(rollup_table))?);
-            let rows = ctx
+                .map_err(datafusion(raw_table))?);
+            let day = ctx
                 .table(raw_table.name())
                 .await
                 .map_err(datafusion(raw_table))?
@@ -479,9 +586,12 @@ impl Warehouse {
                         .and(ident("eventDate").eq(date_literal(date))),
                 )
                 .and_then(|df| plain_partition_columns(df, raw_table))
-                .map_err(datafusion(raw_table))?
+                .map_err(datafusion(raw_table))?;
+            let group = |columns: &[&str]| columns.iter().map(|c| ident(*c)).collect::<Vec<_>>();
+            let rows = day
+                .clone()
                 .aggregate(
-                    [
+                    group(&[
                         "tenant",
                         "eventDate",
                         "elevationType",
@@ -490,52 +600,95 @@ impl Warehouse {
                         "companyName",
                         "upn",
                         "deviceName",
-                    ]
-                    .into_iter()
-                    .map(ident)
-                    .collect(),
+                    ]),
                     vec![count(lit(1)).alias("elevations"), failed.alias("failed")],
                 )
                 .map_err(datafusion(raw_table))?
                 .collect()
                 .await
                 .map_err(datafusion(raw_table))?;
-            let old: Vec<_> = list_partitions(&rollup, rollup_table)
-                .await?
-                .remove(&(tenant.clone(), date.to_string()))
-                .map(|p| p.views)
-                .unwrap_or_default();
-            let mut writer = RecordBatchWriter::for_table(&rollup)
-                .map_err(delta(rollup_table))?
-                .with_writer_properties(
-                    WriterProperties::builder()
-                        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
-                        .build(),
-                );
-            for batch in &rows {
-                if batch.num_rows() > 0 {
-                    report.rows_written += batch.num_rows() as u64;
-                    writer
-                        .write(conform(batch, rollup_table)?)
-                        .await
-                        .map_err(delta(rollup_table))?;
-                }
-            }
-            let adds = writer.flush().await.map_err(delta(rollup_table))?;
-            if let Some(dir) = self.location().local_table_dir(rollup_table) {
-                crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
-            }
-            let mut actions: Vec<Action> = old.iter().map(|v| Action::Remove(v.remove_action(true))).collect();
-            actions.extend(adds.into_iter().map(Action::Add));
-            let operation = DeltaOperation::Write {
-                mode: deltalake::protocol::SaveMode::Overwrite,
-                partition_by: None,
-                predicate: Some(format!("tenant = '{tenant}' AND eventDate = '{date}'")),
-            };
-            self.commit_synced(&mut rollup, rollup_table, actions, operation)
+            let per_user = day
+                .aggregate(
+                    group(&["tenant", "eventDate", "upn", "elevationType"]),
+                    vec![count(lit(1)).alias("elevations")],
+                )
+                .and_then(|df| {
+                    df.select(vec![
+                        ident("tenant"),
+                        ident("eventDate"),
+                        ident("upn"),
+                        ident("elevationType"),
+                        ident("elevations"),
+                        lit(fingerprint.as_str()).alias("sourceFiles"),
+                    ])
+                })
+                .map_err(datafusion(raw_table))?
+                .collect()
+                .await
+                .map_err(datafusion(raw_table))?;
+            let per_type = counts_per_type(&rows, &tenant, date, &fingerprint)?;
+            report.rows_written += self
+                .replace_partition(&mut rollup, Table::DailyElevations, &tenant, date, &rows)
+                .await?;
+            self.replace_partition(&mut users, Table::DailyUsers, &tenant, date, &per_user)
+                .await?;
+            self.replace_partition(&mut counts, Table::DailyCounts, &tenant, date, &[per_type])
                 .await?;
             report.days_refreshed += 1;
         }
+        if report.days_refreshed > 0 {
+            for (table, handle) in [
+                (Table::DailyElevations, &rollup),
+                (Table::DailyUsers, &users),
+                (Table::DailyCounts, &counts),
+            ] {
+                self.checkpoint(handle, table).await?;
+            }
+        }
         Ok(report)
+    }
+
+    /// Replaces one tenant-day of a rollup table with `rows`, in one commit. Returns the rows
+    /// written.
+    async fn replace_partition(
+        &self,
+        handle: &mut DeltaTable,
+        table: Table,
+        tenant: &str,
+        date: NaiveDate,
+        rows: &[RecordBatch],
+    ) -> Result<u64, WarehouseError> {
+        let old: Vec<_> = list_partitions(handle, table)
+            .await?
+            .remove(&(tenant.to_owned(), date.to_string()))
+            .map(|p| p.views)
+            .unwrap_or_default();
+        let mut writer = RecordBatchWriter::for_table(handle)
+            .map_err(delta(table))?
+            .with_writer_properties(
+                WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+                    .build(),
+            );
+        let mut written = 0;
+        for batch in rows {
+            if batch.num_rows() > 0 {
+                written += batch.num_rows() as u64;
+                writer.write(conform(batch, table)?).await.map_err(delta(table))?;
+            }
+        }
+        let adds = writer.flush().await.map_err(delta(table))?;
+        if let Some(dir) = self.location().local_table_dir(table) {
+            crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
+        }
+        let mut actions: Vec<Action> = old.iter().map(|v| Action::Remove(v.remove_action(true))).collect();
+        actions.extend(adds.into_iter().map(Action::Add));
+        let operation = DeltaOperation::Write {
+            mode: deltalake::protocol::SaveMode::Overwrite,
+            partition_by: None,
+            predicate: Some(format!("tenant = '{tenant}' AND eventDate = '{date}'")),
+        };
+        self.commit_synced(handle, table, actions, operation).await?;
+        Ok(written)
     }
 }

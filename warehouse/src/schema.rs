@@ -212,6 +212,51 @@ pub const DAILY_ELEVATION_COLUMNS: &[Column] = &[
     col("failed", Int64, false, "of which `result` was not 0"),
 ];
 
+/// Name of the daily counts table.
+pub const DAILY_COUNTS: &str = "daily_counts";
+
+/// Columns of `daily_counts`: elevations per tenant, day and type. `sourceFiles` says which
+/// raw files the counts were computed from, so a reader uses a day's counts only while the
+/// day's files in `elevations` are still exactly those (Delta files never change; the same
+/// files hold the same rows) and reads the raw rows otherwise.
+pub const DAILY_COUNT_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col("elevationType", Text, false, "elevation type"),
+    col("elevations", Int64, false, "elevations that day of that type"),
+    col("failed", Int64, false, "of which `result` was not 0"),
+    col(
+        "sourceFiles",
+        Text,
+        false,
+        "fingerprint of the day's `elevations` files the counts were computed from",
+    ),
+];
+
+/// Name of the daily users table.
+pub const DAILY_USERS: &str = "daily_users";
+
+/// Columns of `daily_users`: elevations per tenant, day, user and type, with the same
+/// `sourceFiles` fingerprint as `daily_counts`.
+pub const DAILY_USER_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col("upn", Text, false, "user"),
+    col("elevationType", Text, false, "elevation type"),
+    col(
+        "elevations",
+        Int64,
+        false,
+        "elevations that day by that user of that type",
+    ),
+    col(
+        "sourceFiles",
+        Text,
+        false,
+        "fingerprint of the day's `elevations` files the counts were computed from",
+    ),
+];
+
 fn schema_of(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -225,6 +270,20 @@ static ELEVATION_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(ELEVAT
 static DIAGNOSTIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DIAGNOSTIC_COLUMNS));
 
 static DAILY_ELEVATION_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_ELEVATION_COLUMNS));
+
+static DAILY_COUNT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_COUNT_COLUMNS));
+
+/// The Arrow schema of `daily_counts`.
+pub fn daily_count_schema() -> SchemaRef {
+    DAILY_COUNT_SCHEMA.clone()
+}
+
+static DAILY_USER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_USER_COLUMNS));
+
+/// The Arrow schema of `daily_users`.
+pub fn daily_user_schema() -> SchemaRef {
+    DAILY_USER_SCHEMA.clone()
+}
 
 /// The Arrow schema of `daily_elevations`.
 pub fn daily_elevation_schema() -> SchemaRef {

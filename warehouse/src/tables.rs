@@ -36,13 +36,25 @@ pub enum Table {
     Diagnostics,
     /// Daily rollup of elevations, maintained from `elevations` by the maintenance pass.
     DailyElevations,
+    /// Elevations per tenant, day and type, with the fingerprint of the raw files they were
+    /// counted from: small enough to answer the trend of years in milliseconds.
+    DailyCounts,
+    /// Elevations per tenant, day, user and type, with the same fingerprint: what the
+    /// per-user reports read for whole days.
+    DailyUsers,
 }
 
 impl Table {
     /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
     /// Every table, rollups included.
-    pub const EVERY: [Table; 3] = [Table::Elevations, Table::Diagnostics, Table::DailyElevations];
+    pub const EVERY: [Table; 5] = [
+        Table::Elevations,
+        Table::Diagnostics,
+        Table::DailyElevations,
+        Table::DailyCounts,
+        Table::DailyUsers,
+    ];
 
     /// The table's name (and folder).
     pub fn name(self) -> &'static str {
@@ -50,6 +62,8 @@ impl Table {
             Table::Elevations => schema::ELEVATIONS,
             Table::Diagnostics => schema::DIAGNOSTICS,
             Table::DailyElevations => schema::DAILY_ELEVATIONS,
+            Table::DailyCounts => schema::DAILY_COUNTS,
+            Table::DailyUsers => schema::DAILY_USERS,
         }
     }
 
@@ -59,6 +73,8 @@ impl Table {
             Table::Elevations => schema::elevation_schema(),
             Table::Diagnostics => schema::diagnostic_schema(),
             Table::DailyElevations => schema::daily_elevation_schema(),
+            Table::DailyCounts => schema::daily_count_schema(),
+            Table::DailyUsers => schema::daily_user_schema(),
         }
     }
 
@@ -68,6 +84,8 @@ impl Table {
             Table::Elevations => schema::ELEVATION_COLUMNS,
             Table::Diagnostics => schema::DIAGNOSTIC_COLUMNS,
             Table::DailyElevations => schema::DAILY_ELEVATION_COLUMNS,
+            Table::DailyCounts => schema::DAILY_COUNT_COLUMNS,
+            Table::DailyUsers => schema::DAILY_USER_COLUMNS,
         }
     }
 
@@ -76,6 +94,8 @@ impl Table {
             Table::Elevations => 0,
             Table::Diagnostics => 1,
             Table::DailyElevations => 2,
+            Table::DailyCounts => 3,
+            Table::DailyUsers => 4,
         }
     }
 }
@@ -246,7 +266,10 @@ pub struct Warehouse {
     location: Location,
     /// The loaded tables, one lock each: appends to one table are serialised, appends to
     /// different tables run side by side.
-    tables: [Mutex<Option<DeltaTable>>; 3],
+    tables: [Mutex<Option<DeltaTable>>; 5],
+    /// The tables as readers last saw them, kept apart from the writers' handles so a report
+    /// never waits for a landing to finish writing its files.
+    readers: [Mutex<Option<DeltaTable>>; 5],
     /// zstd level for landed files: 1 is as fast as snappy and 1.7× smaller (pipeline.md §7).
     writer_properties: WriterProperties,
 }
@@ -259,7 +282,8 @@ impl Warehouse {
             .build();
         Warehouse {
             location,
-            tables: [Mutex::new(None), Mutex::new(None), Mutex::new(None)],
+            tables: Default::default(),
+            readers: Default::default(),
             writer_properties,
         }
     }
@@ -320,6 +344,49 @@ impl Warehouse {
                 Ok(handle)
             }
         }
+    }
+
+    /// The latest committed version of a table, for reading. The handle is kept between calls
+    /// and only brought up to date: when nothing was committed since the last call this costs
+    /// one listing of the log, instead of replaying the checkpoint and the commits after it
+    /// (300 ms for a table of 6,000 files). Every call still sees every commit made before it.
+    pub async fn latest(&self, table: Table) -> Result<DeltaTable, WarehouseError> {
+        let mut slot = self.readers[table.index()].lock().await;
+        let handle = match slot.as_mut() {
+            Some(handle) => {
+                handle.update_state().await.map_err(|source| WarehouseError::Delta {
+                    table: table.name(),
+                    source,
+                })?;
+                handle
+            }
+            None => slot.insert(self.load(table).await?),
+        };
+        Ok(handle.clone())
+    }
+
+    /// Writes a checkpoint of the table's current version, so that the next process to open
+    /// the table reads one Parquet file instead of replaying every commit since the last
+    /// checkpoint (and, after a compaction, the removal of every file it replaced).
+    pub async fn checkpoint(&self, handle: &DeltaTable, table: Table) -> Result<(), WarehouseError> {
+        deltalake::checkpoints::create_checkpoint(handle, None)
+            .await
+            .map_err(|source| WarehouseError::Delta {
+                table: table.name(),
+                source,
+            })?;
+        if let Some(dir) = self.location.local_table_dir(table) {
+            let log = dir.join("_delta_log");
+            let version = handle.version().unwrap_or(0);
+            for name in [
+                format!("{version:020}.checkpoint.parquet"),
+                "_last_checkpoint".to_owned(),
+            ] {
+                let path = log.join(name);
+                crate::durable::sync_file(&path).map_err(|source| WarehouseError::Sync { path, source })?;
+            }
+        }
+        Ok(())
     }
 
     /// Schema evolution: a column the code's schema has and the table lacks (a newer release
