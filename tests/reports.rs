@@ -560,6 +560,16 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, upn: 
     node.warehouse.append(table, vec![row], None).await.unwrap();
 }
 
+/// The Overview's readiness tiles as they follow from per-user (managed, unmanaged, total).
+fn tiles_from(users: &BTreeMap<String, (u64, u64, u64)>) -> BTreeMap<String, u64> {
+    let count = |f: fn(u64, u64) -> bool| users.values().filter(|(m, u, _)| f(*m, *u)).count() as u64;
+    BTreeMap::from([
+        ("usersOnlyUnmanaged".to_owned(), count(|m, u| m == 0 && u > 0)),
+        ("usersBoth".to_owned(), count(|m, u| m > 0 && u > 0)),
+        ("usersOnlyManaged".to_owned(), count(|m, u| m > 0 && u == 0)),
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_counted() {
     let mut node = Node::start().await;
@@ -568,10 +578,11 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
         let node = &node;
         async move {
             let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            (
-                trend_of(&report(node, "contoso", "trend", &params).await),
-                split_of(&report(node, "contoso", "by-user", &params).await, "upn"),
-            )
+            let users = split_of(&report(node, "contoso", "by-user", &params).await, "upn");
+            // The Overview's tiles come from the same per-user counts.
+            let tiles = overview_of(&report(node, "contoso", "overview", &params).await).0;
+            assert_eq!(tiles, tiles_from(&users), "overview tiles for {params:?}");
+            (trend_of(&report(node, "contoso", "trend", &params).await), users)
         }
     };
     let whole = || window(&truth).to_vec();

@@ -246,7 +246,7 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                 asc("outcome"),
             ])?,
         ReportName::Overview => {
-            overview(&ctx, request, &mut report).await?;
+            overview(&ctx, &opened.elevations, request, &mut report).await?;
             return Ok(report);
         }
         ReportName::Diagnostics => {
@@ -351,30 +351,31 @@ fn managed_split(frame: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
         .sort(vec![desc("total"), asc(key)])?)
 }
 
-async fn overview(ctx: &SessionContext, request: &ReportRequest, report: &mut Report) -> Result<(), QueryError> {
+async fn overview(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    request: &ReportRequest,
+    report: &mut Report,
+) -> Result<(), QueryError> {
     report.columns = ["tile", "rank", "fileName", "hash", "count", "users"]
         .map(String::from)
         .to_vec();
-    let per_user = elevations(ctx, request).await?.aggregate(
-        vec![ident("upn")],
-        vec![count_if(is_managed())?.alias("m"), count_if(is_unmanaged())?.alias("u")],
-    )?;
-    let some = |c: &str| ident(c).gt(lit(0i64));
-    let none = |c: &str| ident(c).eq(lit(0i64));
-    let tiles = per_user.aggregate(
-        vec![],
-        vec![
-            count_if(none("m").and(some("u")))?.alias("usersOnlyUnmanaged"),
-            count_if(some("m").and(some("u")))?.alias("usersBoth"),
-            count_if(some("m").and(none("u")))?.alias("usersOnlyManaged"),
-        ],
-    )?;
-    let (names, rows) = collect(tiles).await?;
-    for (i, tile) in names.into_iter().enumerate() {
-        // An empty window sums nothing: the tiles are zero.
-        let n = rows.first().and_then(|r| r[i].as_int()).unwrap_or(0);
+    // The tiles from each user's managed and unmanaged elevations (rollups where current).
+    let mut tiles = [0i64; 3];
+    for [managed, unmanaged, _] in per_user_counts(ctx, raw, request).await?.into_values() {
+        match (managed > 0, unmanaged > 0) {
+            (false, true) => tiles[0] += 1,
+            (true, true) => tiles[1] += 1,
+            (true, false) => tiles[2] += 1,
+            (false, false) => {}
+        }
+    }
+    for (tile, n) in ["usersOnlyUnmanaged", "usersBoth", "usersOnlyManaged"]
+        .into_iter()
+        .zip(tiles)
+    {
         report.rows.push(vec![
-            Cell::Text(tile),
+            Cell::Text(tile.to_owned()),
             Cell::Null,
             Cell::Null,
             Cell::Null,
@@ -542,16 +543,14 @@ async fn rollup_rows(
     Ok(frame)
 }
 
-/// Managed, unmanaged and total elevations per user, most elevations first. Whole days whose
+/// Managed, unmanaged and total elevations of each user in the window. Whole days whose
 /// `daily_users` rows are current come from there (a row per user, day and type instead of
 /// every event); the rest from the raw rows — the same answer either way.
-async fn by_user(
+async fn per_user_counts(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
     request: &ReportRequest,
-    report: &mut Report,
-) -> Result<(), QueryError> {
-    report.columns = ["upn", "managed", "unmanaged", "total"].map(String::from).to_vec();
+) -> Result<BTreeMap<String, [i64; 3]>, QueryError> {
     let answerable = Filters {
         elevation_type: request.filters.elevation_type,
         upn: request.filters.upn.clone(),
@@ -603,6 +602,18 @@ async fn by_user(
         ],
     )?;
     add(collect(counted).await?.1)?;
+    Ok(per_user)
+}
+
+/// Managed, unmanaged and total elevations per user, most elevations first.
+async fn by_user(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    request: &ReportRequest,
+    report: &mut Report,
+) -> Result<(), QueryError> {
+    report.columns = ["upn", "managed", "unmanaged", "total"].map(String::from).to_vec();
+    let per_user = per_user_counts(ctx, raw, request).await?;
     let mut rows: Vec<(String, [i64; 3])> = per_user.into_iter().collect();
     // Most elevations first, then by user (the map already ordered users).
     rows.sort_by_key(|(_, n)| std::cmp::Reverse(n[2]));
