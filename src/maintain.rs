@@ -95,7 +95,7 @@ pub(crate) async fn every(warehouse: Arc<Warehouse>, data_dir: PathBuf, every: D
             Ok(report) => tracing::info!(?report, "rollups refreshed"),
             Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
         }
-        for table in Table::EVERY.into_iter().filter(|t| !Table::ALL.contains(t)) {
+        for table in Table::ROLLUPS {
             compact_logged(&warehouse, table).await;
         }
     }

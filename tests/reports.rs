@@ -535,9 +535,7 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, upn: 
         .to_owned();
     let text = |v: &str| -> ArrayRef { std::sync::Arc::new(StringArray::from(vec![v])) };
     let int = |v: i64| -> ArrayRef { std::sync::Arc::new(Int64Array::from(vec![v])) };
-    let date: ArrayRef = std::sync::Arc::new(Date32Array::from(vec![
-        (day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32,
-    ]));
+    let date: ArrayRef = std::sync::Arc::new(Date32Array::from(vec![warehouse::rows::date32_of_date(day)]));
     let columns = match table {
         warehouse::Table::DailyCounts => vec![
             text("contoso"),

@@ -16,7 +16,7 @@ use datafusion::prelude::{SessionContext, ident, lit, when};
 use warehouse::{ReportingLevel, Table, Warehouse};
 
 use crate::request::{Filters, ReportName, ReportRequest};
-use crate::{QueryError, open};
+use crate::{Opened, QueryError, open};
 
 /// One value of a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,8 +122,7 @@ const EVENT_COLUMNS: [&str; 23] = [
 
 /// Runs a report over the warehouse's latest committed data.
 pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Report, QueryError> {
-    let opened = open(warehouse).await?;
-    let ctx = opened.ctx.clone();
+    let Opened { ctx, elevations: raw } = open(warehouse).await?;
     let mut report = Report {
         name: request.name,
         from: request.from,
@@ -185,12 +184,12 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
             )?
             .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
         ReportName::ByUser => {
-            by_user(&ctx, &opened.elevations, request, &mut report).await?;
+            by_user(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
         ReportName::ByDevice => managed_split(elevations(&ctx, request).await?, "deviceName")?,
         ReportName::Trend => {
-            trend(&ctx, &opened.elevations, request, &mut report).await?;
+            trend(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
         ReportName::Denied => elevations(&ctx, request)
@@ -246,7 +245,7 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                 asc("outcome"),
             ])?,
         ReportName::Overview => {
-            overview(&ctx, &opened.elevations, request, &mut report).await?;
+            overview(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
         ReportName::Diagnostics => {
@@ -281,8 +280,7 @@ pub(crate) fn micros(at: DateTime<Utc>) -> Expr {
 }
 
 fn day(date: NaiveDate) -> Expr {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch exists");
-    lit(ScalarValue::Date32(Some((date - epoch).num_days() as i32)))
+    lit(ScalarValue::Date32(Some(warehouse::rows::date32_of_date(date))))
 }
 
 /// A table's rows of the request's tenant inside its window (the date bounds let Delta skip
@@ -454,13 +452,9 @@ async fn trend(
         elevation_type: request.filters.elevation_type,
         ..Filters::default()
     };
-    let from_rollup = current_rollup_days(ctx, raw, Table::DailyCounts, request, answerable).await?;
+    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyCounts, request, answerable).await?;
     let mut counts: BTreeMap<(NaiveDate, String), i64> = BTreeMap::new();
-    let mut raw_rows = elevations(ctx, request).await?;
-    if !from_rollup.is_empty() {
-        let days: Vec<Expr> = from_rollup.iter().map(|d| day(*d)).collect();
-        raw_rows = raw_rows.filter(ident("eventDate").in_list(days, true))?;
-        let rolled = rollup_rows(ctx, Table::DailyCounts, request, &from_rollup).await?;
+    if let Some(rolled) = rolled {
         let rolled = rolled.select(vec![event_date(), ident("elevationType"), ident("elevations")])?;
         add_day_counts(&mut counts, collect(rolled).await?.1)?;
     }
@@ -494,19 +488,22 @@ fn event_date() -> Expr {
     datafusion::prelude::cast(ident("eventDate"), DataType::Date32).alias("eventDate")
 }
 
-/// The whole days of the request's window that a rollup table (`daily_counts`,
-/// `daily_users`) answers exactly for its tenant: its recorded `sourceFiles` equal the
-/// fingerprint of the day's files in `raw`, the snapshot the session reads. None when the
-/// request filters by anything but `answerable`, the filters the rollup holds the column of.
-async fn current_rollup_days(
+/// The request's rows split by where they are counted from: the rollup table's rows (of
+/// `daily_counts` or `daily_users`) for the whole days of the window it answers exactly, and
+/// the raw elevations of every other day. A rollup answers a day when its recorded
+/// `sourceFiles` equal the fingerprint of the day's files in `raw`, the snapshot the session
+/// reads, and only when the request filters by nothing but `answerable` (the filters whose
+/// columns the rollup holds). `None` when it answers no day.
+async fn rollup_and_raw(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
     rollup: Table,
     request: &ReportRequest,
     answerable: Filters,
-) -> Result<Vec<NaiveDate>, QueryError> {
+) -> Result<(Option<DataFrame>, DataFrame), QueryError> {
+    let raw_rows = elevations(ctx, request).await?;
     if request.filters != answerable {
-        return Ok(Vec::new());
+        return Ok((None, raw_rows));
     }
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     let first = if midnight(request.from.date_naive()) == request.from {
@@ -516,31 +513,25 @@ async fn current_rollup_days(
     };
     let recorded = warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant)).await?;
     let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
-    Ok(recorded
+    let days: Vec<Expr> = recorded
         .into_iter()
         .filter(|((_, date), _)| *date >= first && midnight(*date + Duration::days(1)) <= request.to)
         .filter(|(key, fingerprint)| current.get(key) == Some(fingerprint))
-        .map(|((_, date), _)| date)
-        .collect())
-}
-
-/// A rollup table's rows of the request's tenant on `days`, narrowed by the request's filters
-/// (all of which the caller checked the rollup holds).
-async fn rollup_rows(
-    ctx: &SessionContext,
-    rollup: Table,
-    request: &ReportRequest,
-    days: &[NaiveDate],
-) -> Result<DataFrame, QueryError> {
-    let mut frame = ctx
+        .map(|((_, date), _)| day(date))
+        .collect();
+    if days.is_empty() {
+        return Ok((None, raw_rows));
+    }
+    let mut rolled = ctx
         .table(rollup.name())
         .await?
         .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
-        .filter(ident("eventDate").in_list(days.iter().map(|d| day(*d)).collect(), false))?;
+        .filter(ident("eventDate").in_list(days.clone(), false))?;
     for (column, value) in request.filters.text() {
-        frame = frame.filter(ident(column).eq(lit(value)))?;
+        rolled = rolled.filter(ident(column).eq(lit(value)))?;
     }
-    Ok(frame)
+    let raw_rows = raw_rows.filter(ident("eventDate").in_list(days, true))?;
+    Ok((Some(rolled), raw_rows))
 }
 
 /// Managed, unmanaged and total elevations of each user in the window. Whole days whose
@@ -556,7 +547,7 @@ async fn per_user_counts(
         upn: request.filters.upn.clone(),
         ..Filters::default()
     };
-    let from_rollup = current_rollup_days(ctx, raw, Table::DailyUsers, request, answerable).await?;
+    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyUsers, request, answerable).await?;
     let mut per_user: BTreeMap<String, [i64; 3]> = BTreeMap::new();
     let mut add = |rows: Vec<Vec<Cell>>| -> Result<(), QueryError> {
         for row in rows {
@@ -576,21 +567,16 @@ async fn per_user_counts(
         }
         Ok(())
     };
-    let mut raw_rows = elevations(ctx, request).await?;
-    if !from_rollup.is_empty() {
-        let days: Vec<Expr> = from_rollup.iter().map(|d| day(*d)).collect();
-        raw_rows = raw_rows.filter(ident("eventDate").in_list(days, true))?;
+    if let Some(rolled) = rolled {
         let n = || ident("elevations");
-        let rolled = rollup_rows(ctx, Table::DailyUsers, request, &from_rollup)
-            .await?
-            .aggregate(
-                vec![ident("upn")],
-                vec![
-                    sum(when(is_managed(), n()).otherwise(lit(0i64))?).alias("managed"),
-                    sum(when(is_unmanaged(), n()).otherwise(lit(0i64))?).alias("unmanaged"),
-                    sum(n()).alias("total"),
-                ],
-            )?;
+        let rolled = rolled.aggregate(
+            vec![ident("upn")],
+            vec![
+                sum(when(is_managed(), n()).otherwise(lit(0i64))?).alias("managed"),
+                sum(when(is_unmanaged(), n()).otherwise(lit(0i64))?).alias("unmanaged"),
+                sum(n()).alias("total"),
+            ],
+        )?;
         add(collect(rolled).await?.1)?;
     }
     let counted = raw_rows.aggregate(
@@ -782,13 +768,12 @@ pub(crate) fn column_cells(column: &ArrayRef) -> Result<Vec<Cell>, QueryError> {
         }
         DataType::Date32 => {
             let d = column.as_primitive::<Date32Type>();
-            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch exists");
             (0..n)
                 .map(|i| {
                     if d.is_null(i) {
                         Cell::Null
                     } else {
-                        Cell::Date(epoch + Duration::days(i64::from(d.value(i))))
+                        Cell::Date(warehouse::rows::date_of_date32(d.value(i)))
                     }
                 })
                 .collect()

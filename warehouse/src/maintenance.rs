@@ -222,14 +222,13 @@ impl Warehouse {
         let ctx = SessionContext::new();
         handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
         let provider = handle.table_provider().await.map_err(datafusion(table))?;
-        let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
         let df = ctx
             .read_table(provider)
             .map_err(datafusion(table))?
             .filter(
                 ident("tenant")
                     .eq(lit(tenant))
-                    .and(ident("eventDate").eq(lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days))))),
+                    .and(ident("eventDate").eq(date_literal(date))),
             )
             .map_err(datafusion(table))?;
         let df = plain_partition_columns(df, table).map_err(datafusion(table))?;
@@ -325,10 +324,9 @@ impl Warehouse {
         keep_from: NaiveDate,
     ) -> Result<RetentionReport, WarehouseError> {
         let handle = self.load(table).await?;
-        let days = (keep_from - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
         let predicate = ident("tenant")
             .eq(lit(tenant))
-            .and(ident("eventDate").lt(lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days)))));
+            .and(ident("eventDate").lt(date_literal(keep_from)));
         let (handle, metrics) = handle.delete().with_predicate(predicate).await.map_err(delta(table))?;
         if metrics.num_removed_files > 0 {
             self.checkpoint(&handle, table).await?;
@@ -406,9 +404,14 @@ impl Warehouse {
     }
 }
 
+fn group_by(columns: &[&str]) -> Vec<deltalake::datafusion::prelude::Expr> {
+    columns.iter().map(|c| ident(*c)).collect()
+}
+
 fn date_literal(date: NaiveDate) -> deltalake::datafusion::prelude::Expr {
-    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
-    lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(days)))
+    lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(
+        crate::rows::date32_of_date(date),
+    )))
 }
 
 /// What a rollup refresh did.
@@ -488,57 +491,6 @@ pub async fn recorded_fingerprints(
     Ok(out)
 }
 
-/// Elevations and failures per type, summed over `daily_elevations` rows of one day.
-fn counts_per_type(
-    rows: &[RecordBatch],
-    tenant: &str,
-    date: NaiveDate,
-    fingerprint: &str,
-) -> Result<RecordBatch, WarehouseError> {
-    use arrow::array::{AsArray, Date32Array, Int64Array, StringArray};
-    let table = Table::DailyCounts;
-    let failed = |e: arrow::error::ArrowError| WarehouseError::Delta {
-        table: table.name(),
-        source: e.into(),
-    };
-    let mut per_type: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for batch in rows {
-        let column = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| WarehouseError::Delta {
-                table: table.name(),
-                source: DeltaTableError::Generic(format!("rollup rows lack {name}")),
-            })
-        };
-        let types = cast(column("elevationType")?, &arrow::datatypes::DataType::Utf8).map_err(failed)?;
-        let elevations = cast(column("elevations")?, &arrow::datatypes::DataType::Int64).map_err(failed)?;
-        let failures = cast(column("failed")?, &arrow::datatypes::DataType::Int64).map_err(failed)?;
-        let (types, elevations, failures) = (
-            types.as_string::<i32>(),
-            elevations.as_primitive::<arrow::datatypes::Int64Type>(),
-            failures.as_primitive::<arrow::datatypes::Int64Type>(),
-        );
-        for row in 0..batch.num_rows() {
-            let entry = per_type.entry(types.value(row).to_owned()).or_default();
-            entry.0 += elevations.value(row);
-            entry.1 += failures.value(row);
-        }
-    }
-    let n = per_type.len();
-    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
-    RecordBatch::try_new(
-        table.schema(),
-        vec![
-            std::sync::Arc::new(StringArray::from(vec![tenant; n])),
-            std::sync::Arc::new(Date32Array::from(vec![days; n])),
-            std::sync::Arc::new(StringArray::from_iter_values(per_type.keys())),
-            std::sync::Arc::new(Int64Array::from_iter_values(per_type.values().map(|v| v.0))),
-            std::sync::Arc::new(Int64Array::from_iter_values(per_type.values().map(|v| v.1))),
-            std::sync::Arc::new(StringArray::from(vec![fingerprint; n])),
-        ],
-    )
-    .map_err(failed)
-}
-
 impl Warehouse {
     /// Brings the rollups (`daily_elevations`, `daily_users`, `daily_counts`) in line with
     /// `elevations`: every tenant-day whose files changed since its rollups were computed (a
@@ -587,11 +539,11 @@ impl Warehouse {
                 )
                 .and_then(|df| plain_partition_columns(df, raw_table))
                 .map_err(datafusion(raw_table))?;
-            let group = |columns: &[&str]| columns.iter().map(|c| ident(*c)).collect::<Vec<_>>();
-            let rows = day
-                .clone()
+            // Held in memory: the coarser rollups below are sums over it, computed without
+            // reading the raw rows again.
+            let fine = day
                 .aggregate(
-                    group(&[
+                    group_by(&[
                         "tenant",
                         "eventDate",
                         "elevationType",
@@ -604,35 +556,32 @@ impl Warehouse {
                     vec![count(lit(1)).alias("elevations"), failed.alias("failed")],
                 )
                 .map_err(datafusion(raw_table))?
-                .collect()
+                .cache()
                 .await
                 .map_err(datafusion(raw_table))?;
-            let per_user = day
-                .aggregate(
-                    group(&["tenant", "eventDate", "upn", "elevationType"]),
-                    vec![count(lit(1)).alias("elevations")],
-                )
-                .and_then(|df| {
-                    df.select(vec![
-                        ident("tenant"),
-                        ident("eventDate"),
-                        ident("upn"),
-                        ident("elevationType"),
-                        ident("elevations"),
-                        lit(fingerprint.as_str()).alias("sourceFiles"),
-                    ])
-                })
-                .map_err(datafusion(raw_table))?
+            let rows = fine.clone().collect().await.map_err(datafusion(raw_table))?;
+            let derive = |group: &[&str], sums: &[&str]| {
+                let sums = sums.iter().map(|c| sum(ident(*c)).alias(*c)).collect();
+                fine.clone()
+                    .aggregate(group_by(group), sums)?
+                    .with_column("sourceFiles", lit(fingerprint.as_str()))
+            };
+            let per_user = derive(&["tenant", "eventDate", "upn", "elevationType"], &["elevations"])
+                .map_err(datafusion(Table::DailyUsers))?
                 .collect()
                 .await
-                .map_err(datafusion(raw_table))?;
-            let per_type = counts_per_type(&rows, &tenant, date, &fingerprint)?;
+                .map_err(datafusion(Table::DailyUsers))?;
+            let per_type = derive(&["tenant", "eventDate", "elevationType"], &["elevations", "failed"])
+                .map_err(datafusion(Table::DailyCounts))?
+                .collect()
+                .await
+                .map_err(datafusion(Table::DailyCounts))?;
             report.rows_written += self
                 .replace_partition(&mut rollup, Table::DailyElevations, &tenant, date, &rows)
                 .await?;
             self.replace_partition(&mut users, Table::DailyUsers, &tenant, date, &per_user)
                 .await?;
-            self.replace_partition(&mut counts, Table::DailyCounts, &tenant, date, &[per_type])
+            self.replace_partition(&mut counts, Table::DailyCounts, &tenant, date, &per_type)
                 .await?;
             report.days_refreshed += 1;
         }

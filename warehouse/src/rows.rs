@@ -37,8 +37,13 @@ pub struct BatchContext {
 const UNIX_EPOCH_DAY: i32 = 719_163; // days from 0001-01-01 to 1970-01-01 (chrono's CE count)
 
 fn date32(at: &DateTime<Utc>) -> i32 {
+    date32_of_date(at.date_naive())
+}
+
+/// The Date32 value (days since 1970-01-01) of a date.
+pub fn date32_of_date(date: NaiveDate) -> i32 {
     use chrono::Datelike;
-    at.date_naive().num_days_from_ce() - UNIX_EPOCH_DAY
+    date.num_days_from_ce() - UNIX_EPOCH_DAY
 }
 
 /// The UTC date of a Date32 value.

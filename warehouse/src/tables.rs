@@ -47,6 +47,8 @@ pub enum Table {
 impl Table {
     /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
+    /// The tables derived from `elevations` by the maintenance pass.
+    pub const ROLLUPS: [Table; 3] = [Table::DailyElevations, Table::DailyCounts, Table::DailyUsers];
     /// Every table, rollups included.
     pub const EVERY: [Table; 5] = [
         Table::Elevations,
