@@ -16,6 +16,14 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use warehouse::Clock;
 
+/// jemalloc instead of glibc's malloc: an ingest node keeps millions of small long-lived
+/// idempotency entries while it allocates and frees large Arrow and zstd buffers for every
+/// landing. glibc's per-thread arenas cannot give the freed space back around the long-lived
+/// entries, so a fleet-scale run held several times its live heap (see BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Elevation telemetry and reporting for Endpoint Privilege Management: live reports, kept
 /// for years, with explained rule suggestions and tamper-evident compliance packs.
 #[derive(Debug, Parser)]

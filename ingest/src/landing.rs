@@ -218,7 +218,7 @@ impl Lander {
                     p.record.header.received_at,
                 )
             }))
-            .map_err(|e| LandingError::Bookkeeping(format!("cannot append to {}: {e}", self.dedup.path().display())))?;
+            .map_err(|e| LandingError::Bookkeeping(e.to_string()))?;
         self.wal
             .retire_through(max_seq)
             .map_err(|e| LandingError::Bookkeeping(e.to_string()))?;
@@ -231,7 +231,9 @@ impl Lander {
         let mut last_prune = Instant::now();
         loop {
             if last_prune.elapsed() > Duration::from_secs(60) {
-                self.dedup.prune(self.clock.now());
+                if let Err(e) = self.dedup.prune(self.clock.now()) {
+                    tracing::warn!(error = %e, "cannot delete expired idempotency answers");
+                }
                 last_prune = Instant::now();
             }
             let stopping = tokio::select! {

@@ -13,7 +13,8 @@
 //! * [`server`]: the axum routes, the node's start (replay), group-committed uploads, shutdown.
 //! * `wal`: the write-ahead log (segments, frames, replay, group commit on one thread).
 //! * `landing`: durable records → Delta commits that record how far the log has landed.
-//! * `dedup`: `(tenant, deviceId, batchId)` → first answer, across restarts.
+//! * `dedup`: `(tenant, deviceId, batchId)` → first answer, across restarts (a compact index in
+//!   memory, the answers in day files).
 //! * [`client`]: the agent's upload with gzip and retries.
 //!
 //! # The path of a batch
@@ -35,6 +36,7 @@ mod wal;
 pub use answer::{ApiError, BatchAnswer, BatchKey, Counts};
 pub use batch::UploadLimits;
 pub use client::{AgentClient, ClientError};
+pub use dedup::DedupError;
 pub use landing::{LandingError, LandingStats};
 pub use server::{ApiDoc, Flusher, Ingest, IngestConfig, IngestError, serve};
 pub use wal::WalError;

@@ -87,6 +87,9 @@ pub enum IngestError {
         /// Why.
         source: std::io::Error,
     },
+    /// The idempotency answers cannot be read or written.
+    #[error(transparent)]
+    Dedup(#[from] crate::dedup::DedupError),
     /// Landing failed while flushing.
     #[error(transparent)]
     Landing(#[from] crate::landing::LandingError),
@@ -163,18 +166,13 @@ impl Ingest {
             .await?
             .unwrap_or(0)
             .max(0) as u64;
-        let dedup = Arc::new(
-            Dedup::open(&data_dir, config.dedup_window, clock.now()).map_err(|source| IngestError::State {
-                path: data_dir.join("dedup.log"),
-                source,
-            })?,
-        );
+        let dedup = Arc::new(Dedup::open(&data_dir, config.dedup_window, clock.now())?);
         let buffer = Arc::new(LandingBuffer::new(config.roll_bytes));
         let replayed = replay.records.len();
         let mut pending = Vec::with_capacity(replayed);
         for record in replay.records {
             dedup.restore(
-                record.header.key.clone(),
+                &record.header.key,
                 Arc::new(record.header.answer.clone()),
                 record.header.received_at,
             );
@@ -501,7 +499,17 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     drop(body);
 
     let answer = loop {
-        match shared.dedup.claim(&processed.key) {
+        let claim = shared.dedup.claim(&processed.key).map_err(|e| {
+            // Stored before, but its first answer cannot be read: storing it again would
+            // count its events twice, so the agent retries later instead.
+            tracing::error!(error = %e, "cannot read a stored batch's answer");
+            ApiError::unavailable(
+                "storage_unavailable",
+                "the server cannot check whether this batch was stored before; nothing was stored, retry later",
+                5,
+            )
+        })?;
+        match claim {
             Claim::Stored(first) => {
                 metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "duplicate")
                     .increment(1);
