@@ -29,7 +29,7 @@ con = duckdb.connect()
 w = "tenant = ? AND \"eventDateTime\" >= CAST(? AS TIMESTAMPTZ)"
 queries = {
   "by-user": "SELECT upn, SUM(CASE WHEN \"elevationType\" <> 'unmanagedElevation' THEN 1 ELSE 0 END), SUM(CASE WHEN \"elevationType\" = 'unmanagedElevation' THEN 1 ELSE 0 END), COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY upn",
-  "by-application": "SELECT hash, \"elevationType\", COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT \"deviceId\"), MIN(\"eventDateTime\"), MAX(\"eventDateTime\") FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
+  "by-application": "SELECT hash, \"elevationType\", MAX(\"fileName\"), MAX(\"internalName\"), MAX(\"fileVersion\"), MAX(\"companyName\"), COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT \"deviceId\"), MIN(\"eventDateTime\"), MAX(\"eventDateTime\"), BOOL_AND(\"systemInitiatedElevation\") FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
   "by-publisher": "SELECT \"companyName\", \"elevationType\", COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT \"deviceId\") FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
   "trend": "SELECT \"eventDate\", \"elevationType\", COUNT(*) FROM e WHERE WINDOW_FILTER GROUP BY 1, 2",
 }

@@ -8,13 +8,16 @@
 //! Reports (issue #5): [`request`] parses what is asked (name, window, filters, page) from
 //! `key=value` parameters, the same for the admin API and the command line; [`reports::run`]
 //! answers it with DataFusion, always filtered by the tenant first; [`render`] writes the
-//! answer as JSON, CSV or a table, natively or with Graph's export headers.
+//! answer as JSON, CSV or a table, natively or with Graph's export headers. `distinct` counts
+//! the distinct users and devices per group of `by-application` and `by-publisher` exactly,
+//! faster than DataFusion's `count(DISTINCT)` over strings.
 //!
 //! Suggestions (issue #6): [`suggest`] decides the rule-tuning suggestions from aggregates
 //! over the tenant's elevations and its imported policies; [`export`] writes them as text and
 //! their proposed rules as an Intune policy, EPManager CSV or our JSON. Compliance evidence is
 //! not built yet.
 
+mod distinct;
 pub mod export;
 pub mod render;
 pub mod reports;

@@ -16,7 +16,7 @@ use datafusion::prelude::{SessionContext, ident, lit, when};
 use warehouse::{ReportingLevel, Table, Warehouse};
 
 use crate::request::{Filters, ReportName, ReportRequest};
-use crate::{Opened, QueryError, open};
+use crate::{Opened, QueryError, distinct, open};
 
 /// One value of a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,49 +140,50 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                 .select(cols(&EVENT_COLUMNS))?
                 .sort(vec![desc("eventDateTime"), desc("id")])?
         }
-        ReportName::ByApplication => elevations(&ctx, request)
-            .await?
-            .aggregate(
-                vec![ident("hash"), ident("elevationType")],
+        ReportName::ByApplication => {
+            let events = elevations(&ctx, request).await?;
+            let keys = ["hash", "elevationType"];
+            let groups = events.clone().aggregate(
+                vec![ident(keys[0]), ident(keys[1])],
                 vec![
                     max(ident("fileName")).alias("fileName"),
                     max(ident("internalName")).alias("internalName"),
                     max(ident("fileVersion")).alias("fileVersion"),
                     max(ident("companyName")).alias("companyName"),
                     count(lit(1)).alias("count"),
-                    count_distinct(ident("upn")).alias("users"),
-                    count_distinct(ident("deviceId")).alias("devices"),
                     min(ident("eventDateTime")).alias("firstSeen"),
                     max(ident("eventDateTime")).alias("lastSeen"),
                     bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
                 ],
-            )?
-            .select(cols(&[
-                "internalName",
-                "fileName",
-                "fileVersion",
-                "hash",
-                "companyName",
-                "elevationType",
-                "count",
-                "users",
-                "devices",
-                "firstSeen",
-                "lastSeen",
-                "systemInitiated",
-            ]))?
-            .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?,
-        ReportName::ByPublisher => elevations(&ctx, request)
-            .await?
-            .aggregate(
-                vec![ident("companyName"), ident("elevationType")],
-                vec![
-                    count(lit(1)).alias("count"),
-                    count_distinct(ident("upn")).alias("users"),
-                    count_distinct(ident("deviceId")).alias("devices"),
-                ],
-            )?
-            .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
+            )?;
+            distinct::with_users_and_devices(&ctx, events, groups, keys)
+                .await?
+                .select(cols(&[
+                    "internalName",
+                    "fileName",
+                    "fileVersion",
+                    "hash",
+                    "companyName",
+                    "elevationType",
+                    "count",
+                    "users",
+                    "devices",
+                    "firstSeen",
+                    "lastSeen",
+                    "systemInitiated",
+                ]))?
+                .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?
+        }
+        ReportName::ByPublisher => {
+            let events = elevations(&ctx, request).await?;
+            let keys = ["companyName", "elevationType"];
+            let groups = events
+                .clone()
+                .aggregate(vec![ident(keys[0]), ident(keys[1])], vec![count(lit(1)).alias("count")])?;
+            distinct::with_users_and_devices(&ctx, events, groups, keys)
+                .await?
+                .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?
+        }
         ReportName::ByUser => {
             by_user(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
