@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::support::{Node, batch, create_agent_key, elevation_event, start_server, temp_dir, test_now};
+use crate::support::{Node, batch, batch_context, create_agent_key, elevation_event, start_server, temp_dir, test_now};
 
 /// Simulated batch bodies (gzip) and the truth, for a tenant.
 fn fleet(seed: u64, devices: u32, days: u32, tenant: &str) -> (Vec<Vec<u8>>, simulator::GroundTruth) {
@@ -541,16 +541,7 @@ async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
     // Enough rows that each of the aggregate's hash partitions holds more than 65,536 ids.
     let per_landing = 100_000;
     for landing in 0..2 {
-        let context = warehouse::rows::BatchContext {
-            tenant: "contoso".into(),
-            device_id: "d-big".into(),
-            device_name: "BIG".into(),
-            agent_version: None,
-            batch_id: format!("b-{landing}"),
-            declared_level: warehouse::ReportingLevel::All,
-            effective_level: warehouse::ReportingLevel::All,
-            ingested_at: test_now(),
-        };
+        let context = batch_context("d-big", &format!("b-{landing}"));
         let events: Vec<_> = (0..per_landing)
             .map(|i| {
                 let mut e = template.clone();
@@ -588,4 +579,59 @@ async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
         .unwrap()
         .to_string();
     assert!(text.contains(&format!("| {} |", 2 * per_landing)), "{text}");
+}
+
+#[tokio::test]
+async fn after_a_hundred_landing_commits_a_checkpoint_exists_and_a_fresh_reader_sees_every_row() {
+    // deltalake's post-commit hook checkpoints every 100th commit (the table's
+    // `delta.checkpointInterval`); appends go through `CommitBuilder`, which must keep it, or
+    // every reader of a busy table would replay thousands of commits.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("warehouse");
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(root.clone()));
+    let log = root.join("elevations").join("_delta_log");
+    let checkpoints = || {
+        std::fs::read_dir(&log)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint.parquet"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let validation = warehouse::ValidationContext::new(test_now());
+    let mut appended_versions = Vec::new();
+    assert_eq!(checkpoints(), 0);
+    for n in 0..101 {
+        let context = batch_context("d-1", &format!("b-{n}"));
+        let json = elevation_event(&format!("e-{n}"), "userConfirmedElevation").to_string();
+        let event = warehouse::validate::elevation_from_json(&json, 0, "d-1", &validation).unwrap();
+        let rows = warehouse::rows::elevation_rows(&context, &[event]);
+        let appended = warehouse
+            .append(warehouse::Table::Elevations, vec![rows], None)
+            .await
+            .unwrap();
+        appended_versions.push(appended.version);
+    }
+    assert!(appended_versions.contains(&100), "{appended_versions:?}");
+    assert!(checkpoints() >= 1, "no checkpoint after 101 commits");
+    assert!(log.join("_last_checkpoint").exists());
+    // A new process starts from the checkpoint and the one commit after it.
+    let fresh = warehouse::Warehouse::new(warehouse::Location::Local(root));
+    let ctx = queries::session(&fresh).await.unwrap();
+    let batches = ctx
+        .sql("SELECT count(DISTINCT id) AS n FROM elevations")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, 101);
 }

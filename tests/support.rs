@@ -220,6 +220,21 @@ impl Answer {
 }
 
 /// A valid elevation event dated an hour before [`test_now`].
+/// The batch context of rows appended straight to the warehouse: tenant `contoso`, level
+/// `all`, received at [`test_now`].
+pub(crate) fn batch_context(device_id: &str, batch_id: &str) -> warehouse::rows::BatchContext {
+    warehouse::rows::BatchContext {
+        tenant: "contoso".into(),
+        device_id: device_id.into(),
+        device_name: device_id.to_uppercase(),
+        agent_version: None,
+        batch_id: batch_id.into(),
+        declared_level: warehouse::ReportingLevel::All,
+        effective_level: warehouse::ReportingLevel::All,
+        ingested_at: test_now(),
+    }
+}
+
 pub(crate) fn elevation_event(id: &str, elevation_type: &str) -> serde_json::Value {
     serde_json::json!({
         "id": id,
