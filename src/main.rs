@@ -16,10 +16,10 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use warehouse::Clock;
 
-/// jemalloc instead of glibc's malloc: an ingest node keeps millions of small long-lived
-/// idempotency entries while it allocates and frees large Arrow and zstd buffers for every
-/// landing. glibc's per-thread arenas cannot give the freed space back around the long-lived
-/// entries, so a fleet-scale run held several times its live heap (see BENCHMARKS.md).
+/// jemalloc instead of glibc's malloc: an ingest node allocates and frees large Arrow and zstd
+/// buffers for every landing on many threads, between allocations that live for days. glibc's
+/// per-thread arenas kept the freed space, so a fleet-scale run held more than twice its live
+/// heap; jemalloc returned it and ran faster (see BENCHMARKS.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -246,14 +246,9 @@ async fn a_new_nullable_column_does_not_break_reading_old_files() {
         .collect();
     let old_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(old_fields));
     let context = warehouse::rows::BatchContext {
-        tenant: "contoso".into(),
-        device_id: "d-old".into(),
         device_name: "OLD".into(),
         agent_version: Some("0.9".into()),
-        batch_id: "b-old".into(),
-        declared_level: warehouse::ReportingLevel::All,
-        effective_level: warehouse::ReportingLevel::All,
-        ingested_at: test_now(),
+        ..batch_context("d-old", "b-old")
     };
     let event = warehouse::validate::elevation_from_json(
         &elevation_event("old-1", "userConfirmedElevation").to_string(),

@@ -219,7 +219,6 @@ impl Answer {
     }
 }
 
-/// A valid elevation event dated an hour before [`test_now`].
 /// The batch context of rows appended straight to the warehouse: tenant `contoso`, level
 /// `all`, received at [`test_now`].
 pub(crate) fn batch_context(device_id: &str, batch_id: &str) -> warehouse::rows::BatchContext {
@@ -235,6 +234,7 @@ pub(crate) fn batch_context(device_id: &str, batch_id: &str) -> warehouse::rows:
     }
 }
 
+/// A valid elevation event dated an hour before [`test_now`].
 pub(crate) fn elevation_event(id: &str, elevation_type: &str) -> serde_json::Value {
     serde_json::json!({
         "id": id,

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -122,13 +123,7 @@ impl InFlightGuard {
     /// The batch is durable: remember its answer.
     pub(crate) fn finish(mut self, answer: Arc<BatchAnswer>, at: DateTime<Utc>) {
         let digest = self.digest.take().expect("finished once");
-        self.dedup.map.lock().expect("not poisoned").insert(
-            digest,
-            Slot::Answered {
-                answer: answer.clone(),
-                at: at.timestamp(),
-            },
-        );
+        self.dedup.remember(digest, answer.clone(), at);
         let _ = self.sender.send(Some(Ok(answer)));
     }
 }
@@ -142,6 +137,14 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// Maps an I/O error on `path` to a [`DedupError`].
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DedupError + '_ {
+    move |source| DedupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// One line of a day file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,6 +152,13 @@ struct LogLine {
     key: BatchKey,
     at: DateTime<Utc>,
     answer: BatchAnswer,
+}
+
+/// The start of a line, all that start-up needs (the answer is skipped, not built).
+#[derive(Debug, Deserialize)]
+struct LogLineHead {
+    key: BatchKey,
+    at: DateTime<Utc>,
 }
 
 /// The answers of recent batches.
@@ -176,11 +186,7 @@ impl Dedup {
     /// that hold nothing younger. A `dedup.log` of an older version is moved into day files.
     pub(crate) fn open(data_dir: &Path, window: Duration, now: DateTime<Utc>) -> Result<Dedup, DedupError> {
         let dir = data_dir.join("dedup");
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DedupError::Io { path, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let dedup = Dedup {
             map: Mutex::new(HashMap::new()),
             appending: Mutex::new(()),
@@ -189,41 +195,37 @@ impl Dedup {
         };
         dedup.delete_expired_files(now)?;
         let mut days: Vec<(i32, PathBuf)> = std::fs::read_dir(&dedup.dir)
-            .map_err(io(&dedup.dir))?
+            .map_err(io_error(&dedup.dir))?
             .filter_map(Result::ok)
             .filter_map(|entry| Some((day_of_file_name(entry.file_name().to_str()?)?, entry.path())))
             .collect();
         days.sort();
         let mut map = dedup.map.lock().expect("not poisoned");
         for (day, path) in days {
-            for (line, offset, len) in read_lines(&path)? {
-                if now - line.at <= window {
+            // Only the key and the time: the answers stay on disk.
+            for (line, offset, len) in read_lines::<LogLineHead>(&path)? {
+                let at = line.at.timestamp();
+                if dedup.in_window(at, now) {
                     let place = Place { day, len, offset };
-                    map.insert(
-                        KeyDigest::of(&line.key),
-                        Slot::Logged {
-                            place,
-                            at: line.at.timestamp(),
-                        },
-                    );
+                    map.insert(KeyDigest::of(&line.key), Slot::Logged { place, at });
                 }
             }
         }
         drop(map);
         let legacy = data_dir.join("dedup.log");
         if legacy.exists() {
-            let lines = read_lines(&legacy)?;
+            let lines = read_lines::<LogLine>(&legacy)?;
             let young: Vec<&LogLine> = lines
                 .iter()
                 .map(|(line, ..)| line)
-                .filter(|line| now - line.at <= window)
+                .filter(|line| dedup.in_window(line.at.timestamp(), now))
                 .collect();
             for line in &young {
                 dedup.restore(&line.key, Arc::new(line.answer.clone()), line.at);
             }
             dedup.persist(young.iter().map(|line| (&line.key, &line.answer, line.at)))?;
-            std::fs::remove_file(&legacy).map_err(io(&legacy))?;
-            warehouse::durable::sync_dir(data_dir).map_err(io(data_dir))?;
+            std::fs::remove_file(&legacy).map_err(io_error(&legacy))?;
+            warehouse::durable::sync_dir(data_dir).map_err(io_error(data_dir))?;
         }
         Ok(dedup)
     }
@@ -263,16 +265,9 @@ impl Dedup {
     /// The answer at `place`, if the line there is `key`'s.
     fn read_answer(&self, place: Place, key: &BatchKey) -> Result<Option<BatchAnswer>, DedupError> {
         let path = self.path_of(place.day);
-        let file = File::open(&path).map_err(|source| DedupError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = File::open(&path).map_err(io_error(&path))?;
         let mut bytes = vec![0u8; place.len as usize];
-        file.read_exact_at(&mut bytes, place.offset)
-            .map_err(|source| DedupError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        file.read_exact_at(&mut bytes, place.offset).map_err(io_error(&path))?;
         let line: LogLine = serde_json::from_slice(&bytes).map_err(|_| DedupError::Damaged {
             path,
             offset: place.offset,
@@ -282,13 +277,23 @@ impl Dedup {
 
     /// Remembers a replayed record's answer.
     pub(crate) fn restore(&self, key: &BatchKey, answer: Arc<BatchAnswer>, at: DateTime<Utc>) {
+        self.remember(KeyDigest::of(key), answer, at);
+    }
+
+    /// Holds a durable, not yet landed answer in memory.
+    fn remember(&self, digest: KeyDigest, answer: Arc<BatchAnswer>, at: DateTime<Utc>) {
         self.map.lock().expect("not poisoned").insert(
-            KeyDigest::of(key),
+            digest,
             Slot::Answered {
                 answer,
                 at: at.timestamp(),
             },
         );
+    }
+
+    /// Whether a batch received at `at` (Unix seconds) is still inside the window at `now`.
+    fn in_window(&self, at: i64, now: DateTime<Utc>) -> bool {
+        at >= (now - self.window).timestamp()
     }
 
     /// Appends answers to their day files and syncs them: called before their write-ahead log
@@ -322,20 +327,17 @@ impl Dedup {
         let mut base: HashMap<i32, u64> = HashMap::new();
         for (day, text) in &texts {
             let path = self.path_of(*day);
-            let io = |source| DedupError::Io {
-                path: path.clone(),
-                source,
-            };
             let created = !path.exists();
-            let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
-            let length = file.metadata().map_err(io)?.len();
-            file.write_all(text).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_error(&path))?;
+            let length = file.metadata().map_err(io_error(&path))?.len();
+            file.write_all(text).map_err(io_error(&path))?;
+            file.sync_data().map_err(io_error(&path))?;
             if created {
-                warehouse::durable::sync_dir(&self.dir).map_err(|source| DedupError::Io {
-                    path: self.dir.clone(),
-                    source,
-                })?;
+                warehouse::durable::sync_dir(&self.dir).map_err(io_error(&self.dir))?;
             }
             base.insert(*day, length);
         }
@@ -359,9 +361,8 @@ impl Dedup {
 
     /// Forgets answers older than the window and deletes the day files that hold only those.
     pub(crate) fn prune(&self, now: DateTime<Utc>) -> Result<(), DedupError> {
-        let oldest = (now - self.window).timestamp();
         self.map.lock().expect("not poisoned").retain(|_, slot| match slot {
-            Slot::Answered { at, .. } | Slot::Logged { at, .. } => *at >= oldest,
+            Slot::Answered { at, .. } | Slot::Logged { at, .. } => self.in_window(*at, now),
             Slot::InFlight(_) => true,
         });
         self.delete_expired_files(now)
@@ -372,10 +373,7 @@ impl Dedup {
     fn delete_expired_files(&self, now: DateTime<Utc>) -> Result<(), DedupError> {
         let last_expired_day = day_of(now - self.window) - 1;
         let _appending = self.appending.lock().expect("not poisoned");
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| DedupError::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))?;
         for entry in entries.filter_map(Result::ok) {
             let expired = entry
                 .file_name()
@@ -383,10 +381,7 @@ impl Dedup {
                 .and_then(day_of_file_name)
                 .is_some_and(|day| day <= last_expired_day);
             if expired {
-                std::fs::remove_file(entry.path()).map_err(|source| DedupError::Io {
-                    path: entry.path(),
-                    source,
-                })?;
+                std::fs::remove_file(entry.path()).map_err(io_error(&entry.path()))?;
             }
         }
         Ok(())
@@ -402,19 +397,15 @@ impl Dedup {
 /// while appending: its records were still in the write-ahead log, so nothing relied on it) is
 /// cut off, so that the next append starts on a line of its own; a damaged line elsewhere is
 /// skipped.
-fn read_lines(path: &Path) -> Result<Vec<(LogLine, u64, u32)>, DedupError> {
-    let io = |source| DedupError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
+fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<(T, u64, u32)>, DedupError> {
+    let file = File::open(path).map_err(io_error(path))?;
     let mut reader = BufReader::new(&file);
     let mut lines = Vec::new();
     let mut offset = 0u64;
     let mut buffer = Vec::new();
     loop {
         buffer.clear();
-        let read = reader.read_until(b'\n', &mut buffer).map_err(io)?;
+        let read = reader.read_until(b'\n', &mut buffer).map_err(io_error(path))?;
         if read == 0 {
             break;
         }
@@ -424,11 +415,11 @@ fn read_lines(path: &Path) -> Result<Vec<(LogLine, u64, u32)>, DedupError> {
                 .write(true)
                 .open(path)
                 .and_then(|f| f.set_len(offset).and_then(|()| f.sync_all()))
-                .map_err(io)?;
+                .map_err(io_error(path))?;
             break;
         }
         let text = &buffer[..buffer.len() - 1];
-        if let Ok(line) = serde_json::from_slice::<LogLine>(text) {
+        if let Ok(line) = serde_json::from_slice::<T>(text) {
             lines.push((line, offset, text.len() as u32));
         }
         offset += read as u64;

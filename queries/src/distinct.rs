@@ -1,4 +1,5 @@
 //! Exact distinct users and devices per group, for `by-application` and `by-publisher`.
+//! DataFusion computes every other aggregate of those reports; this adds the two counts.
 //!
 //! DataFusion's `count(DISTINCT upn)` keeps a set of strings per group and feeds each group its
 //! rows one group at a time. Over 13.5 M elevations, distinct users per (hash, type) took 3.1 s
@@ -19,6 +20,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionContext, ident};
 use foldhash::fast::RandomState;
 use futures::StreamExt;
@@ -212,14 +214,17 @@ fn merge(partitions: Vec<PartitionCounts>) -> HashMap<GroupKey, (i64, i64)> {
         .collect()
 }
 
-/// `groups` (an aggregate of `events` by `keys`) with two more columns: `users` and `devices`,
-/// the distinct `upn` and `deviceId` values of each group's events.
-pub(crate) async fn with_users_and_devices(
+/// `events` aggregated by `keys` with `aggregates` (computed by DataFusion), plus two columns:
+/// `users` and `devices`, the distinct `upn` and `deviceId` values of each group's events.
+pub(crate) async fn aggregate_with_users_and_devices(
     ctx: &SessionContext,
     events: DataFrame,
-    groups: DataFrame,
     keys: [&str; 2],
+    aggregates: Vec<Expr>,
 ) -> Result<DataFrame, QueryError> {
+    let groups = events
+        .clone()
+        .aggregate(vec![ident(keys[0]), ident(keys[1])], aggregates)?;
     let counts = count(events, keys).await?;
     let schema = groups.schema().as_arrow().clone();
     let key_columns = [

@@ -140,50 +140,45 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                 .select(cols(&EVENT_COLUMNS))?
                 .sort(vec![desc("eventDateTime"), desc("id")])?
         }
-        ReportName::ByApplication => {
-            let events = elevations(&ctx, request).await?;
-            let keys = ["hash", "elevationType"];
-            let groups = events.clone().aggregate(
-                vec![ident(keys[0]), ident(keys[1])],
-                vec![
-                    max(ident("fileName")).alias("fileName"),
-                    max(ident("internalName")).alias("internalName"),
-                    max(ident("fileVersion")).alias("fileVersion"),
-                    max(ident("companyName")).alias("companyName"),
-                    count(lit(1)).alias("count"),
-                    min(ident("eventDateTime")).alias("firstSeen"),
-                    max(ident("eventDateTime")).alias("lastSeen"),
-                    bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
-                ],
-            )?;
-            distinct::with_users_and_devices(&ctx, events, groups, keys)
-                .await?
-                .select(cols(&[
-                    "internalName",
-                    "fileName",
-                    "fileVersion",
-                    "hash",
-                    "companyName",
-                    "elevationType",
-                    "count",
-                    "users",
-                    "devices",
-                    "firstSeen",
-                    "lastSeen",
-                    "systemInitiated",
-                ]))?
-                .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?
-        }
-        ReportName::ByPublisher => {
-            let events = elevations(&ctx, request).await?;
-            let keys = ["companyName", "elevationType"];
-            let groups = events
-                .clone()
-                .aggregate(vec![ident(keys[0]), ident(keys[1])], vec![count(lit(1)).alias("count")])?;
-            distinct::with_users_and_devices(&ctx, events, groups, keys)
-                .await?
-                .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?
-        }
+        ReportName::ByApplication => distinct::aggregate_with_users_and_devices(
+            &ctx,
+            elevations(&ctx, request).await?,
+            ["hash", "elevationType"],
+            vec![
+                max(ident("fileName")).alias("fileName"),
+                max(ident("internalName")).alias("internalName"),
+                max(ident("fileVersion")).alias("fileVersion"),
+                max(ident("companyName")).alias("companyName"),
+                count(lit(1)).alias("count"),
+                min(ident("eventDateTime")).alias("firstSeen"),
+                max(ident("eventDateTime")).alias("lastSeen"),
+                bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
+            ],
+        )
+        .await?
+        .select(cols(&[
+            "internalName",
+            "fileName",
+            "fileVersion",
+            "hash",
+            "companyName",
+            "elevationType",
+            "count",
+            "users",
+            "devices",
+            "firstSeen",
+            "lastSeen",
+            "systemInitiated",
+        ]))?
+        .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?,
+        ReportName::ByPublisher => distinct::aggregate_with_users_and_devices(
+            &ctx,
+            elevations(&ctx, request).await?,
+            ["companyName", "elevationType"],
+            vec![count(lit(1)).alias("count")],
+        )
+        .await?
+        .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
         ReportName::ByUser => {
             by_user(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
@@ -421,11 +416,7 @@ async fn overview(
             )
         };
         files.sort_by_cached_key(key);
-        let page = files
-            .into_iter()
-            .skip(request.offset)
-            .take(request.limit.unwrap_or(usize::MAX));
-        for (rank, row) in page.enumerate() {
+        for (rank, row) in request.page(files).enumerate() {
             let mut out = vec![
                 Cell::Text(tile.to_owned()),
                 Cell::Int((request.offset + rank + 1) as i64),
@@ -464,11 +455,9 @@ async fn trend(
         vec![count(lit(1)).alias("count")],
     )?;
     add_day_counts(&mut counts, collect(counted).await?.1)?;
-    report.rows = counts
-        .into_iter()
+    report.rows = request
+        .page(counts)
         .map(|((date, elevation_type), n)| vec![Cell::Date(date), Cell::Text(elevation_type), Cell::Int(n)])
-        .skip(request.offset)
-        .take(request.limit.unwrap_or(usize::MAX))
         .collect();
     Ok(())
 }
@@ -604,10 +593,8 @@ async fn by_user(
     let mut rows: Vec<(String, [i64; 3])> = per_user.into_iter().collect();
     // Most elevations first, then by user (the map already ordered users).
     rows.sort_by_key(|(_, n)| std::cmp::Reverse(n[2]));
-    report.rows = rows
-        .into_iter()
-        .skip(request.offset)
-        .take(request.limit.unwrap_or(usize::MAX))
+    report.rows = request
+        .page(rows)
         .map(|(upn, [managed, unmanaged, total])| {
             vec![
                 Cell::Text(upn),

@@ -230,6 +230,14 @@ pub struct Parsed {
 }
 
 impl ReportRequest {
+    /// The requested page of rows already in report order: `offset` skipped, at most `limit`
+    /// kept. For reports ranked in Rust rather than by DataFusion's `limit`.
+    pub fn page<T>(&self, rows: impl IntoIterator<Item = T>) -> impl Iterator<Item = T> {
+        rows.into_iter()
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(usize::MAX))
+    }
+
     /// Builds a request from `key=value` parameters (query string or command line). Unknown
     /// keys, bad values and empty filters are refused with the reason. The window defaults
     /// to the 48 hours before `now` for `overview` (Intune's snapshot) and the 30 days before
