@@ -65,6 +65,14 @@ fn int(cell: &Cell) -> u64 {
     cell.as_int().unwrap_or_else(|| panic!("{cell:?} is not a number")) as u64
 }
 
+fn boolean(cell: &Cell) -> Option<bool> {
+    match cell {
+        Cell::Bool(b) => Some(*b),
+        Cell::Null => None,
+        other => panic!("{other:?} is not true or false"),
+    }
+}
+
 fn time(cell: &Cell) -> DateTime<Utc> {
     match cell {
         Cell::Time(at) => *at,
@@ -481,13 +489,16 @@ async fn every_report_matches_the_ground_truth_to_the_row_for_several_fleets() {
     node.stop().await;
 }
 
-/// `(trend, by-user)` as the raw rows give them, counted by DataFusion SQL straight over
-/// `elevations` (never through a rollup).
-async fn raw_figures(
-    node: &Node,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> (BTreeMap<(String, String), u64>, BTreeMap<String, (u64, u64, u64)>) {
+/// Trend, per-user and per-device counts.
+type Figures = (
+    BTreeMap<(String, String), u64>,
+    BTreeMap<String, (u64, u64, u64)>,
+    BTreeMap<String, (u64, u64, u64)>,
+);
+
+/// `(trend, by-user, by-device)` as the raw rows give them, counted by DataFusion SQL straight
+/// over `elevations` (never through a rollup).
+async fn raw_figures(node: &Node, from: DateTime<Utc>, to: DateTime<Utc>) -> Figures {
     let window = format!(
         r#"tenant = 'contoso' AND "eventDateTime" >= TIMESTAMP '{}' AND "eventDateTime" < TIMESTAMP '{}'"#,
         from.naive_utc(),
@@ -505,29 +516,34 @@ async fn raw_figures(
             ((text("d"), text("t")), r["n"].as_u64().unwrap())
         })
         .collect();
-    let users = node
-        .sql(&format!(
-            r#"SELECT upn AS u, SUM(CASE WHEN "elevationType" <> 'unmanagedElevation' THEN 1 ELSE 0 END) AS m,
+    let split = |key: &str| {
+        let sql = format!(
+            r#"SELECT "{key}" AS u, SUM(CASE WHEN "elevationType" <> 'unmanagedElevation' THEN 1 ELSE 0 END) AS m,
                       SUM(CASE WHEN "elevationType" = 'unmanagedElevation' THEN 1 ELSE 0 END) AS x, COUNT(*) AS n
                FROM elevations WHERE {window} GROUP BY 1"#
-        ))
-        .await
-        .into_iter()
-        .map(|r| {
-            let n = |k: &str| r[k].as_u64().unwrap();
-            (r["u"].as_str().unwrap().to_owned(), (n("m"), n("x"), n("n")))
-        })
-        .collect();
-    (trend, users)
+        );
+        async move {
+            node.sql(&sql)
+                .await
+                .into_iter()
+                .map(|r| {
+                    let n = |k: &str| r[k].as_u64().unwrap();
+                    (r["u"].as_str().unwrap().to_owned(), (n("m"), n("x"), n("n")))
+                })
+                .collect()
+        }
+    };
+    (trend, split("upn").await, split("deviceName").await)
 }
 
-/// Appends a counterfeit rollup row for `day` that vouches for the day's current files.
-async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, upn: &str) {
+/// Appends a counterfeit rollup row for `day` that vouches for the day's current files;
+/// `name` is the user or device it counts.
+async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name: &str) {
     use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
-    let name = table.name();
+    let table_name = table.name();
     let fingerprint = node
         .sql(&format!(
-            r#"SELECT "sourceFiles" AS f FROM {name} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
+            r#"SELECT "sourceFiles" AS f FROM {table_name} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
         ))
         .await[0]["f"]
         .as_str()
@@ -537,6 +553,21 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, upn: 
     let int = |v: i64| -> ArrayRef { std::sync::Arc::new(Int64Array::from(vec![v])) };
     let date: ArrayRef = std::sync::Arc::new(Date32Array::from(vec![warehouse::rows::date32_of_date(day)]));
     let columns = match table {
+        warehouse::Table::DailyDevices => vec![
+            text("contoso"),
+            date,
+            text(name),
+            text("all"),
+            text("unmanagedElevation"),
+            int(1000),
+            std::sync::Arc::new(
+                datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
+                    day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp_micros(),
+                ])
+                .with_timezone("UTC"),
+            ),
+            text(&fingerprint),
+        ],
         warehouse::Table::DailyCounts => vec![
             text("contoso"),
             date,
@@ -548,7 +579,7 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, upn: 
         _ => vec![
             text("contoso"),
             date,
-            text(upn),
+            text(name),
             text("unmanagedElevation"),
             int(1000),
             text(&fingerprint),
@@ -577,22 +608,58 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
         async move {
             let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let users = split_of(&report(node, "contoso", "by-user", &params).await, "upn");
+            let devices = split_of(&report(node, "contoso", "by-device", &params).await, "deviceName");
             // The Overview's tiles come from the same per-user counts.
             let tiles = overview_of(&report(node, "contoso", "overview", &params).await).0;
             assert_eq!(tiles, tiles_from(&users), "overview tiles for {params:?}");
-            (trend_of(&report(node, "contoso", "trend", &params).await), users)
+            (
+                trend_of(&report(node, "contoso", "trend", &params).await),
+                users,
+                devices,
+            )
+        }
+    };
+    // Diagnostics' devices with their level and last event (every device is "silent" with
+    // silentDays=0), and devices per level.
+    let activity = || {
+        let node = &node;
+        let params = window(&truth);
+        async move {
+            let mut params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            params.push(("silentDays", "0"));
+            let diagnostics = report(node, "contoso", "diagnostics", &params).await;
+            rows(&diagnostics)
+                .iter()
+                .filter(|r| matches!(text(r["kind"]).as_deref(), Some("silentDevice" | "reportingDevices")))
+                .map(|r| {
+                    let at = match r["lastSeen"] {
+                        Cell::Time(at) => Some(*at),
+                        _ => None,
+                    };
+                    (
+                        text(r["kind"]),
+                        text(r["deviceName"]),
+                        text(r["level"]),
+                        at,
+                        r["count"].as_int(),
+                    )
+                })
+                .collect::<BTreeSet<_>>()
         }
     };
     let whole = || window(&truth).to_vec();
     let (start, end) = (midnight(truth.from), midnight(truth.to));
     let expected_trend = truth_trend(&truth, None);
     let before = figures(whole()).await;
+    let activity_before = activity().await;
+    assert!(activity_before.len() > 6, "{activity_before:?}");
     assert_eq!(before.0, expected_trend, "trend before any rollup");
     assert_eq!(before, raw_figures(&node, start, end).await, "before any rollup");
 
     let refreshed = node.warehouse.refresh_rollups().await.unwrap();
     assert!(refreshed.days_refreshed >= 5, "{refreshed:?}");
     assert_eq!(figures(whole()).await, before, "from rollups");
+    assert_eq!(activity().await, activity_before, "diagnostics from rollups");
     // Windows that start and end inside a day: the partial days come from raw rows.
     let (from, to) = (start + chrono::Duration::hours(13), end - chrono::Duration::hours(30));
     let partial = vec![
@@ -609,16 +676,33 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
     let mut only = whole();
     only.push(("upn".to_owned(), busiest.0.clone()));
     assert_eq!(figures(only).await.1, BTreeMap::from([(busiest.0.clone(), *busiest.1)]));
+    let busiest = before.2.iter().max_by_key(|(_, n)| n.2).unwrap();
+    let mut only = whole();
+    only.push(("deviceName".to_owned(), busiest.0.clone()));
+    assert_eq!(figures(only).await.2, BTreeMap::from([(busiest.0.clone(), *busiest.1)]));
 
     // Prove the rollups are what answers: counterfeit rows that vouch for the day's current
     // files show up in the answers...
     let day = truth.per_day[1].date;
     counterfeit(&node, warehouse::Table::DailyCounts, day, "").await;
     counterfeit(&node, warehouse::Table::DailyUsers, day, "counterfeit@contoso.com").await;
+    counterfeit(&node, warehouse::Table::DailyDevices, day, "COUNTERFEIT-PC").await;
     let denied = (day.to_string(), "deniedElevation".to_owned());
-    let (trend, users) = figures(whole()).await;
+    let (trend, users, devices) = figures(whole()).await;
     assert_eq!(trend[&denied], before.0.get(&denied).copied().unwrap_or(0) + 1000);
     assert_eq!(users["counterfeit@contoso.com"], (0, 1000, 1000));
+    assert_eq!(devices["COUNTERFEIT-PC"], (0, 1000, 1000));
+    let counterfeit_seen = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    assert!(
+        activity().await.contains(&(
+            Some("silentDevice".to_owned()),
+            Some("COUNTERFEIT-PC".to_owned()),
+            Some("all".to_owned()),
+            Some(counterfeit_seen),
+            None
+        )),
+        "diagnostics read daily_devices"
+    );
 
     // ...until the day's files change: a late upload for that day is counted from raw rows.
     let mut late = elevation_event("late-1", "deniedElevation");
@@ -633,16 +717,25 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
         after_late,
         "a late arrival makes the day's rollups stale"
     );
+    let activity_after_late = activity().await;
+    assert!(
+        !activity_after_late
+            .iter()
+            .any(|row| row.1.as_deref() == Some("COUNTERFEIT-PC")),
+        "a late arrival makes the day's daily_devices stale"
+    );
 
     // Refreshing recomputes that day (the counterfeits go); compaction changes every day's
     // files and the answers stay the same.
     assert_eq!(node.warehouse.refresh_rollups().await.unwrap().days_refreshed, 1);
     assert_eq!(figures(whole()).await, after_late, "after the refresh");
+    assert_eq!(activity().await, activity_after_late, "diagnostics after the refresh");
     node.warehouse
         .compact(warehouse::Table::Elevations, &|_, _| {})
         .await
         .unwrap();
     assert_eq!(figures(whole()).await, after_late, "after compaction");
+    assert_eq!(activity().await, activity_after_late, "diagnostics after compaction");
     node.stop().await;
 }
 
@@ -657,8 +750,9 @@ path, tenant, start, end = sys.argv[1:5]
 files = DeltaTable(path + "/elevations").file_uris()
 con = duckdb.connect()
 con.read_parquet(files, hive_partitioning=True).create_view("e")
-where = "tenant = ? AND \"eventDateTime\" >= CAST(? AS TIMESTAMPTZ) AND \"eventDateTime\" < CAST(? AS TIMESTAMPTZ)"
-args = [tenant, start, end]
+con.read_parquet(DeltaTable(path + "/diagnostics").file_uris(), hive_partitioning=True).create_view("d")
+where = "tenant = $tenant AND \"eventDateTime\" >= CAST($start AS TIMESTAMPTZ) AND \"eventDateTime\" < CAST($end AS TIMESTAMPTZ)"
+args = {"tenant": tenant, "start": start, "end": end}
 def q(sql):
     return con.execute(sql.replace("WHERE_WINDOW", where), args).fetchall()
 out = {
@@ -666,16 +760,38 @@ out = {
       SUM(CASE WHEN "elevationType" <> 'unmanagedElevation' THEN 1 ELSE 0 END),
       SUM(CASE WHEN "elevationType" = 'unmanagedElevation' THEN 1 ELSE 0 END), COUNT(*)
       FROM e WHERE WHERE_WINDOW GROUP BY upn""")],
-  "byApplication": [[r[0], r[1], r[2], r[3], r[4], r[5], r[6]] for r in q("""SELECT hash, "elevationType",
+  "byApplication": [list(r) for r in q("""SELECT hash, "elevationType",
       COUNT(*), COUNT(DISTINCT upn), COUNT(DISTINCT "deviceId"),
-      epoch_us(MIN("eventDateTime")), epoch_us(MAX("eventDateTime"))
+      epoch_us(MIN("eventDateTime")), epoch_us(MAX("eventDateTime")),
+      MAX("fileName"), MAX("internalName"), MAX("fileVersion"), MAX("companyName"), BOOL_AND("systemInitiatedElevation")
       FROM e WHERE WHERE_WINDOW GROUP BY 1, 2""")],
-  "byPublisher": [[r[0], r[1], r[2]] for r in q("""SELECT "companyName", "elevationType", COUNT(*)
-      FROM e WHERE WHERE_WINDOW GROUP BY 1, 2""")],
+  "byPublisher": [list(r) for r in q("""SELECT "companyName", "elevationType", COUNT(*), COUNT(DISTINCT upn),
+      COUNT(DISTINCT "deviceId") FROM e WHERE WHERE_WINDOW GROUP BY 1, 2""")],
+  "byDevice": [list(r) for r in q("""SELECT "deviceName",
+      SUM(CASE WHEN "elevationType" <> 'unmanagedElevation' THEN 1 ELSE 0 END),
+      SUM(CASE WHEN "elevationType" = 'unmanagedElevation' THEN 1 ELSE 0 END), COUNT(*)
+      FROM e WHERE WHERE_WINDOW GROUP BY 1""")],
   "trend": [[str(r[0]), r[1], r[2]] for r in q("""SELECT CAST("eventDate" AS VARCHAR), "elevationType", COUNT(*)
       FROM e WHERE WHERE_WINDOW GROUP BY 1, 2""")],
-  "denied": [[r[0], r[1]] for r in q("""SELECT CASE WHEN "elevationType" = 'deniedElevation' THEN 'denied' ELSE 'failed' END,
-      COUNT(*) FROM e WHERE WHERE_WINDOW AND ("elevationType" = 'deniedElevation' OR result <> 0) GROUP BY 1""")],
+  "denied": [list(r) for r in q("""SELECT CASE WHEN "elevationType" = 'deniedElevation' THEN 'denied' ELSE 'failed' END,
+      upn, "deviceId", "deviceName", "fileName", "productName", "fileDescription", "internalName", "fileVersion", hash,
+      "companyName", "elevationType", n, epoch_us(last) FROM (SELECT upn, "deviceId", "deviceName", hash, "elevationType",
+      MAX("fileName") AS "fileName", MAX("productName") AS "productName", MAX("fileDescription") AS "fileDescription",
+      MAX("internalName") AS "internalName", MAX("fileVersion") AS "fileVersion", MAX("companyName") AS "companyName",
+      COUNT(*) AS n, MAX("eventDateTime") AS last
+      FROM e WHERE WHERE_WINDOW AND ("elevationType" = 'deniedElevation' OR result <> 0) GROUP BY 1, 2, 3, 4, 5)""")],
+  "overviewTiles": [list(r) for r in q("""SELECT
+      SUM(CASE WHEN m = 0 AND u > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN m > 0 AND u > 0 THEN 1 ELSE 0 END),
+      SUM(CASE WHEN m > 0 AND u = 0 THEN 1 ELSE 0 END)
+      FROM (SELECT upn, SUM(CASE WHEN "elevationType" <> 'unmanagedElevation' THEN 1 ELSE 0 END) AS m,
+        SUM(CASE WHEN "elevationType" = 'unmanagedElevation' THEN 1 ELSE 0 END) AS u FROM e WHERE WHERE_WINDOW GROUP BY upn)""")],
+  "overviewLists": [list(r) for r in q("""SELECT "elevationType", MAX("fileName"), hash, COUNT(*), COUNT(DISTINCT upn)
+      FROM e WHERE WHERE_WINDOW AND "elevationType" IN ('unmanagedElevation', 'supportApprovedElevation', 'deniedElevation')
+      GROUP BY "elevationType", hash""")],
+  "devicesLastSeen": [list(r) for r in q("""SELECT "deviceName", ARG_MAX("reportingLevel", "eventDateTime"), epoch_us(MAX("eventDateTime"))
+      FROM (SELECT "deviceName", "reportingLevel", "eventDateTime" FROM e WHERE WHERE_WINDOW
+            UNION ALL SELECT "deviceName", "reportingLevel", "eventDateTime" FROM d WHERE WHERE_WINDOW) GROUP BY 1""")],
+  "errorCodes": [list(r) for r in q("""SELECT "errorCode", COUNT(*) FROM d WHERE WHERE_WINDOW AND "errorCode" <> 0 GROUP BY 1""")],
   "ids": [r[0] for r in q("""SELECT id FROM e WHERE WHERE_WINDOW ORDER BY "eventDateTime" DESC, id DESC""")],
 }
 print(json.dumps(out))
@@ -736,7 +852,12 @@ async fn reports_agree_with_duckdb_reading_the_delta_tables_parquet_files() {
                 int(r["users"]),
                 int(r["devices"]),
                 time(r["firstSeen"]).timestamp_micros(),
-                time(r["lastSeen"]).timestamp_micros()
+                time(r["lastSeen"]).timestamp_micros(),
+                text(r["fileName"]),
+                text(r["internalName"]),
+                text(r["fileVersion"]),
+                text(r["companyName"]),
+                boolean(r["systemInitiated"]),
             ])
             .to_string()
         })
@@ -746,9 +867,33 @@ async fn reports_agree_with_duckdb_reading_the_delta_tables_parquet_files() {
     let publishers = report(&node, "contoso", "by-publisher", &window).await;
     let ours: BTreeSet<String> = rows(&publishers)
         .iter()
-        .map(|r| serde_json::json!([text(r["companyName"]), text(r["elevationType"]), int(r["count"])]).to_string())
+        .map(|r| {
+            serde_json::json!([
+                text(r["companyName"]),
+                text(r["elevationType"]),
+                int(r["count"]),
+                int(r["users"]),
+                int(r["devices"])
+            ])
+            .to_string()
+        })
         .collect();
     assert_eq!(ours, json_rows(&duck["byPublisher"]), "by-publisher");
+
+    let devices = report(&node, "contoso", "by-device", &window).await;
+    let ours: BTreeSet<String> = rows(&devices)
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                text(r["deviceName"]),
+                int(r["managed"]),
+                int(r["unmanaged"]),
+                int(r["total"])
+            ])
+            .to_string()
+        })
+        .collect();
+    assert_eq!(ours, json_rows(&duck["byDevice"]), "by-device");
 
     let trend = report(&node, "contoso", "trend", &window).await;
     let ours: BTreeSet<String> = trend_of(&trend)
@@ -758,15 +903,114 @@ async fn reports_agree_with_duckdb_reading_the_delta_tables_parquet_files() {
     assert_eq!(ours, json_rows(&duck["trend"]), "trend");
 
     let denied = report(&node, "contoso", "denied", &window).await;
-    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
-    for r in rows(&denied) {
-        *outcomes.entry(text(r["outcome"]).unwrap()).or_default() += int(r["count"]);
-    }
-    let ours: BTreeSet<String> = outcomes
-        .into_iter()
-        .map(|(o, n)| serde_json::json!([o, n]).to_string())
+    let ours: BTreeSet<String> = rows(&denied)
+        .iter()
+        .map(|r| {
+            let mut row: Vec<serde_json::Value> = [
+                "outcome",
+                "upn",
+                "deviceId",
+                "deviceName",
+                "fileName",
+                "productName",
+                "fileDescription",
+                "internalName",
+                "fileVersion",
+                "hash",
+                "companyName",
+                "elevationType",
+            ]
+            .iter()
+            .map(|c| serde_json::json!(text(r[c])))
+            .collect();
+            row.push(int(r["count"]).into());
+            row.push(time(r["lastSeen"]).timestamp_micros().into());
+            serde_json::Value::from(row).to_string()
+        })
         .collect();
     assert_eq!(ours, json_rows(&duck["denied"]), "denied");
+    assert!(ours.len() > 10, "the fleet has denied and failed elevations");
+
+    // The Overview: its tiles, and every file of its three lists.
+    let overview = report(
+        &node,
+        "contoso",
+        "overview",
+        &[window[0], window[1], ("limit", "100000")],
+    )
+    .await;
+    let tile = |name: &str| {
+        rows(&overview)
+            .iter()
+            .find(|r| text(r["tile"]).as_deref() == Some(name))
+            .map(|r| int(r["count"]))
+    };
+    let tiles = serde_json::json!([tile("usersOnlyUnmanaged"), tile("usersBoth"), tile("usersOnlyManaged")]);
+    assert_eq!(
+        json_rows(&serde_json::json!([tiles])),
+        json_rows(&duck["overviewTiles"]),
+        "overview tiles"
+    );
+    let listed_type = |list: &str| match list {
+        "frequentlyUnmanaged" => Some("unmanagedElevation"),
+        "frequentlyApprovedBySupport" => Some("supportApprovedElevation"),
+        "frequentlyDenied" => Some("deniedElevation"),
+        _ => None,
+    };
+    let ours: BTreeSet<String> = rows(&overview)
+        .iter()
+        .filter_map(|r| {
+            let elevation_type = listed_type(&text(r["tile"])?)?;
+            Some(
+                serde_json::json!([
+                    elevation_type,
+                    text(r["fileName"]),
+                    text(r["hash"]),
+                    int(r["count"]),
+                    int(r["users"])
+                ])
+                .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, json_rows(&duck["overviewLists"]), "overview lists");
+
+    // Diagnostics: with silentDays=0 every device is listed with its last event and level.
+    let diagnostics = report(
+        &node,
+        "contoso",
+        "diagnostics",
+        &[window[0], window[1], ("silentDays", "0")],
+    )
+    .await;
+    let of_kind = |kind: &str| -> Vec<BTreeMap<&str, &Cell>> {
+        rows(&diagnostics)
+            .into_iter()
+            .filter(|r| text(r["kind"]).as_deref() == Some(kind))
+            .collect()
+    };
+    let ours: BTreeSet<String> = of_kind("silentDevice")
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                text(r["deviceName"]),
+                text(r["level"]),
+                time(r["lastSeen"]).timestamp_micros()
+            ])
+            .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        json_rows(&duck["devicesLastSeen"]),
+        "diagnostics: devices, last event and level"
+    );
+    let ours: BTreeSet<String> = of_kind("errorCode")
+        .iter()
+        .map(|r| serde_json::json!([int(r["errorCode"]), int(r["count"])]).to_string())
+        .collect();
+    assert_eq!(ours, json_rows(&duck["errorCodes"]), "diagnostics: error codes");
+    assert!(!ours.is_empty(), "the fleet reports error codes");
 
     let mut ids = Vec::new();
     loop {

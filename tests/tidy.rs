@@ -39,6 +39,10 @@ fn readme_documents_the_table_schemas_column_by_column() {
         ),
         (warehouse::schema::DAILY_COUNTS, warehouse::schema::DAILY_COUNT_COLUMNS),
         (warehouse::schema::DAILY_USERS, warehouse::schema::DAILY_USER_COLUMNS),
+        (
+            warehouse::schema::DAILY_DEVICES,
+            warehouse::schema::DAILY_DEVICE_COLUMNS,
+        ),
     ] {
         let expected = warehouse::schema::readme_table(columns);
         assert!(

@@ -180,10 +180,13 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
         .await?
         .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
         ReportName::ByUser => {
-            by_user(&ctx, &raw, request, &mut report).await?;
+            by_subject(&ctx, &raw, request, Subject::User, &mut report).await?;
             return Ok(report);
         }
-        ReportName::ByDevice => managed_split(elevations(&ctx, request).await?, "deviceName")?,
+        ReportName::ByDevice => {
+            by_subject(&ctx, &raw, request, Subject::Device, &mut report).await?;
+            return Ok(report);
+        }
         ReportName::Trend => {
             trend(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
@@ -195,11 +198,10 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                     .eq(lit("deniedElevation"))
                     .or(ident("result").not_eq(lit(0i32))),
             )?
+            // The outcome follows from the type, so it is named after grouping rather than
+            // grouped by (one key fewer for DataFusion to hash).
             .aggregate(
                 vec![
-                    when(ident("elevationType").eq(lit("deniedElevation")), lit("denied"))
-                        .otherwise(lit("failed"))?
-                        .alias("outcome"),
                     ident("upn"),
                     ident("deviceId"),
                     ident("deviceName"),
@@ -216,6 +218,10 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
                     count(lit(1)).alias("count"),
                     max(ident("eventDateTime")).alias("lastSeen"),
                 ],
+            )?
+            .with_column(
+                "outcome",
+                when(ident("elevationType").eq(lit("deniedElevation")), lit("denied")).otherwise(lit("failed"))?,
             )?
             .select(cols(&[
                 "outcome",
@@ -245,7 +251,7 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
             return Ok(report);
         }
         ReportName::Diagnostics => {
-            diagnostics(&ctx, request, &mut report).await?;
+            diagnostics(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
     };
@@ -331,20 +337,6 @@ fn count_if(condition: Expr) -> Result<Expr, DataFusionError> {
     Ok(sum(when(condition, lit(1i64)).otherwise(lit(0i64))?))
 }
 
-/// Managed, unmanaged and total elevations per value of `key`, most elevations first.
-fn managed_split(frame: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
-    Ok(frame
-        .aggregate(
-            vec![ident(key)],
-            vec![
-                count_if(is_managed())?.alias("managed"),
-                count_if(is_unmanaged())?.alias("unmanaged"),
-                count(lit(1)).alias("total"),
-            ],
-        )?
-        .sort(vec![desc("total"), asc(key)])?)
-}
-
 async fn overview(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
@@ -356,7 +348,10 @@ async fn overview(
         .to_vec();
     // The tiles from each user's managed and unmanaged elevations (rollups where current).
     let mut tiles = [0i64; 3];
-    for [managed, unmanaged, _] in per_user_counts(ctx, raw, request).await?.into_values() {
+    for [managed, unmanaged, _] in per_subject_counts(ctx, raw, request, Subject::User)
+        .await?
+        .into_values()
+    {
         match (managed > 0, unmanaged > 0) {
             (false, true) => tiles[0] += 1,
             (true, true) => tiles[1] += 1,
@@ -524,33 +519,69 @@ async fn rollup_and_raw(
     Ok((Some(rolled), raw_rows))
 }
 
-/// Managed, unmanaged and total elevations of each user in the window. Whole days whose
-/// `daily_users` rows are current come from there (a row per user, day and type instead of
-/// every event); the rest from the raw rows — the same answer either way.
-async fn per_user_counts(
+/// Whom the managed/unmanaged split of `by-user`, `by-device` and the Overview's tiles is
+/// made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    User,
+    Device,
+}
+
+impl Subject {
+    fn column(self) -> &'static str {
+        match self {
+            Subject::User => "upn",
+            Subject::Device => "deviceName",
+        }
+    }
+
+    /// The rollup holding the subject's elevations per day and type.
+    fn rollup(self) -> Table {
+        match self {
+            Subject::User => Table::DailyUsers,
+            Subject::Device => Table::DailyDevices,
+        }
+    }
+
+    /// The filters of `filters` that the rollup can answer: the type, and the subject itself.
+    fn answerable(self, filters: &Filters) -> Filters {
+        let mut answerable = Filters {
+            elevation_type: filters.elevation_type,
+            ..Filters::default()
+        };
+        match self {
+            Subject::User => answerable.upn = filters.upn.clone(),
+            Subject::Device => answerable.device_name = filters.device_name.clone(),
+        }
+        answerable
+    }
+}
+
+/// Managed, unmanaged and total elevations of each user (or device) in the window. Whole days
+/// whose `daily_users` (`daily_devices`) rows are current come from there (a row per user, day
+/// and type instead of every event); the rest from the raw rows — the same answer either way.
+async fn per_subject_counts(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
     request: &ReportRequest,
+    subject: Subject,
 ) -> Result<BTreeMap<String, [i64; 3]>, QueryError> {
-    let answerable = Filters {
-        elevation_type: request.filters.elevation_type,
-        upn: request.filters.upn.clone(),
-        ..Filters::default()
-    };
-    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyUsers, request, answerable).await?;
-    let mut per_user: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+    let answerable = subject.answerable(&request.filters);
+    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, subject.rollup(), request, answerable).await?;
+    let key = subject.column();
+    let mut per_subject: BTreeMap<String, [i64; 3]> = BTreeMap::new();
     let mut add = |rows: Vec<Vec<Cell>>| -> Result<(), QueryError> {
         for row in rows {
             let [
-                Cell::Text(upn),
+                Cell::Text(name),
                 Cell::Int(managed),
                 Cell::Int(unmanaged),
                 Cell::Int(total),
             ] = &row[..]
             else {
-                return Err(DataFusionError::Internal(format!("a by-user row of unexpected shape: {row:?}")).into());
+                return Err(DataFusionError::Internal(format!("a {key} row of unexpected shape: {row:?}")).into());
             };
-            let entry = per_user.entry(upn.clone()).or_default();
+            let entry = per_subject.entry(name.clone()).or_default();
             entry[0] += managed;
             entry[1] += unmanaged;
             entry[2] += total;
@@ -560,7 +591,7 @@ async fn per_user_counts(
     if let Some(rolled) = rolled {
         let n = || ident("elevations");
         let rolled = rolled.aggregate(
-            vec![ident("upn")],
+            vec![ident(key)],
             vec![
                 sum(when(is_managed(), n()).otherwise(lit(0i64))?).alias("managed"),
                 sum(when(is_unmanaged(), n()).otherwise(lit(0i64))?).alias("unmanaged"),
@@ -570,7 +601,7 @@ async fn per_user_counts(
         add(collect(rolled).await?.1)?;
     }
     let counted = raw_rows.aggregate(
-        vec![ident("upn")],
+        vec![ident(key)],
         vec![
             count_if(is_managed())?.alias("managed"),
             count_if(is_unmanaged())?.alias("unmanaged"),
@@ -578,26 +609,29 @@ async fn per_user_counts(
         ],
     )?;
     add(collect(counted).await?.1)?;
-    Ok(per_user)
+    Ok(per_subject)
 }
 
-/// Managed, unmanaged and total elevations per user, most elevations first.
-async fn by_user(
+/// Managed, unmanaged and total elevations per user (or device), most elevations first.
+async fn by_subject(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
     request: &ReportRequest,
+    subject: Subject,
     report: &mut Report,
 ) -> Result<(), QueryError> {
-    report.columns = ["upn", "managed", "unmanaged", "total"].map(String::from).to_vec();
-    let per_user = per_user_counts(ctx, raw, request).await?;
-    let mut rows: Vec<(String, [i64; 3])> = per_user.into_iter().collect();
-    // Most elevations first, then by user (the map already ordered users).
+    report.columns = [subject.column(), "managed", "unmanaged", "total"]
+        .map(String::from)
+        .to_vec();
+    let per_subject = per_subject_counts(ctx, raw, request, subject).await?;
+    let mut rows: Vec<(String, [i64; 3])> = per_subject.into_iter().collect();
+    // Most elevations first, then by name (the map already ordered them).
     rows.sort_by_key(|(_, n)| std::cmp::Reverse(n[2]));
     report.rows = request
         .page(rows)
-        .map(|(upn, [managed, unmanaged, total])| {
+        .map(|(name, [managed, unmanaged, total])| {
             vec![
-                Cell::Text(upn),
+                Cell::Text(name),
                 Cell::Int(managed),
                 Cell::Int(unmanaged),
                 Cell::Int(total),
@@ -607,7 +641,12 @@ async fn by_user(
     Ok(())
 }
 
-async fn diagnostics(ctx: &SessionContext, request: &ReportRequest, report: &mut Report) -> Result<(), QueryError> {
+async fn diagnostics(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    request: &ReportRequest,
+    report: &mut Report,
+) -> Result<(), QueryError> {
     report.columns = ["kind", "level", "errorCode", "deviceName", "lastSeen", "count"]
         .map(String::from)
         .to_vec();
@@ -617,20 +656,32 @@ async fn diagnostics(ctx: &SessionContext, request: &ReportRequest, report: &mut
             None => frame,
         })
     };
-    let activity = |table| async move {
-        let frame = device_filter(in_window(ctx, table, request).await?)?;
-        Ok::<_, QueryError>(frame.select(cols(&["deviceName", "reportingLevel", "eventDateTime"]))?)
-    };
-    let seen = activity(Table::Elevations)
-        .await?
-        .union(activity(Table::Diagnostics).await?)?
-        .aggregate(
+    // Per device and level, the last event: elevations of whole days from `daily_devices`
+    // while current, the rest from the raw rows; diagnostics from their table.
+    let last_seen = |frame: DataFrame, instant: &str| -> Result<DataFrame, QueryError> {
+        Ok(frame.aggregate(
             vec![ident("deviceName"), ident("reportingLevel")],
-            vec![max(ident("eventDateTime")).alias("lastSeen")],
-        )?;
+            vec![max(ident(instant)).alias("lastSeen")],
+        )?)
+    };
+    let elevation_activity = ReportRequest {
+        filters: Filters {
+            device_name: request.filters.device_name.clone(),
+            ..Filters::default()
+        },
+        ..request.clone()
+    };
+    let answerable = elevation_activity.filters.clone();
+    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyDevices, &elevation_activity, answerable).await?;
+    let mut seen = collect(last_seen(raw_rows, "eventDateTime")?).await?.1;
+    if let Some(rolled) = rolled {
+        seen.extend(collect(last_seen(rolled, "lastSeen")?).await?.1);
+    }
+    let diagnostic_events = device_filter(in_window(ctx, Table::Diagnostics, request).await?)?;
+    seen.extend(collect(last_seen(diagnostic_events, "eventDateTime")?).await?.1);
     // Per device: its last event, and the level it reported that event under.
     let mut devices: BTreeMap<String, (DateTime<Utc>, String)> = BTreeMap::new();
-    for row in collect(seen).await?.1 {
+    for row in seen {
         let (Some(name), Some(level), Cell::Time(at)) = (row[0].as_text(), row[1].as_text(), &row[2]) else {
             continue;
         };

@@ -266,6 +266,12 @@ impl Warehouse {
                     ident("elevationType").sort(true, false),
                 ])
                 .map_err(datafusion(table))?,
+            Table::DailyDevices => df
+                .sort(vec![
+                    ident("deviceName").sort(true, false),
+                    ident("elevationType").sort(true, false),
+                ])
+                .map_err(datafusion(table))?,
             Table::Diagnostics => df
                 .sort(vec![
                     ident("deviceId").sort(true, false),
@@ -492,25 +498,27 @@ pub async fn recorded_fingerprints(
 }
 
 impl Warehouse {
-    /// Brings the rollups (`daily_elevations`, `daily_users`, `daily_counts`) in line with
+    /// Brings the rollups (`daily_elevations`, `daily_users`, `daily_devices`, `daily_counts`) in line with
     /// `elevations`: every tenant-day whose files changed since its rollups were computed (a
     /// different [`partition_fingerprints`] from the `sourceFiles` recorded) is recomputed from
     /// the raw rows of that same snapshot and swapped in, one commit per table. Readers check
     /// each rollup's fingerprint themselves, so the three commits need not be one.
     /// Days whose raw rows retention already deleted keep their rollups.
     pub async fn refresh_rollups(&self) -> Result<RollupReport, WarehouseError> {
-        use deltalake::datafusion::functions_aggregate::expr_fn::{count, sum};
+        use deltalake::datafusion::functions_aggregate::expr_fn::{count, max, sum};
         use deltalake::datafusion::prelude::{case, lit};
         let raw_table = Table::Elevations;
         let raw = self.load(raw_table).await?;
         let mut rollup = self.load(Table::DailyElevations).await?;
         let mut counts = self.load(Table::DailyCounts).await?;
         let mut users = self.load(Table::DailyUsers).await?;
+        let mut devices = self.load(Table::DailyDevices).await?;
         let ctx = SessionContext::new();
         for (table, handle) in [
             (raw_table, &raw),
             (Table::DailyCounts, &counts),
             (Table::DailyUsers, &users),
+            (Table::DailyDevices, &devices),
         ] {
             handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
             let provider = handle.table_provider().await.map_err(datafusion(table))?;
@@ -518,10 +526,12 @@ impl Warehouse {
         }
         let recorded_counts = recorded_fingerprints(&ctx, Table::DailyCounts, None).await?;
         let recorded_users = recorded_fingerprints(&ctx, Table::DailyUsers, None).await?;
+        let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None).await?;
         let mut report = RollupReport::default();
         for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
             let key = (tenant.clone(), date);
-            if recorded_counts.get(&key) == Some(&fingerprint) && recorded_users.get(&key) == Some(&fingerprint) {
+            let current = |recorded: &BTreeMap<(String, NaiveDate), String>| recorded.get(&key) == Some(&fingerprint);
+            if current(&recorded_counts) && current(&recorded_users) && current(&recorded_devices) {
                 continue;
             }
             let failed = sum(case(ident("result").not_eq(lit(0)))
@@ -542,6 +552,7 @@ impl Warehouse {
             // Held in memory: the coarser rollups below are sums over it, computed without
             // reading the raw rows again.
             let fine = day
+                .clone()
                 .aggregate(
                     group_by(&[
                         "tenant",
@@ -576,8 +587,24 @@ impl Warehouse {
                 .collect()
                 .await
                 .map_err(datafusion(Table::DailyCounts))?;
+            // Devices from the raw rows: the fine rollup holds neither levels nor instants.
+            let per_device = day
+                .aggregate(
+                    group_by(&["tenant", "eventDate", "deviceName", "reportingLevel", "elevationType"]),
+                    vec![
+                        count(lit(1)).alias("elevations"),
+                        max(ident("eventDateTime")).alias("lastSeen"),
+                    ],
+                )
+                .and_then(|df| df.with_column("sourceFiles", lit(fingerprint.as_str())))
+                .map_err(datafusion(Table::DailyDevices))?
+                .collect()
+                .await
+                .map_err(datafusion(Table::DailyDevices))?;
             report.rows_written += self
                 .replace_partition(&mut rollup, Table::DailyElevations, &tenant, date, &rows)
+                .await?;
+            self.replace_partition(&mut devices, Table::DailyDevices, &tenant, date, &per_device)
                 .await?;
             self.replace_partition(&mut users, Table::DailyUsers, &tenant, date, &per_user)
                 .await?;
@@ -590,6 +617,7 @@ impl Warehouse {
                 (Table::DailyElevations, &rollup),
                 (Table::DailyUsers, &users),
                 (Table::DailyCounts, &counts),
+                (Table::DailyDevices, &devices),
             ] {
                 self.checkpoint(handle, table).await?;
             }

@@ -257,6 +257,38 @@ pub const DAILY_USER_COLUMNS: &[Column] = &[
     ),
 ];
 
+/// Name of the daily devices table.
+pub const DAILY_DEVICES: &str = "daily_devices";
+
+/// Columns of `daily_devices`: elevations per tenant, day, device, reporting level and type,
+/// with the day's last elevation, and the same `sourceFiles` fingerprint as `daily_counts`.
+/// What `by-device` and the device activity of `diagnostics` read for whole days.
+pub const DAILY_DEVICE_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col("deviceName", Text, false, "device"),
+    col(
+        "reportingLevel",
+        Text,
+        false,
+        "reporting level the events were sent under",
+    ),
+    col("elevationType", Text, false, "elevation type"),
+    col(
+        "elevations",
+        Int64,
+        false,
+        "elevations that day on that device of that type and level",
+    ),
+    col("lastSeen", Timestamp, false, "the latest of those elevations"),
+    col(
+        "sourceFiles",
+        Text,
+        false,
+        "fingerprint of the day's `elevations` files the counts were computed from",
+    ),
+];
+
 fn schema_of(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -283,6 +315,13 @@ static DAILY_USER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY
 /// The Arrow schema of `daily_users`.
 pub fn daily_user_schema() -> SchemaRef {
     DAILY_USER_SCHEMA.clone()
+}
+
+static DAILY_DEVICE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_DEVICE_COLUMNS));
+
+/// The Arrow schema of `daily_devices`.
+pub fn daily_device_schema() -> SchemaRef {
+    DAILY_DEVICE_SCHEMA.clone()
 }
 
 /// The Arrow schema of `daily_elevations`.

@@ -42,20 +42,29 @@ pub enum Table {
     /// Elevations per tenant, day, user and type, with the same fingerprint: what the
     /// per-user reports read for whole days.
     DailyUsers,
+    /// Elevations per tenant, day, device, reporting level and type, with the same
+    /// fingerprint: what the per-device reports read for whole days.
+    DailyDevices,
 }
 
 impl Table {
     /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
     /// The tables derived from `elevations` by the maintenance pass.
-    pub const ROLLUPS: [Table; 3] = [Table::DailyElevations, Table::DailyCounts, Table::DailyUsers];
+    pub const ROLLUPS: [Table; 4] = [
+        Table::DailyElevations,
+        Table::DailyCounts,
+        Table::DailyUsers,
+        Table::DailyDevices,
+    ];
     /// Every table, rollups included.
-    pub const EVERY: [Table; 5] = [
+    pub const EVERY: [Table; 6] = [
         Table::Elevations,
         Table::Diagnostics,
         Table::DailyElevations,
         Table::DailyCounts,
         Table::DailyUsers,
+        Table::DailyDevices,
     ];
 
     /// The table's name (and folder).
@@ -66,6 +75,7 @@ impl Table {
             Table::DailyElevations => schema::DAILY_ELEVATIONS,
             Table::DailyCounts => schema::DAILY_COUNTS,
             Table::DailyUsers => schema::DAILY_USERS,
+            Table::DailyDevices => schema::DAILY_DEVICES,
         }
     }
 
@@ -77,6 +87,7 @@ impl Table {
             Table::DailyElevations => schema::daily_elevation_schema(),
             Table::DailyCounts => schema::daily_count_schema(),
             Table::DailyUsers => schema::daily_user_schema(),
+            Table::DailyDevices => schema::daily_device_schema(),
         }
     }
 
@@ -88,6 +99,7 @@ impl Table {
             Table::DailyElevations => schema::DAILY_ELEVATION_COLUMNS,
             Table::DailyCounts => schema::DAILY_COUNT_COLUMNS,
             Table::DailyUsers => schema::DAILY_USER_COLUMNS,
+            Table::DailyDevices => schema::DAILY_DEVICE_COLUMNS,
         }
     }
 
@@ -98,6 +110,7 @@ impl Table {
             Table::DailyElevations => 2,
             Table::DailyCounts => 3,
             Table::DailyUsers => 4,
+            Table::DailyDevices => 5,
         }
     }
 }
@@ -268,10 +281,10 @@ pub struct Warehouse {
     location: Location,
     /// The loaded tables, one lock each: appends to one table are serialised, appends to
     /// different tables run side by side.
-    tables: [Mutex<Option<DeltaTable>>; 5],
+    tables: [Mutex<Option<DeltaTable>>; Table::EVERY.len()],
     /// The tables as readers last saw them, kept apart from the writers' handles so a report
     /// never waits for a landing to finish writing its files.
-    readers: [Mutex<Option<DeltaTable>>; 5],
+    readers: [Mutex<Option<DeltaTable>>; Table::EVERY.len()],
     /// zstd level for landed files: 1 is as fast as snappy and 1.7× smaller (pipeline.md §7).
     writer_properties: WriterProperties,
 }

@@ -187,9 +187,10 @@ impl TenantSettings {
                 .unwrap_or(DEFAULT_DIAGNOSTIC_RETENTION_DAYS),
             // Rollups hold no event detail beyond what the reports group by: kept 7 years, or
             // as long as raw elevations when a tenant keeps those longer.
-            crate::Table::DailyElevations | crate::Table::DailyCounts | crate::Table::DailyUsers => {
-                self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS)
-            }
+            crate::Table::DailyElevations
+            | crate::Table::DailyCounts
+            | crate::Table::DailyUsers
+            | crate::Table::DailyDevices => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
         }
     }
 }
