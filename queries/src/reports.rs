@@ -496,7 +496,13 @@ async fn rollup_and_raw(
     } else {
         request.from.date_naive() + Duration::days(1)
     };
-    let recorded = warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant)).await?;
+    // The last day that ends inside the window.
+    let last = request.to.date_naive() - Duration::days(1);
+    if first > last {
+        return Ok((None, raw_rows));
+    }
+    let recorded =
+        warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant), Some((first, last))).await?;
     let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
     let days: Vec<Expr> = recorded
         .into_iter()

@@ -455,18 +455,30 @@ pub async fn partition_fingerprints(
     Ok(out)
 }
 
-/// The `sourceFiles` fingerprint recorded in a rollup table (`daily_counts` or `daily_users`,
-/// registered in `ctx` under its name) for each tenant-day, of one tenant or of all.
+/// The `sourceFiles` fingerprint recorded in a rollup table (`daily_counts`, `daily_users` or
+/// `daily_devices`, registered in `ctx` under its name) for each tenant-day, of one tenant or
+/// of all, and of the days `first..=last` or of all (the bounds let Delta skip the other days'
+/// files, so a short window does not read the fingerprints of years).
 pub async fn recorded_fingerprints(
     ctx: &SessionContext,
     table: Table,
     tenant: Option<&str>,
+    days: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
     use arrow::array::AsArray;
     let mut frame = ctx.table(table.name()).await.map_err(datafusion(table))?;
     if let Some(tenant) = tenant {
         frame = frame
             .filter(ident("tenant").eq(lit(tenant)))
+            .map_err(datafusion(table))?;
+    }
+    if let Some((first, last)) = days {
+        frame = frame
+            .filter(
+                ident("eventDate")
+                    .gt_eq(date_literal(first))
+                    .and(ident("eventDate").lt_eq(date_literal(last))),
+            )
             .map_err(datafusion(table))?;
     }
     let batches = frame
@@ -524,9 +536,9 @@ impl Warehouse {
             let provider = handle.table_provider().await.map_err(datafusion(table))?;
             ctx.register_table(table.name(), provider).map_err(datafusion(table))?;
         }
-        let recorded_counts = recorded_fingerprints(&ctx, Table::DailyCounts, None).await?;
-        let recorded_users = recorded_fingerprints(&ctx, Table::DailyUsers, None).await?;
-        let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None).await?;
+        let recorded_counts = recorded_fingerprints(&ctx, Table::DailyCounts, None, None).await?;
+        let recorded_users = recorded_fingerprints(&ctx, Table::DailyUsers, None, None).await?;
+        let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None, None).await?;
         let mut report = RollupReport::default();
         for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
             let key = (tenant.clone(), date);
