@@ -43,6 +43,11 @@ fn readme_documents_the_table_schemas_column_by_column() {
             warehouse::schema::DAILY_DEVICES,
             warehouse::schema::DAILY_DEVICE_COLUMNS,
         ),
+        (warehouse::schema::USER_NUMBERS, warehouse::schema::USER_NUMBER_COLUMNS),
+        (
+            warehouse::schema::DAILY_USER_SETS,
+            warehouse::schema::DAILY_USER_SET_COLUMNS,
+        ),
     ] {
         let expected = warehouse::schema::readme_table(columns);
         assert!(

@@ -178,7 +178,12 @@ impl Lander {
                     Table::Elevations => p.record.elevations.clone(),
                     Table::Diagnostics => p.record.diagnostics.clone(),
                     // Rollups are derived by the maintenance pass, never landed.
-                    Table::DailyElevations | Table::DailyCounts | Table::DailyUsers | Table::DailyDevices => None,
+                    Table::DailyElevations
+                    | Table::DailyCounts
+                    | Table::DailyUsers
+                    | Table::DailyDevices
+                    | Table::UserNumbers
+                    | Table::DailyUserSets => None,
                 })
                 .filter(|b| b.num_rows() > 0)
                 .collect();

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, Ti
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::functions_aggregate::expr_fn::{bool_and, count, count_distinct, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::{bool_and, count, max, min, sum};
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionContext, ident, lit, when};
 use warehouse::{ReportingLevel, Table, Warehouse};
@@ -337,87 +337,180 @@ fn count_if(condition: Expr) -> Result<Expr, DataFusionError> {
     Ok(sum(when(condition, lit(1i64)).otherwise(lit(0i64))?))
 }
 
+/// The Overview: the readiness tiles and the three "frequently …" lists, over any window.
+///
+/// Distinct users cannot be summed across days, so whole days come from `daily_user_sets`
+/// (while current): per day, type and file, the elevations and the set of users as a bitmap of
+/// their numbers in `user_numbers`. The window's sets are united, and a user counts once
+/// however many days they appear. Every other day is read from the raw rows and its users are
+/// put into the same sets by number (users the rollups have not numbered yet get numbers past
+/// the stored ones, for this answer only). Either way the answer is the raw rows' answer.
 async fn overview(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
     request: &ReportRequest,
     report: &mut Report,
 ) -> Result<(), QueryError> {
+    use warehouse::user_sets::{UserNumbers, UserSet, pairs_of, read_set};
     report.columns = ["tile", "rank", "fileName", "hash", "count", "users"]
         .map(String::from)
         .to_vec();
-    // The tiles from each user's managed and unmanaged elevations (rollups where current).
-    let mut tiles = [0i64; 3];
-    for [managed, unmanaged, _] in per_subject_counts(ctx, raw, request, Subject::User)
-        .await?
-        .into_values()
-    {
-        match (managed > 0, unmanaged > 0) {
-            (false, true) => tiles[0] += 1,
-            (true, true) => tiles[1] += 1,
-            (true, false) => tiles[2] += 1,
-            (false, false) => {}
-        }
-    }
-    for (tile, n) in ["usersOnlyUnmanaged", "usersBoth", "usersOnlyManaged"]
-        .into_iter()
-        .zip(tiles)
-    {
-        report.rows.push(vec![
-            Cell::Text(tile.to_owned()),
-            Cell::Null,
-            Cell::Null,
-            Cell::Null,
-            Cell::Int(n),
-            Cell::Null,
-        ]);
-    }
-    // The three "frequently …" lists from one pass over the rows: per type and file, the
-    // count and distinct users; ranked here.
     const LISTS: [(&str, &str); 3] = [
         ("frequentlyUnmanaged", UNMANAGED),
         ("frequentlyApprovedBySupport", "supportApprovedElevation"),
         ("frequentlyDenied", "deniedElevation"),
     ];
-    let types: Vec<Expr> = LISTS.iter().map(|(_, t)| lit(*t)).collect();
-    let per_file = elevations(ctx, request)
+    let answerable = Filters {
+        elevation_type: request.filters.elevation_type,
+        ..Filters::default()
+    };
+    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyUserSets, request, answerable).await?;
+    let stored = ctx
+        .table(Table::UserNumbers.name())
         .await?
+        .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
+        .select(cols(&["upn", "number"]))?
+        .collect()
+        .await?;
+    let mut numbers = UserNumbers::from_pairs(pairs_of(&stored).map_err(DataFusionError::from)?);
+    // Users with managed elevations, users with unmanaged ones, and each listed file's set.
+    let (mut managed, mut unmanaged) = (roaring::RoaringBitmap::new(), roaring::RoaringBitmap::new());
+    let mut files: BTreeMap<(String, String), UserSet> = BTreeMap::new();
+    fn add_file<'a>(
+        files: &'a mut BTreeMap<(String, String), UserSet>,
+        elevation_type: &str,
+        hash: &str,
+        file_name: Option<&str>,
+        elevations: i64,
+    ) -> &'a mut UserSet {
+        let set = files.entry((elevation_type.to_owned(), hash.to_owned())).or_default();
+        set.elevations += elevations;
+        if let Some(name) = file_name
+            && set.file_name.as_deref().is_none_or(|best| name > best)
+        {
+            set.file_name = Some(name.to_owned());
+        }
+        set
+    }
+    let listed = |elevation_type: &str| LISTS.iter().any(|(_, t)| *t == elevation_type);
+    if let Some(rolled) = rolled {
+        let rolled = rolled.select(cols(&["elevationType", "hash", "fileName", "elevations", "users"]))?;
+        for batch in rolled.collect().await? {
+            let text = |i: usize| cast(batch.column(i), &DataType::Utf8).map_err(DataFusionError::from);
+            let (types, hashes, names) = (text(0)?, text(1)?, text(2)?);
+            let (types, hashes, names) = (
+                types.as_string::<i32>(),
+                hashes.as_string::<i32>(),
+                names.as_string::<i32>(),
+            );
+            let elevations = cast(batch.column(3), &DataType::Int64).map_err(DataFusionError::from)?;
+            let elevations = elevations.as_primitive::<Int64Type>();
+            let users = cast(batch.column(4), &DataType::Binary).map_err(DataFusionError::from)?;
+            let users = users.as_binary::<i32>();
+            for row in 0..batch.num_rows() {
+                let elevation_type = types.value(row);
+                let set = read_set(users.value(row)).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                if hashes.is_null(row) {
+                    if elevation_type == UNMANAGED {
+                        unmanaged |= set;
+                    } else {
+                        managed |= set;
+                    }
+                } else if listed(elevation_type) {
+                    let name = names.is_valid(row).then(|| names.value(row));
+                    add_file(
+                        &mut files,
+                        elevation_type,
+                        hashes.value(row),
+                        name,
+                        elevations.value(row),
+                    )
+                    .users |= set;
+                }
+            }
+        }
+    }
+    // The other days: which users elevated managed or unmanaged, and the listed files' users.
+    let per_user = raw_rows.clone().aggregate(
+        vec![ident("upn")],
+        vec![
+            count_if(is_managed())?.alias("managed"),
+            count_if(is_unmanaged())?.alias("unmanaged"),
+        ],
+    )?;
+    for row in collect(per_user).await?.1 {
+        let [Cell::Text(upn), Cell::Int(m), Cell::Int(u)] = &row[..] else {
+            return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
+        };
+        let user = numbers.number(upn);
+        if *m > 0 {
+            managed.insert(user);
+        }
+        if *u > 0 {
+            unmanaged.insert(user);
+        }
+    }
+    let types: Vec<Expr> = LISTS.iter().map(|(_, t)| lit(*t)).collect();
+    let per_file_user = raw_rows
         .filter(ident("elevationType").in_list(types, false))?
         .aggregate(
-            vec![ident("elevationType"), ident("hash")],
-            vec![
-                max(ident("fileName")).alias("fileName"),
-                count(lit(1)).alias("count"),
-                count_distinct(ident("upn")).alias("users"),
-            ],
-        )?
-        .select(cols(&["elevationType", "fileName", "hash", "count", "users"]))?;
-    let mut per_type: BTreeMap<String, Vec<Vec<Cell>>> = BTreeMap::new();
-    for mut row in collect(per_file).await?.1 {
-        let elevation_type = row.remove(0);
-        per_type
-            .entry(elevation_type.as_text().unwrap_or_default().to_owned())
-            .or_default()
-            .push(row);
+            vec![ident("elevationType"), ident("hash"), ident("upn")],
+            vec![max(ident("fileName")).alias("fileName"), count(lit(1)).alias("count")],
+        )?;
+    for row in collect(per_file_user).await?.1 {
+        let [
+            Cell::Text(elevation_type),
+            Cell::Text(hash),
+            Cell::Text(upn),
+            name,
+            Cell::Int(n),
+        ] = &row[..]
+        else {
+            return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
+        };
+        let user = numbers.number(upn);
+        add_file(&mut files, elevation_type, hash, name.as_text(), *n)
+            .users
+            .insert(user);
+    }
+
+    let tiles = [
+        ("usersOnlyUnmanaged", (&unmanaged - &managed).len()),
+        ("usersBoth", (&unmanaged & &managed).len()),
+        ("usersOnlyManaged", (&managed - &unmanaged).len()),
+    ];
+    for (tile, n) in tiles {
+        report.rows.push(vec![
+            Cell::Text(tile.to_owned()),
+            Cell::Null,
+            Cell::Null,
+            Cell::Null,
+            Cell::Int(n as i64),
+            Cell::Null,
+        ]);
     }
     for (tile, elevation_type) in LISTS {
-        let mut files = per_type.remove(elevation_type).unwrap_or_default();
+        let mut listed: Vec<(String, UserSet)> = files
+            .iter()
+            .filter(|((t, _), _)| t == elevation_type)
+            .map(|((_, hash), set)| (hash.clone(), set.clone()))
+            .collect();
         // Most elevations first; ties by file name, then hash (a file name may be missing).
-        let key = |row: &Vec<Cell>| {
-            (
-                std::cmp::Reverse(row[2].as_int().unwrap_or(0)),
-                row[0].as_text().map(str::to_owned),
-                row[1].as_text().map(str::to_owned),
-            )
-        };
-        files.sort_by_cached_key(key);
-        for (rank, row) in request.page(files).enumerate() {
-            let mut out = vec![
+        listed.sort_by(|(hash_a, a), (hash_b, b)| {
+            b.elevations
+                .cmp(&a.elevations)
+                .then_with(|| a.file_name.cmp(&b.file_name))
+                .then_with(|| hash_a.cmp(hash_b))
+        });
+        for (rank, (hash, set)) in request.page(listed).enumerate() {
+            report.rows.push(vec![
                 Cell::Text(tile.to_owned()),
                 Cell::Int((request.offset + rank + 1) as i64),
-            ];
-            out.extend(row);
-            report.rows.push(out);
+                set.file_name.map_or(Cell::Null, Cell::Text),
+                Cell::Text(hash),
+                Cell::Int(set.elevations),
+                Cell::Int(set.users.len() as i64),
+            ]);
         }
     }
     Ok(())

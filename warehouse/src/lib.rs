@@ -40,6 +40,7 @@ pub mod rows;
 pub mod schema;
 pub mod tables;
 pub mod tenants;
+pub mod user_sets;
 pub mod validate;
 
 pub use clock::{Clock, FixedClock, SystemClock};

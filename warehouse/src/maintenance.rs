@@ -233,52 +233,25 @@ impl Warehouse {
             .map_err(datafusion(table))?;
         let df = plain_partition_columns(df, table).map_err(datafusion(table))?;
         let rows_before = df.clone().count().await.map_err(datafusion(table))? as u64;
-        let df = match table {
-            // The same event sent twice (an agent re-sending after a lost answer under a new
-            // batch id) is one elevation: keep the first received (ties: the lower batch id,
-            // so the choice is the same on every run).
-            Table::Elevations => df
-                .distinct_on(
-                    vec![ident("id")],
-                    table.schema().fields().iter().map(|f| ident(f.name())).collect(),
-                    Some(vec![
-                        ident("id").sort(true, false),
-                        ident("ingestedAt").sort(true, false),
-                        ident("batchId").sort(true, false),
-                    ]),
-                )
-                .map_err(datafusion(table))?
-                .sort(vec![
-                    ident("eventDateTime").sort(true, false),
-                    ident("hash").sort(true, false),
-                    ident("upn").sort(true, false),
-                ])
-                .map_err(datafusion(table))?,
-            Table::DailyElevations => df
-                .sort(vec![ident("hash").sort(true, false), ident("upn").sort(true, false)])
-                .map_err(datafusion(table))?,
-            Table::DailyCounts => df
-                .sort(vec![ident("elevationType").sort(true, false)])
-                .map_err(datafusion(table))?,
-            Table::DailyUsers => df
-                .sort(vec![
-                    ident("upn").sort(true, false),
-                    ident("elevationType").sort(true, false),
-                ])
-                .map_err(datafusion(table))?,
-            Table::DailyDevices => df
-                .sort(vec![
-                    ident("deviceName").sort(true, false),
-                    ident("elevationType").sort(true, false),
-                ])
-                .map_err(datafusion(table))?,
-            Table::Diagnostics => df
-                .sort(vec![
-                    ident("deviceId").sort(true, false),
-                    ident("eventDateTime").sort(true, false),
-                ])
-                .map_err(datafusion(table))?,
+        // The same event sent twice (an agent re-sending after a lost answer under a new
+        // batch id) is one elevation: keep the first received (ties: the lower batch id, so
+        // the choice is the same on every run).
+        let df = if table == Table::Elevations {
+            df.distinct_on(
+                vec![ident("id")],
+                table.schema().fields().iter().map(|f| ident(f.name())).collect(),
+                Some(vec![
+                    ident("id").sort(true, false),
+                    ident("ingestedAt").sort(true, false),
+                    ident("batchId").sort(true, false),
+                ]),
+            )
+            .map_err(datafusion(table))?
+        } else {
+            df
         };
+        let order = compaction_order(table).iter().map(|c| ident(*c).sort(true, false));
+        let df = df.sort(order.collect()).map_err(datafusion(table))?;
         let batches = df.collect().await.map_err(datafusion(table))?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
@@ -376,6 +349,10 @@ pub async fn retention_all(
 ) -> Result<[RetentionReport; Table::EVERY.len()], WarehouseError> {
     let mut reports: [RetentionReport; Table::EVERY.len()] = Default::default();
     for (slot, table) in Table::EVERY.into_iter().enumerate() {
+        // A user's number must outlive every day that names it.
+        if table == Table::UserNumbers {
+            continue;
+        }
         for tenant in warehouse.tenants_in(table).await? {
             let days = settings(&tenant).retention_days(table);
             let keep_from = today - chrono::Duration::days(i64::from(days));
@@ -407,6 +384,28 @@ impl Warehouse {
             crate::tables::sync_commit(&dir, finalized.version())?;
         }
         handle.update_state().await.map_err(delta(table))
+    }
+}
+
+/// The order compaction writes a table's rows in: the columns its readers filter or group by
+/// first.
+fn compaction_order(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Elevations => &["eventDateTime", "hash", "upn"],
+        Table::Diagnostics => &["deviceId", "eventDateTime"],
+        Table::DailyElevations => &["hash", "upn"],
+        Table::DailyCounts => &["elevationType"],
+        Table::DailyUsers => &["upn", "elevationType"],
+        Table::DailyDevices => &["deviceName", "elevationType"],
+        Table::UserNumbers => &["number"],
+        Table::DailyUserSets => &["elevationType", "hash"],
+    }
+}
+
+fn arrow_error(table: Table) -> impl Fn(arrow::error::ArrowError) -> WarehouseError {
+    move |e| WarehouseError::Delta {
+        table: table.name(),
+        source: DeltaTableError::from(e),
     }
 }
 
@@ -525,12 +524,16 @@ impl Warehouse {
         let mut counts = self.load(Table::DailyCounts).await?;
         let mut users = self.load(Table::DailyUsers).await?;
         let mut devices = self.load(Table::DailyDevices).await?;
+        let mut sets = self.load(Table::DailyUserSets).await?;
+        let mut numbers = self.load(Table::UserNumbers).await?;
         let ctx = SessionContext::new();
         for (table, handle) in [
             (raw_table, &raw),
             (Table::DailyCounts, &counts),
             (Table::DailyUsers, &users),
             (Table::DailyDevices, &devices),
+            (Table::DailyUserSets, &sets),
+            (Table::UserNumbers, &numbers),
         ] {
             handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
             let provider = handle.table_provider().await.map_err(datafusion(table))?;
@@ -539,11 +542,18 @@ impl Warehouse {
         let recorded_counts = recorded_fingerprints(&ctx, Table::DailyCounts, None, None).await?;
         let recorded_users = recorded_fingerprints(&ctx, Table::DailyUsers, None, None).await?;
         let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None, None).await?;
+        let recorded_sets = recorded_fingerprints(&ctx, Table::DailyUserSets, None, None).await?;
+        // Each tenant's user numbers, read from the snapshot the commits below build on.
+        let mut tenant_numbers: BTreeMap<String, crate::user_sets::UserNumbers> = BTreeMap::new();
         let mut report = RollupReport::default();
         for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
             let key = (tenant.clone(), date);
             let current = |recorded: &BTreeMap<(String, NaiveDate), String>| recorded.get(&key) == Some(&fingerprint);
-            if current(&recorded_counts) && current(&recorded_users) && current(&recorded_devices) {
+            if current(&recorded_counts)
+                && current(&recorded_users)
+                && current(&recorded_devices)
+                && current(&recorded_sets)
+            {
                 continue;
             }
             let failed = sum(case(ident("result").not_eq(lit(0)))
@@ -613,6 +623,32 @@ impl Warehouse {
                 .collect()
                 .await
                 .map_err(datafusion(Table::DailyDevices))?;
+            // The day's user sets, over numbers committed before the sets that use them.
+            if !tenant_numbers.contains_key(&tenant) {
+                let stored = ctx
+                    .table(Table::UserNumbers.name())
+                    .await
+                    .and_then(|df| df.filter(ident("tenant").eq(lit(tenant.as_str()))))
+                    .map_err(datafusion(Table::UserNumbers))?
+                    .collect()
+                    .await
+                    .map_err(datafusion(Table::UserNumbers))?;
+                let pairs = crate::user_sets::pairs_of(&stored).map_err(arrow_error(Table::UserNumbers))?;
+                tenant_numbers.insert(tenant.clone(), crate::user_sets::UserNumbers::from_pairs(pairs));
+            }
+            let tenant_users = tenant_numbers.get_mut(&tenant).expect("inserted above");
+            let day_sets =
+                crate::user_sets::day_sets(&rows, tenant_users).map_err(arrow_error(Table::DailyUserSets))?;
+            let new = tenant_users.take_new();
+            if !new.is_empty() {
+                let batch =
+                    crate::user_sets::numbers_batch(&tenant, date, &new).map_err(arrow_error(Table::UserNumbers))?;
+                self.append_numbers(&mut numbers, batch).await?;
+            }
+            let sets_batch = crate::user_sets::sets_batch(&tenant, date, &day_sets, &fingerprint)
+                .map_err(arrow_error(Table::DailyUserSets))?;
+            self.replace_partition(&mut sets, Table::DailyUserSets, &tenant, date, &[sets_batch])
+                .await?;
             report.rows_written += self
                 .replace_partition(&mut rollup, Table::DailyElevations, &tenant, date, &rows)
                 .await?;
@@ -630,11 +666,51 @@ impl Warehouse {
                 (Table::DailyUsers, &users),
                 (Table::DailyCounts, &counts),
                 (Table::DailyDevices, &devices),
+                (Table::DailyUserSets, &sets),
+                (Table::UserNumbers, &numbers),
             ] {
                 self.checkpoint(handle, table).await?;
             }
         }
         Ok(report)
+    }
+
+    /// Appends new user numbers in one commit that succeeds only if nobody committed to
+    /// `user_numbers` since `handle`'s snapshot, the one the numbers were given from: two
+    /// refreshes running at once cannot give one number to two users. The loser fails and
+    /// its next pass starts from the winner's numbers.
+    async fn append_numbers(&self, handle: &mut DeltaTable, batch: RecordBatch) -> Result<(), WarehouseError> {
+        let table = Table::UserNumbers;
+        let mut writer = RecordBatchWriter::for_table(handle).map_err(delta(table))?;
+        writer.write(batch).await.map_err(delta(table))?;
+        let adds = writer.flush().await.map_err(delta(table))?;
+        if let Some(dir) = self.location().local_table_dir(table) {
+            crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
+        }
+        let actions = adds.into_iter().map(Action::Add).collect();
+        let operation = DeltaOperation::Write {
+            mode: deltalake::protocol::SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let snapshot = handle.snapshot().map_err(delta(table))?;
+        let finalized = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+            .with_actions(actions)
+            .build(Some(snapshot), handle.log_store(), operation)
+            .await
+            .map_err(delta(table))?;
+        if let Some(dir) = self.location().local_table_dir(table) {
+            crate::tables::sync_commit(&dir, finalized.version())?;
+        }
+        handle.update_state().await.map_err(delta(table))?;
+        // Another refresh committed right after this one: its numbers are not in memory here.
+        if handle.version() != Some(finalized.version()) {
+            return Err(WarehouseError::Delta {
+                table: table.name(),
+                source: DeltaTableError::Generic("another rollup refresh is numbering users; this one stops".into()),
+            });
+        }
+        Ok(())
     }
 
     /// Replaces one tenant-day of a rollup table with `rows`, in one commit. Returns the rows

@@ -37,6 +37,8 @@ pub enum ColumnType {
     Int64,
     /// True or false.
     Boolean,
+    /// Bytes (a serialized bitmap).
+    Binary,
 }
 
 impl ColumnType {
@@ -49,6 +51,7 @@ impl ColumnType {
             ColumnType::Int32 => DataType::Int32,
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Binary => DataType::Binary,
         }
     }
 
@@ -61,6 +64,7 @@ impl ColumnType {
             ColumnType::Int32 => "int32",
             ColumnType::Int64 => "int64",
             ColumnType::Boolean => "boolean",
+            ColumnType::Binary => "binary",
         }
     }
 }
@@ -74,7 +78,7 @@ const fn col(name: &'static str, data_type: ColumnType, nullable: bool, doc: &'s
     }
 }
 
-use ColumnType::{Boolean, Date, Int32, Int64, Text, Timestamp};
+use ColumnType::{Binary, Boolean, Date, Int32, Int64, Text, Timestamp};
 
 /// Name of the table of elevation events.
 pub const ELEVATIONS: &str = "elevations";
@@ -289,6 +293,63 @@ pub const DAILY_DEVICE_COLUMNS: &[Column] = &[
     ),
 ];
 
+/// Name of the user numbers table.
+pub const USER_NUMBERS: &str = "user_numbers";
+
+/// Columns of `user_numbers`: a number for each user of a tenant, given by the rollup refresh
+/// the first time it meets the user and never changed or reused, so that the user sets of
+/// `daily_user_sets` from any days can be united. Kept for as long as the tenant exists.
+pub const USER_NUMBER_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col(
+        "eventDate",
+        Date,
+        false,
+        "the day whose elevations first showed the user to the rollups (partition)",
+    ),
+    col("upn", Text, false, "user"),
+    col("number", Int64, false, "the user's number, unique within the tenant"),
+];
+
+/// Name of the daily user sets table.
+pub const DAILY_USER_SETS: &str = "daily_user_sets";
+
+/// Columns of `daily_user_sets`: per tenant, day, elevation type and file, the elevations and
+/// the set of users who made them, as a compressed bitmap of their `user_numbers`; a row without
+/// a hash holds the type's users over all files. Sets of users can be united across days where
+/// counts of distinct users cannot be summed: the Overview's tiles and "frequently …" lists over
+/// any window read them. Same `sourceFiles` fingerprint as `daily_counts`.
+pub const DAILY_USER_SET_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col("elevationType", Text, false, "elevation type"),
+    col("hash", Text, true, "SHA-256 of the file; null: every file of the type"),
+    col(
+        "fileName",
+        Text,
+        true,
+        "the greatest file name seen with the hash that day",
+    ),
+    col(
+        "elevations",
+        Int64,
+        false,
+        "elevations that day of that type (and file)",
+    ),
+    col(
+        "users",
+        Binary,
+        false,
+        "the users' numbers (`user_numbers`), a portable Roaring bitmap",
+    ),
+    col(
+        "sourceFiles",
+        Text,
+        false,
+        "fingerprint of the day's `elevations` files the sets were computed from",
+    ),
+];
+
 fn schema_of(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -322,6 +383,20 @@ static DAILY_DEVICE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAI
 /// The Arrow schema of `daily_devices`.
 pub fn daily_device_schema() -> SchemaRef {
     DAILY_DEVICE_SCHEMA.clone()
+}
+
+static USER_NUMBER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(USER_NUMBER_COLUMNS));
+
+/// The Arrow schema of `user_numbers`.
+pub fn user_number_schema() -> SchemaRef {
+    USER_NUMBER_SCHEMA.clone()
+}
+
+static DAILY_USER_SET_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_USER_SET_COLUMNS));
+
+/// The Arrow schema of `daily_user_sets`.
+pub fn daily_user_set_schema() -> SchemaRef {
+    DAILY_USER_SET_SCHEMA.clone()
 }
 
 /// The Arrow schema of `daily_elevations`.

@@ -45,26 +45,34 @@ pub enum Table {
     /// Elevations per tenant, day, device, reporting level and type, with the same
     /// fingerprint: what the per-device reports read for whole days.
     DailyDevices,
+    /// The number of each user of a tenant, for the user sets of `DailyUserSets`.
+    UserNumbers,
+    /// Per tenant, day, type and file, the elevations and the set of their users: what the
+    /// Overview reads for whole days.
+    DailyUserSets,
 }
 
 impl Table {
     /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
     /// The tables derived from `elevations` by the maintenance pass.
-    pub const ROLLUPS: [Table; 4] = [
+    pub const ROLLUPS: [Table; 5] = [
         Table::DailyElevations,
         Table::DailyCounts,
         Table::DailyUsers,
         Table::DailyDevices,
+        Table::DailyUserSets,
     ];
     /// Every table, rollups included.
-    pub const EVERY: [Table; 6] = [
+    pub const EVERY: [Table; 8] = [
         Table::Elevations,
         Table::Diagnostics,
         Table::DailyElevations,
         Table::DailyCounts,
         Table::DailyUsers,
         Table::DailyDevices,
+        Table::UserNumbers,
+        Table::DailyUserSets,
     ];
 
     /// The table's name (and folder).
@@ -76,6 +84,8 @@ impl Table {
             Table::DailyCounts => schema::DAILY_COUNTS,
             Table::DailyUsers => schema::DAILY_USERS,
             Table::DailyDevices => schema::DAILY_DEVICES,
+            Table::UserNumbers => schema::USER_NUMBERS,
+            Table::DailyUserSets => schema::DAILY_USER_SETS,
         }
     }
 
@@ -88,6 +98,8 @@ impl Table {
             Table::DailyCounts => schema::daily_count_schema(),
             Table::DailyUsers => schema::daily_user_schema(),
             Table::DailyDevices => schema::daily_device_schema(),
+            Table::UserNumbers => schema::user_number_schema(),
+            Table::DailyUserSets => schema::daily_user_set_schema(),
         }
     }
 
@@ -100,6 +112,8 @@ impl Table {
             Table::DailyCounts => schema::DAILY_COUNT_COLUMNS,
             Table::DailyUsers => schema::DAILY_USER_COLUMNS,
             Table::DailyDevices => schema::DAILY_DEVICE_COLUMNS,
+            Table::UserNumbers => schema::USER_NUMBER_COLUMNS,
+            Table::DailyUserSets => schema::DAILY_USER_SET_COLUMNS,
         }
     }
 
@@ -111,6 +125,8 @@ impl Table {
             Table::DailyCounts => 3,
             Table::DailyUsers => 4,
             Table::DailyDevices => 5,
+            Table::UserNumbers => 6,
+            Table::DailyUserSets => 7,
         }
     }
 }
@@ -340,7 +356,7 @@ impl Warehouse {
             Err(source) => return Err(delta(source)),
         }
         let columns: StructType = table.schema().as_ref().try_into_kernel().map_err(|e| delta(e.into()))?;
-        let created = handle
+        let mut create = handle
             .create()
             .with_table_name(table.name())
             .with_columns(columns.fields().cloned())
@@ -348,8 +364,14 @@ impl Warehouse {
             // Checkpoint often enough that loading the log stays cheap with a commit a second,
             // and keep a week of log for time travel while investigating.
             .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("100"))
-            .with_configuration_property(deltalake::TableProperty::LogRetentionDuration, Some("interval 7 days"))
-            .await;
+            .with_configuration_property(deltalake::TableProperty::LogRetentionDuration, Some("interval 7 days"));
+        if table == Table::DailyUserSets {
+            // File statistics for the four columns before the bitmaps only: min/max of a
+            // bitmap skips nothing, and the writer warns on every file it cannot index.
+            create =
+                create.with_configuration_property(deltalake::TableProperty::DataSkippingNumIndexedCols, Some("4"));
+        }
+        let created = create.await;
         match created {
             Ok(created) => Ok(created),
             // Another writer created it first: use theirs.

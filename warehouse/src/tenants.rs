@@ -190,7 +190,10 @@ impl TenantSettings {
             crate::Table::DailyElevations
             | crate::Table::DailyCounts
             | crate::Table::DailyUsers
-            | crate::Table::DailyDevices => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
+            | crate::Table::DailyDevices
+            | crate::Table::DailyUserSets => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
+            // Numbers are never reused, so they outlive every rollup row that names them.
+            crate::Table::UserNumbers => u32::MAX,
         }
     }
 }
