@@ -48,6 +48,7 @@ fn readme_documents_the_table_schemas_column_by_column() {
             warehouse::schema::DAILY_USER_SETS,
             warehouse::schema::DAILY_USER_SET_COLUMNS,
         ),
+        (warehouse::schema::DAILY_DENIED, warehouse::schema::DAILY_DENIED_COLUMNS),
     ] {
         let expected = warehouse::schema::readme_table(columns);
         assert!(

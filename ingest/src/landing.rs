@@ -183,7 +183,8 @@ impl Lander {
                     | Table::DailyUsers
                     | Table::DailyDevices
                     | Table::UserNumbers
-                    | Table::DailyUserSets => None,
+                    | Table::DailyUserSets
+                    | Table::DailyDenied => None,
                 })
                 .filter(|b| b.num_rows() > 0)
                 .collect();

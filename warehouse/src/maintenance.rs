@@ -399,6 +399,7 @@ fn compaction_order(table: Table) -> &'static [&'static str] {
         Table::DailyDevices => &["deviceName", "elevationType"],
         Table::UserNumbers => &["number"],
         Table::DailyUserSets => &["elevationType", "hash"],
+        Table::DailyDenied => &["upn", "deviceId", "hash"],
     }
 }
 
@@ -526,6 +527,7 @@ impl Warehouse {
         let mut devices = self.load(Table::DailyDevices).await?;
         let mut sets = self.load(Table::DailyUserSets).await?;
         let mut numbers = self.load(Table::UserNumbers).await?;
+        let mut denied = self.load(Table::DailyDenied).await?;
         let ctx = SessionContext::new();
         for (table, handle) in [
             (raw_table, &raw),
@@ -534,6 +536,7 @@ impl Warehouse {
             (Table::DailyDevices, &devices),
             (Table::DailyUserSets, &sets),
             (Table::UserNumbers, &numbers),
+            (Table::DailyDenied, &denied),
         ] {
             handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
             let provider = handle.table_provider().await.map_err(datafusion(table))?;
@@ -543,23 +546,13 @@ impl Warehouse {
         let recorded_users = recorded_fingerprints(&ctx, Table::DailyUsers, None, None).await?;
         let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None, None).await?;
         let recorded_sets = recorded_fingerprints(&ctx, Table::DailyUserSets, None, None).await?;
+        let recorded_denied = recorded_fingerprints(&ctx, Table::DailyDenied, None, None).await?;
         // Each tenant's user numbers, read from the snapshot the commits below build on.
         let mut tenant_numbers: BTreeMap<String, crate::user_sets::UserNumbers> = BTreeMap::new();
         let mut report = RollupReport::default();
         for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
             let key = (tenant.clone(), date);
             let current = |recorded: &BTreeMap<(String, NaiveDate), String>| recorded.get(&key) == Some(&fingerprint);
-            if current(&recorded_counts)
-                && current(&recorded_users)
-                && current(&recorded_devices)
-                && current(&recorded_sets)
-            {
-                continue;
-            }
-            let failed = sum(case(ident("result").not_eq(lit(0)))
-                .when(lit(true), lit(1i64))
-                .otherwise(lit(0i64))
-                .map_err(datafusion(raw_table))?);
             let day = ctx
                 .table(raw_table.name())
                 .await
@@ -571,6 +564,36 @@ impl Warehouse {
                 )
                 .and_then(|df| plain_partition_columns(df, raw_table))
                 .map_err(datafusion(raw_table))?;
+            let denials = || {
+                day.clone().filter(
+                    ident("elevationType")
+                        .eq(lit("deniedElevation"))
+                        .or(ident("result").not_eq(lit(0))),
+                )
+            };
+            if current(&recorded_counts)
+                && current(&recorded_users)
+                && current(&recorded_devices)
+                && current(&recorded_sets)
+            {
+                // A day without denials has no `daily_denied` rows to carry a fingerprint.
+                if current(&recorded_denied) {
+                    continue;
+                }
+                let none = denials()
+                    .map_err(datafusion(raw_table))?
+                    .count()
+                    .await
+                    .map_err(datafusion(raw_table))?
+                    == 0;
+                if none && !recorded_denied.contains_key(&key) {
+                    continue;
+                }
+            }
+            let failed = sum(case(ident("result").not_eq(lit(0)))
+                .when(lit(true), lit(1i64))
+                .otherwise(lit(0i64))
+                .map_err(datafusion(raw_table))?);
             // Held in memory: the coarser rollups below are sums over it, computed without
             // reading the raw rows again.
             let fine = day
@@ -611,6 +634,7 @@ impl Warehouse {
                 .map_err(datafusion(Table::DailyCounts))?;
             // Devices from the raw rows: the fine rollup holds neither levels nor instants.
             let per_device = day
+                .clone()
                 .aggregate(
                     group_by(&["tenant", "eventDate", "deviceName", "reportingLevel", "elevationType"]),
                     vec![
@@ -623,6 +647,43 @@ impl Warehouse {
                 .collect()
                 .await
                 .map_err(datafusion(Table::DailyDevices))?;
+            // Denied and failed elevations from the raw rows (the fine rollup lacks the details).
+            let per_denial = denials()
+                .and_then(|df| {
+                    df.aggregate(
+                        group_by(&[
+                            "tenant",
+                            "eventDate",
+                            "upn",
+                            "deviceId",
+                            "deviceName",
+                            "hash",
+                            "elevationType",
+                        ]),
+                        [
+                            "fileName",
+                            "productName",
+                            "fileDescription",
+                            "internalName",
+                            "fileVersion",
+                            "companyName",
+                        ]
+                        .into_iter()
+                        .map(|c| max(ident(c)).alias(c))
+                        .chain([
+                            count(lit(1)).alias("elevations"),
+                            max(ident("eventDateTime")).alias("lastSeen"),
+                        ])
+                        .collect(),
+                    )
+                })
+                .and_then(|df| df.with_column("sourceFiles", lit(fingerprint.as_str())))
+                .map_err(datafusion(Table::DailyDenied))?
+                .collect()
+                .await
+                .map_err(datafusion(Table::DailyDenied))?;
+            self.replace_partition(&mut denied, Table::DailyDenied, &tenant, date, &per_denial)
+                .await?;
             // The day's user sets, over numbers committed before the sets that use them.
             if !tenant_numbers.contains_key(&tenant) {
                 let stored = ctx
@@ -668,6 +729,7 @@ impl Warehouse {
                 (Table::DailyDevices, &devices),
                 (Table::DailyUserSets, &sets),
                 (Table::UserNumbers, &numbers),
+                (Table::DailyDenied, &denied),
             ] {
                 self.checkpoint(handle, table).await?;
             }

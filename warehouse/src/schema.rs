@@ -293,6 +293,57 @@ pub const DAILY_DEVICE_COLUMNS: &[Column] = &[
     ),
 ];
 
+/// Name of the daily denied table.
+pub const DAILY_DENIED: &str = "daily_denied";
+
+/// Columns of `daily_denied`: denied elevations (`deniedElevation`) and failed ones (`result`
+/// not 0) per tenant, day, user, device, hash and type, with the file's details (the greatest
+/// value of the day), the count and the last one; what the `denied` report reads for whole
+/// days. Same `sourceFiles` fingerprint as `daily_counts`.
+pub const DAILY_DENIED_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col("upn", Text, false, "user"),
+    col("deviceId", Text, false, "Intune device id"),
+    col("deviceName", Text, false, "device name"),
+    col("hash", Text, false, "SHA-256 of the file"),
+    col("elevationType", Text, false, "elevation type"),
+    col("fileName", Text, false, "file name (greatest that day)"),
+    col(
+        "productName",
+        Text,
+        true,
+        "version-info product name (greatest that day)",
+    ),
+    col(
+        "fileDescription",
+        Text,
+        true,
+        "version-info file description (greatest that day)",
+    ),
+    col(
+        "internalName",
+        Text,
+        true,
+        "version-info internal name (greatest that day)",
+    ),
+    col(
+        "fileVersion",
+        Text,
+        true,
+        "version-info file version (greatest that day)",
+    ),
+    col("companyName", Text, true, "publisher (greatest that day)"),
+    col("elevations", Int64, false, "denied or failed elevations that day"),
+    col("lastSeen", Timestamp, false, "the latest of them"),
+    col(
+        "sourceFiles",
+        Text,
+        false,
+        "fingerprint of the day's `elevations` files the rows were computed from",
+    ),
+];
+
 /// Name of the user numbers table.
 pub const USER_NUMBERS: &str = "user_numbers";
 
@@ -383,6 +434,13 @@ static DAILY_DEVICE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAI
 /// The Arrow schema of `daily_devices`.
 pub fn daily_device_schema() -> SchemaRef {
     DAILY_DEVICE_SCHEMA.clone()
+}
+
+static DAILY_DENIED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_DENIED_COLUMNS));
+
+/// The Arrow schema of `daily_denied`.
+pub fn daily_denied_schema() -> SchemaRef {
+    DAILY_DENIED_SCHEMA.clone()
 }
 
 static USER_NUMBER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(USER_NUMBER_COLUMNS));

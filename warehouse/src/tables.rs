@@ -50,21 +50,25 @@ pub enum Table {
     /// Per tenant, day, type and file, the elevations and the set of their users: what the
     /// Overview reads for whole days.
     DailyUserSets,
+    /// Denied and failed elevations per tenant, day, user, device, hash and type: what the
+    /// `denied` report reads for whole days.
+    DailyDenied,
 }
 
 impl Table {
     /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
     /// The tables derived from `elevations` by the maintenance pass.
-    pub const ROLLUPS: [Table; 5] = [
+    pub const ROLLUPS: [Table; 6] = [
         Table::DailyElevations,
         Table::DailyCounts,
         Table::DailyUsers,
         Table::DailyDevices,
         Table::DailyUserSets,
+        Table::DailyDenied,
     ];
     /// Every table, rollups included.
-    pub const EVERY: [Table; 8] = [
+    pub const EVERY: [Table; 9] = [
         Table::Elevations,
         Table::Diagnostics,
         Table::DailyElevations,
@@ -73,6 +77,7 @@ impl Table {
         Table::DailyDevices,
         Table::UserNumbers,
         Table::DailyUserSets,
+        Table::DailyDenied,
     ];
 
     /// The table's name (and folder).
@@ -86,6 +91,7 @@ impl Table {
             Table::DailyDevices => schema::DAILY_DEVICES,
             Table::UserNumbers => schema::USER_NUMBERS,
             Table::DailyUserSets => schema::DAILY_USER_SETS,
+            Table::DailyDenied => schema::DAILY_DENIED,
         }
     }
 
@@ -100,6 +106,7 @@ impl Table {
             Table::DailyDevices => schema::daily_device_schema(),
             Table::UserNumbers => schema::user_number_schema(),
             Table::DailyUserSets => schema::daily_user_set_schema(),
+            Table::DailyDenied => schema::daily_denied_schema(),
         }
     }
 
@@ -114,6 +121,7 @@ impl Table {
             Table::DailyDevices => schema::DAILY_DEVICE_COLUMNS,
             Table::UserNumbers => schema::USER_NUMBER_COLUMNS,
             Table::DailyUserSets => schema::DAILY_USER_SET_COLUMNS,
+            Table::DailyDenied => schema::DAILY_DENIED_COLUMNS,
         }
     }
 
@@ -127,6 +135,7 @@ impl Table {
             Table::DailyDevices => 5,
             Table::UserNumbers => 6,
             Table::DailyUserSets => 7,
+            Table::DailyDenied => 8,
         }
     }
 }

@@ -191,7 +191,8 @@ impl TenantSettings {
             | crate::Table::DailyCounts
             | crate::Table::DailyUsers
             | crate::Table::DailyDevices
-            | crate::Table::DailyUserSets => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
+            | crate::Table::DailyUserSets
+            | crate::Table::DailyDenied => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
             // Numbers are never reused, so they outlive every rollup row that names them.
             crate::Table::UserNumbers => u32::MAX,
         }
