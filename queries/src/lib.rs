@@ -10,7 +10,9 @@
 //! answers it with DataFusion, always filtered by the tenant first; [`render`] writes the
 //! answer as JSON, CSV or a table, natively or with Graph's export headers. `distinct` counts
 //! the distinct users and devices per group of `by-application` and `by-publisher` exactly,
-//! faster than DataFusion's `count(DISTINCT)` over strings.
+//! faster than DataFusion's `count(DISTINCT)` over strings. Whole days come from the rollups
+//! while they are current (trend, by-user, by-device, diagnostics, the Overview's per-day user
+//! sets, denied), the rest of a window from the raw rows: the answer is always the raw rows'.
 //!
 //! Suggestions (issue #6): [`suggest`] decides the rule-tuning suggestions from aggregates
 //! over the tenant's elevations and its imported policies; [`export`] writes them as text and

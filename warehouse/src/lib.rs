@@ -17,11 +17,15 @@
 //! * [`levels`]: what each reporting level (`none`, `diagnostic`, `managed`, `all`) lets through.
 //! * [`validate`]: turns one raw JSON event into a normalised event, or a rejection naming the
 //!   field and the reason.
-//! * [`schema`]: the Arrow schemas of the `elevations` and `diagnostics` tables, column by column.
+//! * [`schema`]: the Arrow schemas of the raw tables (`elevations`, `diagnostics`) and the
+//!   rollups derived from them, column by column.
 //! * [`rows`]: events to Arrow record batches, stamped with their batch's context.
 //! * [`tables`]: the Delta tables on a local folder or S3, atomic appends with the ingest
 //!   node's progress recorded in the same commit.
-//! * [`maintenance`]: compaction (large sorted files, duplicate ids removed) and retention.
+//! * [`maintenance`]: compaction (large sorted files, duplicate ids removed), retention and
+//!   the rollup refresh (each tenant-day recomputed when its raw files changed).
+//! * [`user_sets`]: user numbers and per-day sets of users as compressed bitmaps, so distinct
+//!   users over any window are a union of days.
 //! * [`tenants`]: agent and admin keys (stored hashed), roles, tenant settings.
 //! * [`directory`]: the keys and settings as a server sees them, reloaded when they change.
 //! * [`clock`]: the injected clock, so validation windows are testable.

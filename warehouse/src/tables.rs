@@ -1,6 +1,6 @@
-//! The warehouse on storage: two Delta Lake tables, `elevations` and `diagnostics`,
-//! partitioned by `tenant` and `eventDate`, as zstd Parquet, in a local folder or an
-//! S3-compatible bucket.
+//! The warehouse on storage: Delta Lake tables — `elevations` and `diagnostics` where events
+//! land, and the rollups the maintenance pass derives from them — partitioned by `tenant` and
+//! `eventDate`, as zstd Parquet, in a local folder or an S3-compatible bucket.
 //!
 //! Delta's log gives what plain Parquet folders cannot: atomic commits (readers never see
 //! half a landing or half a compaction), several writers on one table, and application
