@@ -540,10 +540,10 @@ async fn raw_figures(node: &Node, from: DateTime<Utc>, to: DateTime<Utc>) -> Fig
 /// `name` is the user or device it counts (the elevation type, for `daily_user_sets`).
 async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name: &str) {
     use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
-    let table_name = table.name();
+    // Every rollup of a day records the same fingerprint; `daily_counts` has a row every day.
     let fingerprint = node
         .sql(&format!(
-            r#"SELECT "sourceFiles" AS f FROM {table_name} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
+            r#"SELECT "sourceFiles" AS f FROM daily_counts WHERE "eventDate" = DATE '{day}' LIMIT 1"#
         ))
         .await[0]["f"]
         .as_str()
@@ -564,7 +564,31 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name:
     let text = |v: &str| -> ArrayRef { std::sync::Arc::new(StringArray::from(vec![v])) };
     let int = |v: i64| -> ArrayRef { std::sync::Arc::new(Int64Array::from(vec![v])) };
     let date: ArrayRef = std::sync::Arc::new(Date32Array::from(vec![warehouse::rows::date32_of_date(day)]));
+    let noon: ArrayRef = std::sync::Arc::new(
+        datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
+            day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp_micros(),
+        ])
+        .with_timezone("UTC"),
+    );
     let columns = match table {
+        warehouse::Table::DailyDenied => vec![
+            text("contoso"),
+            date,
+            text(name),
+            text("COUNTERFEIT-ID"),
+            text("COUNTERFEIT-PC"),
+            text("C0FFEE"),
+            text("deniedElevation"),
+            text("counterfeit.exe"),
+            text("Counterfeit"),
+            text("Counterfeit"),
+            text("counterfeit"),
+            text("1.0"),
+            text("Counterfeit Ltd"),
+            int(1000),
+            noon,
+            text(&fingerprint),
+        ],
         warehouse::Table::DailyDevices => vec![
             text("contoso"),
             date,
@@ -572,12 +596,7 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name:
             text("all"),
             text("unmanagedElevation"),
             int(1000),
-            std::sync::Arc::new(
-                datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
-                    day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp_micros(),
-                ])
-                .with_timezone("UTC"),
-            ),
+            noon,
             text(&fingerprint),
         ],
         warehouse::Table::DailyCounts => vec![
@@ -724,6 +743,25 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
     counterfeit(&node, warehouse::Table::DailyUsers, day, "counterfeit@contoso.com").await;
     counterfeit(&node, warehouse::Table::DailyDevices, day, "COUNTERFEIT-PC").await;
     counterfeit(&node, warehouse::Table::DailyUserSets, day, "unmanagedElevation").await;
+    counterfeit(&node, warehouse::Table::DailyDenied, day, "counterfeit@contoso.com").await;
+    // The counterfeit denial, as the `denied` report shows it (if it does).
+    let counterfeit_denial = || {
+        let node = &node;
+        let params = window(&truth);
+        async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let denied = report(node, "contoso", "denied", &params).await;
+            rows(&denied)
+                .iter()
+                .find(|r| text(r["upn"]).as_deref() == Some("counterfeit@contoso.com"))
+                .map(|r| (text(r["outcome"]), text(r["fileName"]), int(r["count"])))
+        }
+    };
+    assert_eq!(
+        counterfeit_denial().await,
+        Some((Some("denied".to_owned()), Some("counterfeit.exe".to_owned()), 1000)),
+        "denied reads daily_denied"
+    );
     let denied = (day.to_string(), "deniedElevation".to_owned());
     let (trend, users, devices) = figures(whole()).await;
     assert_eq!(trend[&denied], before.0.get(&denied).copied().unwrap_or(0) + 1000);
@@ -772,6 +810,11 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
         overview_after_late.0,
         tiles_from(&after_late.1),
         "a late arrival makes the day's daily_user_sets stale"
+    );
+    assert_eq!(
+        counterfeit_denial().await,
+        None,
+        "a late arrival makes the day's daily_denied stale"
     );
 
     // Refreshing recomputes that day (the counterfeits go); compaction changes every day's

@@ -88,6 +88,8 @@ pub(crate) struct Opened {
 pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
     let ctx = SessionContext::new();
     let mut elevations = None;
+    // In `EVERY`'s order: `user_numbers` after `daily_user_sets`, so every number a set names
+    // is known.
     for table in Table::EVERY {
         let delta = warehouse.latest(table).await?;
         let failed = |source| QueryError::Delta {

@@ -316,14 +316,18 @@ async fn overview(
         ..Filters::default()
     };
     let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyUserSets, request, answerable).await?;
-    let stored = ctx
-        .table(Table::UserNumbers.name())
-        .await?
-        .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
-        .select(cols(&["upn", "number"]))?
-        .collect()
-        .await?;
-    let mut numbers = UserNumbers::from_pairs(pairs_of(&stored).map_err(DataFusionError::from)?);
+    // Users' numbers matter only when sets are read; raw rows alone can number users afresh.
+    let mut numbers = UserNumbers::default();
+    if rolled.is_some() {
+        let stored = ctx
+            .table(Table::UserNumbers.name())
+            .await?
+            .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
+            .select(cols(&["upn", "number"]))?
+            .collect()
+            .await?;
+        numbers = UserNumbers::from_pairs(pairs_of(&stored).map_err(DataFusionError::from)?);
+    }
     // Users with managed elevations, users with unmanaged ones, and each listed file's set.
     let (mut managed, mut unmanaged) = (roaring::RoaringBitmap::new(), roaring::RoaringBitmap::new());
     let mut files: BTreeMap<(String, String), UserSet> = BTreeMap::new();
@@ -819,8 +823,7 @@ async fn rollup_and_raw(
     Ok((Some(rolled), raw_rows))
 }
 
-/// Whom the managed/unmanaged split of `by-user`, `by-device` and the Overview's tiles is
-/// made for.
+/// Whom the managed/unmanaged split of `by-user` and `by-device` is made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Subject {
     User,

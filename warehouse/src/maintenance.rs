@@ -1,6 +1,7 @@
 //! Keeping the tables fast and lawful: compaction (many small landed files → few large sorted
-//! ones, duplicate event ids removed) and retention (rows older than policy deleted, then their
-//! files vacuumed from storage).
+//! ones, duplicate event ids removed), retention (rows older than policy deleted, then their
+//! files vacuumed from storage) and the rollup refresh (each tenant-day's rollups recomputed
+//! when its raw files changed).
 //!
 //! Both are single Delta commits per partition or per tenant, so a reader sees the partition
 //! before or after, never half of it. Compaction removes exactly the files it read: a landing
@@ -349,13 +350,12 @@ pub async fn retention_all(
 ) -> Result<[RetentionReport; Table::EVERY.len()], WarehouseError> {
     let mut reports: [RetentionReport; Table::EVERY.len()] = Default::default();
     for (slot, table) in Table::EVERY.into_iter().enumerate() {
-        // A user's number must outlive every day that names it.
-        if table == Table::UserNumbers {
-            continue;
-        }
         for tenant in warehouse.tenants_in(table).await? {
             let days = settings(&tenant).retention_days(table);
-            let keep_from = today - chrono::Duration::days(i64::from(days));
+            // A window reaching before the calendar (`user_numbers`) keeps everything.
+            let Some(keep_from) = today.checked_sub_signed(chrono::Duration::days(i64::from(days))) else {
+                continue;
+            };
             let report = warehouse.apply_retention(table, &tenant, keep_from).await?;
             reports[slot].rows_deleted += report.rows_deleted;
             reports[slot].files_vacuumed += report.files_vacuumed;
@@ -455,8 +455,8 @@ pub async fn partition_fingerprints(
     Ok(out)
 }
 
-/// The `sourceFiles` fingerprint recorded in a rollup table (`daily_counts`, `daily_users` or
-/// `daily_devices`, registered in `ctx` under its name) for each tenant-day, of one tenant or
+/// The `sourceFiles` fingerprint recorded in a rollup table (any but `daily_elevations` and
+/// `user_numbers`, registered in `ctx` under its name) for each tenant-day, of one tenant or
 /// of all, and of the days `first..=last` or of all (the bounds let Delta skip the other days'
 /// files, so a short window does not read the fingerprints of years).
 pub async fn recorded_fingerprints(
@@ -465,7 +465,6 @@ pub async fn recorded_fingerprints(
     tenant: Option<&str>,
     days: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
-    use arrow::array::AsArray;
     let mut frame = ctx.table(table.name()).await.map_err(datafusion(table))?;
     if let Some(tenant) = tenant {
         frame = frame
@@ -481,12 +480,43 @@ pub async fn recorded_fingerprints(
             )
             .map_err(datafusion(table))?;
     }
-    let batches = frame
+    let frame = frame
         .aggregate(vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")], vec![])
-        .map_err(datafusion(table))?
-        .collect()
-        .await
         .map_err(datafusion(table))?;
+    fingerprints_of(frame, table).await
+}
+
+/// The tenant-days whose current `daily_counts` show no denied or failed elevation (so
+/// `daily_denied` holds no row, and no fingerprint, for them), with that fingerprint.
+async fn denial_free_days(ctx: &SessionContext) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
+    use deltalake::datafusion::functions_aggregate::expr_fn::sum;
+    use deltalake::datafusion::prelude::when;
+    let table = Table::DailyCounts;
+    let denials = when(ident("elevationType").eq(lit("deniedElevation")), ident("elevations"))
+        .otherwise(ident("failed"))
+        .map_err(datafusion(table))?;
+    let frame = ctx
+        .table(table.name())
+        .await
+        .and_then(|df| {
+            df.aggregate(
+                vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")],
+                vec![sum(denials).alias("denials")],
+            )
+        })
+        .and_then(|df| df.filter(ident("denials").eq(lit(0i64))))
+        .and_then(|df| df.select(vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")]))
+        .map_err(datafusion(table))?;
+    fingerprints_of(frame, table).await
+}
+
+/// Runs `frame` (columns `tenant`, `eventDate`, `sourceFiles`) into a map.
+async fn fingerprints_of(
+    frame: deltalake::datafusion::dataframe::DataFrame,
+    table: Table,
+) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
+    use arrow::array::AsArray;
+    let batches = frame.collect().await.map_err(datafusion(table))?;
     let text = |column: &arrow::array::ArrayRef| {
         cast(column, &arrow::datatypes::DataType::Utf8).map_err(|e| WarehouseError::Delta {
             table: table.name(),
@@ -510,12 +540,14 @@ pub async fn recorded_fingerprints(
 }
 
 impl Warehouse {
-    /// Brings the rollups (`daily_elevations`, `daily_users`, `daily_devices`, `daily_counts`) in line with
+    /// Brings the rollups (`daily_elevations`, `daily_counts`, `daily_users`, `daily_devices`,
+    /// `daily_user_sets` with the `user_numbers` they name, `daily_denied`) in line with
     /// `elevations`: every tenant-day whose files changed since its rollups were computed (a
     /// different [`partition_fingerprints`] from the `sourceFiles` recorded) is recomputed from
     /// the raw rows of that same snapshot and swapped in, one commit per table. Readers check
-    /// each rollup's fingerprint themselves, so the three commits need not be one.
-    /// Days whose raw rows retention already deleted keep their rollups.
+    /// each rollup's fingerprint themselves, so those commits need not be one; new user numbers
+    /// are committed before the sets that use them. Days whose raw rows retention already
+    /// deleted keep their rollups.
     pub async fn refresh_rollups(&self) -> Result<RollupReport, WarehouseError> {
         use deltalake::datafusion::functions_aggregate::expr_fn::{count, max, sum};
         use deltalake::datafusion::prelude::{case, lit};
@@ -547,7 +579,11 @@ impl Warehouse {
         let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None, None).await?;
         let recorded_sets = recorded_fingerprints(&ctx, Table::DailyUserSets, None, None).await?;
         let recorded_denied = recorded_fingerprints(&ctx, Table::DailyDenied, None, None).await?;
-        // Each tenant's user numbers, read from the snapshot the commits below build on.
+        let denial_free = denial_free_days(&ctx).await?;
+        // Each tenant's user numbers, read once per tenant from the snapshot this pass started
+        // from. The only commits to `user_numbers` after it are this pass's own, and those add
+        // numbers of tenants already read (partitions come grouped by tenant): another refresh
+        // committing meanwhile makes `append_numbers` fail rather than reuse a number.
         let mut tenant_numbers: BTreeMap<String, crate::user_sets::UserNumbers> = BTreeMap::new();
         let mut report = RollupReport::default();
         for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
@@ -571,31 +607,24 @@ impl Warehouse {
                         .or(ident("result").not_eq(lit(0))),
                 )
             };
+            // A day without denials has no `daily_denied` rows to carry a fingerprint: its
+            // current `daily_counts` vouch for it instead.
+            let denied_current = current(&recorded_denied) || current(&denial_free);
             if current(&recorded_counts)
                 && current(&recorded_users)
                 && current(&recorded_devices)
                 && current(&recorded_sets)
+                && denied_current
             {
-                // A day without denials has no `daily_denied` rows to carry a fingerprint.
-                if current(&recorded_denied) {
-                    continue;
-                }
-                let none = denials()
-                    .map_err(datafusion(raw_table))?
-                    .count()
-                    .await
-                    .map_err(datafusion(raw_table))?
-                    == 0;
-                if none && !recorded_denied.contains_key(&key) {
-                    continue;
-                }
+                continue;
             }
             let failed = sum(case(ident("result").not_eq(lit(0)))
                 .when(lit(true), lit(1i64))
                 .otherwise(lit(0i64))
                 .map_err(datafusion(raw_table))?);
-            // Held in memory: the coarser rollups below are sums over it, computed without
-            // reading the raw rows again.
+            // Held in memory: `daily_users`, `daily_counts` and the user sets are sums over it,
+            // computed without reading the raw rows again (devices and denials need columns it
+            // lacks and read the day's raw rows).
             let fine = day
                 .clone()
                 .aggregate(
@@ -760,7 +789,13 @@ impl Warehouse {
             .with_actions(actions)
             .build(Some(snapshot), handle.log_store(), operation)
             .await
-            .map_err(delta(table))?;
+            .map_err(|e| WarehouseError::Delta {
+                table: table.name(),
+                source: DeltaTableError::Generic(format!(
+                    "another rollup refresh numbered users since this one began, so this one stops \
+                     (the next pass starts from those numbers): {e}"
+                )),
+            })?;
         if let Some(dir) = self.location().local_table_dir(table) {
             crate::tables::sync_commit(&dir, finalized.version())?;
         }

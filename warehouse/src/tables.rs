@@ -67,7 +67,9 @@ impl Table {
         Table::DailyUserSets,
         Table::DailyDenied,
     ];
-    /// Every table, rollups included.
+    /// Every table, rollups included. `user_numbers` comes last: a reader that opens the
+    /// tables in this order sees every number the sets it opened name (numbers are committed
+    /// before the sets that use them, and only ever added).
     pub const EVERY: [Table; 9] = [
         Table::Elevations,
         Table::Diagnostics,
@@ -75,9 +77,9 @@ impl Table {
         Table::DailyCounts,
         Table::DailyUsers,
         Table::DailyDevices,
-        Table::UserNumbers,
         Table::DailyUserSets,
         Table::DailyDenied,
+        Table::UserNumbers,
     ];
 
     /// The table's name (and folder).

@@ -193,7 +193,8 @@ impl TenantSettings {
             | crate::Table::DailyDevices
             | crate::Table::DailyUserSets
             | crate::Table::DailyDenied => self.retention_days(crate::Table::Elevations).max(ROLLUP_RETENTION_DAYS),
-            // Numbers are never reused, so they outlive every rollup row that names them.
+            // Numbers are never reused, so they outlive every rollup row that names them: a
+            // window longer than the calendar, which retention skips.
             crate::Table::UserNumbers => u32::MAX,
         }
     }

@@ -52,11 +52,6 @@ impl UserNumbers {
         n
     }
 
-    /// The user's number, if it has one.
-    pub fn get(&self, upn: &str) -> Option<u32> {
-        self.by_upn.get(upn).copied()
-    }
-
     /// The numbers given since the last call (or since loading), to be stored.
     pub fn take_new(&mut self) -> Vec<(String, u32)> {
         std::mem::take(&mut self.new)
@@ -243,7 +238,8 @@ mod tests {
         let row = day1.keys().position(|k| k == &h1).unwrap();
         let united = read_set(stored.value(row)).unwrap() | &day2[&h1].users;
         assert_eq!(united.len(), 2);
-        assert_eq!(numbers.get("new@x"), Some(8));
+        assert_eq!(numbers.number("new@x"), 8);
+        assert!(numbers.take_new().is_empty());
         assert_eq!(numbers.number("third@x"), 9);
     }
 }
