@@ -284,6 +284,18 @@ fn is_unmanaged() -> Expr {
     ident("elevationType").eq(lit(UNMANAGED))
 }
 
+/// Managed, unmanaged and total elevations of raw `events` per value of `key`.
+fn raw_split(events: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
+    Ok(events.aggregate(
+        vec![ident(key)],
+        vec![
+            count_if(is_managed())?.alias("managed"),
+            count_if(is_unmanaged())?.alias("unmanaged"),
+            count(lit(1)).alias("total"),
+        ],
+    )?)
+}
+
 fn count_if(condition: Expr) -> Result<Expr, DataFusionError> {
     Ok(sum(when(condition, lit(1i64)).otherwise(lit(0i64))?))
 }
@@ -331,22 +343,6 @@ async fn overview(
     // Users with managed elevations, users with unmanaged ones, and each listed file's set.
     let (mut managed, mut unmanaged) = (roaring::RoaringBitmap::new(), roaring::RoaringBitmap::new());
     let mut files: BTreeMap<(String, String), UserSet> = BTreeMap::new();
-    fn add_file<'a>(
-        files: &'a mut BTreeMap<(String, String), UserSet>,
-        elevation_type: &str,
-        hash: &str,
-        file_name: Option<&str>,
-        elevations: i64,
-    ) -> &'a mut UserSet {
-        let set = files.entry((elevation_type.to_owned(), hash.to_owned())).or_default();
-        set.elevations += elevations;
-        if let Some(name) = file_name
-            && set.file_name.as_deref().is_none_or(|best| name > best)
-        {
-            set.file_name = Some(name.to_owned());
-        }
-        set
-    }
     let listed = |elevation_type: &str| LISTS.iter().any(|(_, t)| *t == elevation_type);
     if let Some(rolled) = rolled {
         let rolled = rolled.select(cols(&["elevationType", "hash", "fileName", "elevations", "users"]))?;
@@ -373,28 +369,18 @@ async fn overview(
                     }
                 } else if listed(elevation_type) {
                     let name = names.is_valid(row).then(|| names.value(row));
-                    add_file(
-                        &mut files,
-                        elevation_type,
-                        hashes.value(row),
-                        name,
-                        elevations.value(row),
-                    )
-                    .users |= set;
+                    files
+                        .entry((elevation_type.to_owned(), hashes.value(row).to_owned()))
+                        .or_default()
+                        .add(name, elevations.value(row))
+                        .users |= set;
                 }
             }
         }
     }
     // The other days: which users elevated managed or unmanaged, and the listed files' users.
-    let per_user = raw_rows.clone().aggregate(
-        vec![ident("upn")],
-        vec![
-            count_if(is_managed())?.alias("managed"),
-            count_if(is_unmanaged())?.alias("unmanaged"),
-        ],
-    )?;
-    for row in collect(per_user).await?.1 {
-        let [Cell::Text(upn), Cell::Int(m), Cell::Int(u)] = &row[..] else {
+    for row in collect(raw_split(raw_rows.clone(), "upn")?).await?.1 {
+        let [Cell::Text(upn), Cell::Int(m), Cell::Int(u), _] = &row[..] else {
             return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
         };
         let user = numbers.number(upn);
@@ -424,7 +410,10 @@ async fn overview(
             return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
         };
         let user = numbers.number(upn);
-        add_file(&mut files, elevation_type, hash, name.as_text(), *n)
+        files
+            .entry((elevation_type.clone(), hash.clone()))
+            .or_default()
+            .add(name.as_text(), *n)
             .users
             .insert(user);
     }
@@ -592,15 +581,7 @@ async fn denied(
     request: &ReportRequest,
     report: &mut Report,
 ) -> Result<(), QueryError> {
-    const KEYS: [&str; 5] = ["upn", "deviceId", "deviceName", "hash", "elevationType"];
-    const NAMES: [&str; 6] = [
-        "fileName",
-        "productName",
-        "fileDescription",
-        "internalName",
-        "fileVersion",
-        "companyName",
-    ];
+    use warehouse::maintenance::{DENIED_DETAILS, DENIED_KEYS, denials};
     report.columns = [
         "outcome",
         "upn",
@@ -627,38 +608,22 @@ async fn denied(
         ..Filters::default()
     };
     let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyDenied, request, answerable).await?;
-    let columns: Vec<Expr> = KEYS
+    // Raw days and rollup rows alike: keys, details, `elevations`, `lastSeen`.
+    let columns: Vec<Expr> = DENIED_KEYS
         .iter()
-        .chain(&NAMES)
+        .chain(&DENIED_DETAILS)
         .chain(&["elevations", "lastSeen"])
         .map(|c| ident(*c))
         .collect();
-    let raw_groups = raw_rows
-        .filter(
-            ident("elevationType")
-                .eq(lit("deniedElevation"))
-                .or(ident("result").not_eq(lit(0i32))),
-        )?
-        .aggregate(
-            KEYS.iter().map(|c| ident(*c)).collect(),
-            NAMES
-                .iter()
-                .map(|c| max(ident(*c)).alias(*c))
-                .chain([
-                    count(lit(1)).alias("elevations"),
-                    max(ident("eventDateTime")).alias("lastSeen"),
-                ])
-                .collect(),
-        )?
-        .select(columns.clone())?;
-    let mut denials = Denials::default();
-    denials.add(&raw_groups.collect().await?)?;
+    let raw_groups = denials(raw_rows, &[])?.select(columns.clone())?;
+    let mut merged = Denials::default();
+    merged.add(&raw_groups.collect().await?)?;
     if let Some(rolled) = rolled {
-        denials.add(&rolled.select(columns)?.collect().await?)?;
+        merged.add(&rolled.select(columns)?.collect().await?)?;
     }
     let Denials {
         rows: mut found, names, ..
-    } = denials;
+    } = merged;
     let outcome = |key: &[&str; 5]| {
         if key[4] == "deniedElevation" {
             "denied"
@@ -903,15 +868,7 @@ async fn per_subject_counts(
         )?;
         add(collect(rolled).await?.1)?;
     }
-    let counted = raw_rows.aggregate(
-        vec![ident(key)],
-        vec![
-            count_if(is_managed())?.alias("managed"),
-            count_if(is_unmanaged())?.alias("unmanaged"),
-            count(lit(1)).alias("total"),
-        ],
-    )?;
-    add(collect(counted).await?.1)?;
+    add(collect(raw_split(raw_rows, key)?).await?.1)?;
     Ok(per_subject)
 }
 

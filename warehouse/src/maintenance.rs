@@ -387,6 +387,46 @@ impl Warehouse {
     }
 }
 
+/// The keys of a `daily_denied` row and of a `denied` report row.
+pub const DENIED_KEYS: [&str; 5] = ["upn", "deviceId", "deviceName", "hash", "elevationType"];
+
+/// The file's details `daily_denied` and `denied` keep the greatest value of.
+pub const DENIED_DETAILS: [&str; 6] = [
+    "fileName",
+    "productName",
+    "fileDescription",
+    "internalName",
+    "fileVersion",
+    "companyName",
+];
+
+/// The denied (`deniedElevation`) and failed (`result` not 0) elevations of `events`, per the
+/// `by` columns and [`DENIED_KEYS`]: the greatest [`DENIED_DETAILS`], how many (`elevations`)
+/// and the last one (`lastSeen`). The rollup refresh writes this per day into `daily_denied`;
+/// the `denied` report computes it over the days no rollup answers.
+pub fn denials(
+    events: deltalake::datafusion::dataframe::DataFrame,
+    by: &[&str],
+) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
+    use deltalake::datafusion::functions_aggregate::expr_fn::{count, max};
+    let keys = by.iter().chain(&DENIED_KEYS).map(|c| ident(*c)).collect();
+    let aggregates = DENIED_DETAILS
+        .iter()
+        .map(|c| max(ident(*c)).alias(*c))
+        .chain([
+            count(lit(1)).alias("elevations"),
+            max(ident("eventDateTime")).alias("lastSeen"),
+        ])
+        .collect();
+    events
+        .filter(
+            ident("elevationType")
+                .eq(lit("deniedElevation"))
+                .or(ident("result").not_eq(lit(0))),
+        )?
+        .aggregate(keys, aggregates)
+}
+
 /// The order compaction writes a table's rows in: the columns its readers filter or group by
 /// first.
 fn compaction_order(table: Table) -> &'static [&'static str] {
@@ -600,13 +640,6 @@ impl Warehouse {
                 )
                 .and_then(|df| plain_partition_columns(df, raw_table))
                 .map_err(datafusion(raw_table))?;
-            let denials = || {
-                day.clone().filter(
-                    ident("elevationType")
-                        .eq(lit("deniedElevation"))
-                        .or(ident("result").not_eq(lit(0))),
-                )
-            };
             // A day without denials has no `daily_denied` rows to carry a fingerprint: its
             // current `daily_counts` vouch for it instead.
             let denied_current = current(&recorded_denied) || current(&denial_free);
@@ -677,35 +710,7 @@ impl Warehouse {
                 .await
                 .map_err(datafusion(Table::DailyDevices))?;
             // Denied and failed elevations from the raw rows (the fine rollup lacks the details).
-            let per_denial = denials()
-                .and_then(|df| {
-                    df.aggregate(
-                        group_by(&[
-                            "tenant",
-                            "eventDate",
-                            "upn",
-                            "deviceId",
-                            "deviceName",
-                            "hash",
-                            "elevationType",
-                        ]),
-                        [
-                            "fileName",
-                            "productName",
-                            "fileDescription",
-                            "internalName",
-                            "fileVersion",
-                            "companyName",
-                        ]
-                        .into_iter()
-                        .map(|c| max(ident(c)).alias(c))
-                        .chain([
-                            count(lit(1)).alias("elevations"),
-                            max(ident("eventDateTime")).alias("lastSeen"),
-                        ])
-                        .collect(),
-                    )
-                })
+            let per_denial = denials(day.clone(), &["tenant", "eventDate"])
                 .and_then(|df| df.with_column("sourceFiles", lit(fingerprint.as_str())))
                 .map_err(datafusion(Table::DailyDenied))?
                 .collect()

@@ -93,6 +93,20 @@ pub struct UserSet {
     pub users: RoaringBitmap,
 }
 
+impl UserSet {
+    /// Counts `elevations` more, seen with `file_name`, keeping the greatest name. The users
+    /// are the caller's to add.
+    pub fn add(&mut self, file_name: Option<&str>, elevations: i64) -> &mut Self {
+        self.elevations += elevations;
+        if let Some(name) = file_name
+            && self.file_name.as_deref().is_none_or(|best| name > best)
+        {
+            self.file_name = Some(name.to_owned());
+        }
+        self
+    }
+}
+
 /// A day's sets by (elevation type, hash).
 pub type DaySets = BTreeMap<(String, Option<String>), UserSet>;
 
@@ -115,20 +129,13 @@ pub fn day_sets(batches: &[RecordBatch], numbers: &mut UserNumbers) -> Result<Da
             let elevation_type = types.value(row).to_owned();
             let user = numbers.number(upns.value(row));
             let n = elevations.value(row);
+            let name = names.is_valid(row).then(|| names.value(row));
             let whole_type = sets.entry((elevation_type.clone(), None)).or_default();
-            whole_type.elevations += n;
-            whole_type.users.insert(user);
+            whole_type.add(None, n).users.insert(user);
             let file = sets
                 .entry((elevation_type, Some(hashes.value(row).to_owned())))
                 .or_default();
-            file.elevations += n;
-            file.users.insert(user);
-            if names.is_valid(row) {
-                let name = names.value(row);
-                if file.file_name.as_deref().is_none_or(|best| name > best) {
-                    file.file_name = Some(name.to_owned());
-                }
-            }
+            file.add(name, n).users.insert(user);
         }
     }
     Ok(sets)
