@@ -28,6 +28,7 @@
 //!   users over any window are a union of days.
 //! * [`tenants`]: agent and admin keys (stored hashed), roles, tenant settings.
 //! * [`directory`]: the keys and settings as a server sees them, reloaded when they change.
+//! * [`retention`]: how long each table keeps a tenant's rows.
 //! * [`clock`]: the injected clock, so validation windows are testable.
 
 #[macro_use]
@@ -40,6 +41,7 @@ pub mod levels;
 pub mod maintenance;
 pub mod model;
 pub mod policy;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod tables;
@@ -52,6 +54,7 @@ pub use levels::ReportingLevel;
 pub use model::{
     AgentBatch, DiagnosticEvent, ElevationEvent, ElevationType, ProcessType, UnknownValue, UserType, file_name_of,
 };
+pub use retention::Retention;
 pub use rows::BatchContext;
 pub use tables::{Location, Table, Warehouse, WarehouseError};
 pub use validate::{EventKind, Limits, Rejection, ValidationContext};

@@ -1,0 +1,118 @@
+//! Tenant names and settings: how much a tenant lets its devices report, and how long its rows
+//! are kept. The warehouse gets the retention as plain numbers ([`warehouse::Retention`]).
+
+use serde::{Deserialize, Serialize};
+use warehouse::{ReportingLevel, Retention, Table};
+
+use crate::ControlError;
+
+/// Settings of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSettings {
+    /// The highest reporting level the tenant accepts; devices declaring more are capped.
+    pub reporting_cap: ReportingLevel,
+    /// Days of raw elevations kept (default 400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation_retention_days: Option<u32>,
+    /// Days of diagnostic events kept (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic_retention_days: Option<u32>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            reporting_cap: ReportingLevel::All,
+            elevation_retention_days: None,
+            diagnostic_retention_days: None,
+        }
+    }
+}
+
+impl TenantSettings {
+    /// The retention windows, as the warehouse's maintenance takes them.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            elevation_days: self.elevation_retention_days,
+            diagnostic_days: self.diagnostic_retention_days,
+        }
+    }
+
+    /// Days of rows a table keeps for this tenant.
+    pub fn retention_days(&self, table: Table) -> u32 {
+        self.retention().days(table)
+    }
+
+    /// Refuses retention windows outside 1 to 36,500 days.
+    pub fn check(&self) -> Result<(), ControlError> {
+        for days in [self.elevation_retention_days, self.diagnostic_retention_days]
+            .into_iter()
+            .flatten()
+        {
+            if !(1..=36_500).contains(&days) {
+                return Err(ControlError::Invalid(format!(
+                    "retention must be 1 to 36500 days, not {days}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings as the audit log's old and new values.
+    pub(crate) fn audit_properties(&self) -> [(&'static str, String); 3] {
+        let days = |d: Option<u32>| d.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
+        [
+            ("reportingCap", self.reporting_cap.as_str().to_owned()),
+            ("elevationRetentionDays", days(self.elevation_retention_days)),
+            ("diagnosticRetentionDays", days(self.diagnostic_retention_days)),
+        ]
+    }
+}
+
+/// Checks a tenant name: lower-case letters, digits and dashes, 1–63 characters, so it is
+/// safe as a partition value and a path segment everywhere.
+pub fn check_tenant_name(tenant: &str) -> Result<(), ControlError> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= 63
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !tenant.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid(format!(
+            "tenant {tenant:?} must be 1-63 lower-case letters, digits or dashes, not starting with a dash"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_to_everything_and_the_warehouse_windows() {
+        let settings = TenantSettings::default();
+        assert_eq!(settings.reporting_cap, ReportingLevel::All);
+        assert_eq!(
+            settings.retention_days(Table::Elevations),
+            warehouse::retention::DEFAULT_ELEVATION_RETENTION_DAYS
+        );
+        let long = TenantSettings {
+            elevation_retention_days: Some(3000),
+            ..settings
+        };
+        assert_eq!(long.retention_days(Table::DailyCounts), 3000);
+        assert!(
+            TenantSettings {
+                diagnostic_retention_days: Some(0),
+                ..long
+            }
+            .check()
+            .is_err()
+        );
+        assert!(check_tenant_name("-x").is_err() && check_tenant_name("north-wind2").is_ok());
+    }
+}
