@@ -147,7 +147,7 @@ fn count_files(dir: &Path, extension: &str) -> u64 {
 }
 
 /// Runs the ingest benchmark and prints its figures.
-pub(crate) async fn ingest(args: IngestBenchArgs) -> Result<()> {
+pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release -- bench ingest`");
     }
@@ -175,16 +175,30 @@ pub(crate) async fn ingest(args: IngestBenchArgs) -> Result<()> {
 
     // End to end, against a real server process.
     let node = work.path().join("node");
-    let store = warehouse::tenants::TenantStore::new(&node);
-    let (key, _) = store.create_key(
-        "bench",
-        warehouse::tenants::KeyKind::Agent,
-        None,
-        warehouse::SystemClock.now(),
-    )?;
+    std::fs::create_dir_all(&node)?;
+    let node_data = crate::DataArgs {
+        data_dir: node.clone(),
+        warehouse: None,
+        tenant: "bench".into(),
+        control_db: data.control_db.clone(),
+    };
+    let control_db = crate::admin::control_db(&node_data);
+    let control = crate::admin::open(&node_data).await?;
+    let (key, _) = control
+        .create_key(
+            &control::AuditContext::cli(None),
+            "bench",
+            control::KeyKind::Agent,
+            None,
+            None,
+        )
+        .await?;
+    control.close().await;
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&node)
+        .arg("--control-db")
+        .arg(control_db.as_arg())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .env("RUST_LOG", "warn,buoyant_kernel::snapshot::builder=off")

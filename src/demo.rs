@@ -10,11 +10,16 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
+use control::{AuditContext, ControlPlane, KeyKind};
 use warehouse::{Location, Warehouse};
 
-/// Runs the demo in `data_dir` (`demo-fleet/` for the simulated batches and truth, `demo-node/`
-/// for the server's state and warehouse; both replaced on every run).
-pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end: NaiveDate) -> Result<()> {
+use crate::DataArgs;
+
+/// Runs the demo in the data folder (`demo-fleet/` for the simulated batches and truth,
+/// `demo-node/` for the server's state, warehouse and control plane, unless `--control-db`
+/// names another; both folders replaced on every run).
+pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end: NaiveDate) -> Result<()> {
+    let data_dir = &data.data_dir;
     let config = simulator::SimConfig::new(seed, devices, days, end);
     let dir = data_dir.join("demo-fleet");
     let node_dir = data_dir.join("demo-node");
@@ -25,7 +30,15 @@ pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end
     }
     let written = simulator::write_dir(&config, &dir).context("simulating the demo fleet")?;
     let (bodies, _) = crate::node::simulated_bodies(&config)?;
-    let landed = upload_and_land(&node_dir, &config.tenant, bodies).await?;
+    let node = DataArgs {
+        data_dir: node_dir.clone(),
+        warehouse: None,
+        tenant: config.tenant.clone(),
+        control_db: data.control_db.clone(),
+    };
+    std::fs::create_dir_all(&node_dir)?;
+    let control = crate::admin::open(&node).await?;
+    let landed = upload_and_land(&node_dir, &control, &config.tenant, bodies).await?;
     let t = &written.truth;
     let last_day = t.to.pred_opt().unwrap_or(t.to);
     println!(
@@ -79,7 +92,7 @@ pub(crate) async fn run(data_dir: &Path, seed: u64, devices: u32, days: u32, end
     );
     print_files("Frequently denied", &overview, "frequentlyDenied");
     println!();
-    let found = suggestions(&node_dir, &written, &t.tenant).await?;
+    let found = suggestions(&node_dir, &control, &written, &t.tenant).await?;
     println!("Top rule suggestions (computed by `queries` from the warehouse and the imported policies)");
     for (rank, s) in found
         .suggestions
@@ -178,10 +191,15 @@ struct Found {
 
 /// Imports the fleet's Intune policies for the tenant (as an admin would), computes the
 /// suggestions over the whole window and writes the three exports next to the node's data.
-async fn suggestions(node_dir: &Path, written: &simulator::Written, tenant: &str) -> Result<Found> {
-    let store = warehouse::tenants::TenantStore::new(node_dir);
+async fn suggestions(
+    node_dir: &Path,
+    control: &ControlPlane,
+    written: &simulator::Written,
+    tenant: &str,
+) -> Result<Found> {
+    let context = AuditContext::cli(None);
     for path in &written.policies {
-        crate::suggest::import_policy_file(&store, tenant, path)?;
+        crate::suggest::import_policy_file(control, &context, tenant, path).await?;
     }
     let truth = &written.truth;
     let location = Location::parse(&node_dir.join("warehouse").to_string_lossy())?;
@@ -191,7 +209,7 @@ async fn suggestions(node_dir: &Path, written: &simulator::Written, tenant: &str
         truth.from.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
         truth.to.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
     );
-    request.imported = store.imported_policies(tenant)?;
+    request.imported = control.imported_policies(tenant).await?;
     let suggestions = queries::suggest::suggest(&warehouse, &request)
         .await
         .context("computing the suggestions")?;
@@ -204,6 +222,8 @@ async fn suggestions(node_dir: &Path, written: &simulator::Written, tenant: &str
         queries::export::ExportFormat::Json,
     ] {
         let text = queries::export::export(format, &suggestions, &request.thresholds, request.from, request.to)?;
+        let draft = control::audit::export_draft(format.file_name(), request.from, request.to, suggestions.len());
+        control.record(&context, tenant, draft).await?;
         let path = exports_dir.join(format.file_name());
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         exports.push(path);
@@ -274,20 +294,22 @@ struct Landed {
 
 /// Starts an ingest server on a free loopback port, uploads every gzip body as agents
 /// do, stops the server gracefully (which lands everything) and counts the landed rows.
-async fn upload_and_land(node_dir: &Path, tenant: &str, bodies: Vec<Vec<u8>>) -> Result<Landed> {
-    let store = warehouse::tenants::TenantStore::new(node_dir);
-    let (key, _) = store.create_key(
-        tenant,
-        warehouse::tenants::KeyKind::Agent,
-        None,
-        warehouse::Clock::now(&warehouse::SystemClock),
-    )?;
+async fn upload_and_land(
+    node_dir: &Path,
+    control: &Arc<ControlPlane>,
+    tenant: &str,
+    bodies: Vec<Vec<u8>>,
+) -> Result<Landed> {
+    let (key, _) = control
+        .create_key(&AuditContext::cli(None), tenant, KeyKind::Agent, None, None)
+        .await?;
     let location = Location::parse(&node_dir.join("warehouse").to_string_lossy())?;
     let warehouse = Arc::new(Warehouse::new(location));
     let node = ingest::Ingest::start(
         ingest::IngestConfig::new(node_dir),
         warehouse.clone(),
         Arc::new(warehouse::SystemClock),
+        control.clone(),
     )
     .await
     .context("starting the in-process ingest server")?;

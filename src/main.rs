@@ -1,6 +1,8 @@
 //! The `elevation` binary: parses the command line and calls the libraries. No logic of the
 //! product lives here; every subcommand is a few lines that hand over to a crate.
 
+mod admin;
+mod audit_render;
 mod bench;
 mod bench_query;
 mod demo;
@@ -54,6 +56,17 @@ pub(crate) struct DataArgs {
     /// The tenant a command run from the shell works on.
     #[arg(long, global = true, env = "ELEVATION_TENANT", default_value = "contoso")]
     tenant: String,
+    /// The control plane's database (keys, tenant settings, rules policies, audit log): a
+    /// SQLite file, or postgres://user@host:port/db for several nodes (default
+    /// DATA_DIR/control.db).
+    #[arg(
+        long,
+        global = true,
+        env = "ELEVATION_CONTROL_DB",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    control_db: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,10 +93,13 @@ enum Command {
     Compliance,
     /// Create, list and revoke agent and admin keys.
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(admin::KeysCommand),
     /// Show or change the settings of the tenant given by --tenant.
     #[command(subcommand)]
-    Tenant(TenantCommand),
+    Tenant(admin::TenantCommand),
+    /// The audit log: list it, verify its hash chains.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
     /// Merge the small files of the warehouse tables into large sorted ones, dropping duplicate
     /// event ids (the server also does this on its maintenance schedule).
     Compact {
@@ -97,46 +113,6 @@ enum Command {
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Create a key for --tenant; the key is printed once, alone on the last line.
-    Create {
-        /// agent (uploads) or admin (reports, with a role).
-        #[arg(long, value_parser = ["agent", "admin"])]
-        kind: String,
-        /// Role of an admin key: endpoint-privilege-manager, endpoint-security-manager,
-        /// endpoint-privilege-reader, read-only-operator.
-        #[arg(long)]
-        role: Option<String>,
-    },
-    /// List every key (never the secrets).
-    List,
-    /// Revoke a key by id: it stops working at once.
-    Revoke {
-        /// The key id shown by `keys list`.
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum TenantCommand {
-    /// Show the tenant's settings.
-    Show,
-    /// Change the tenant's settings.
-    Set {
-        /// The highest reporting level accepted from the tenant's devices: none, diagnostic,
-        /// managed or all. Devices declaring more are capped; the rest is counted, never stored.
-        #[arg(long)]
-        reporting_cap: Option<String>,
-        /// Days of raw elevations kept (default 400).
-        #[arg(long)]
-        elevation_retention_days: Option<u32>,
-        /// Days of diagnostic events kept (default 90).
-        #[arg(long)]
-        diagnostic_retention_days: Option<u32>,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +138,10 @@ struct ServeArgs {
     /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
     #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
     maintenance_interval_minutes: u64,
+    /// While the control-plane database is unreachable, agent keys verified within this many
+    /// minutes keep uploading (admin calls answer 503).
+    #[arg(long, env = "ELEVATION_OFFLINE_GRACE_MINUTES", default_value_t = 15)]
+    offline_grace_minutes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -289,7 +269,7 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
 /// Logs by default: warnings, and our own progress. The Delta kernel logs an error when it
 /// looks for a table that does not exist yet, which is how every table starts; our own errors
 /// report real failures.
-const DEFAULT_LOG_FILTER: &str = "warn,elevation=info,ingest=info,buoyant_kernel::snapshot::builder=off";
+const DEFAULT_LOG_FILTER: &str = "warn,elevation=info,ingest=info,control=info,buoyant_kernel::snapshot::builder=off";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -313,7 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let data = cli.data;
     match cli.command {
         Command::Demo(args) => {
-            runtime()?.block_on(demo::run(&data.data_dir, args.seed, args.devices, args.days, today))?;
+            runtime()?.block_on(demo::run(&data, args.seed, args.devices, args.days, today))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) => {
@@ -342,63 +322,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let location = node::location(&data)?;
             let maintenance = (args.maintenance_interval_minutes > 0)
                 .then(|| std::time::Duration::from_secs(args.maintenance_interval_minutes * 60));
-            runtime()?.block_on(node::serve(config, location, &args.listen, maintenance))?;
+            let control = control::ControlOptions {
+                offline_grace: std::time::Duration::from_secs(args.offline_grace_minutes * 60),
+                ..Default::default()
+            };
+            runtime()?.block_on(node::serve(&data, config, location, &args.listen, maintenance, control))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(command) => {
-            keys(&data, command)?;
+            runtime()?.block_on(admin::keys(&data, command))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant(command) => {
-            let store = warehouse::tenants::TenantStore::new(&data.data_dir);
-            if let TenantCommand::Set {
-                reporting_cap,
-                elevation_retention_days,
-                diagnostic_retention_days,
-            } = command
-            {
-                let mut settings = store.settings_of(&data.tenant)?;
-                if let Some(cap) = reporting_cap {
-                    settings.reporting_cap = warehouse::ReportingLevel::parse(&cap)?;
-                }
-                for (days, slot) in [
-                    (elevation_retention_days, &mut settings.elevation_retention_days),
-                    (diagnostic_retention_days, &mut settings.diagnostic_retention_days),
-                ] {
-                    if let Some(days) = days {
-                        anyhow::ensure!(
-                            (1..=36_500).contains(&days),
-                            "retention must be 1 to 36500 days, not {days}"
-                        );
-                        *slot = Some(days);
-                    }
-                }
-                store.set_settings(&data.tenant, settings)?;
-            }
-            let settings = store.settings_of(&data.tenant)?;
-            println!(
-                "tenant {}: reporting cap {}, elevations kept {} days, diagnostics kept {} days",
-                data.tenant,
-                settings.reporting_cap.as_str(),
-                settings.retention_days(warehouse::Table::Elevations),
-                settings.retention_days(warehouse::Table::Diagnostics)
-            );
+            runtime()?.block_on(admin::tenant(&data, command))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(command) => runtime()?.block_on(admin::audit(&data, command)),
         Command::Bench(BenchCommand::Query(args)) => {
             let location = node::location(&data)?;
             runtime()?.block_on(bench_query::query(location, &data.tenant, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ingest(args)) => {
-            runtime()?.block_on(bench::ingest(args))?;
+            runtime()?.block_on(bench::ingest(&data, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
             let location = node::location(&data)?;
-            let cap = warehouse::tenants::TenantStore::new(&data.data_dir)
-                .settings_of(&data.tenant)?
-                .reporting_cap;
+            let runtime = runtime()?;
+            let cap = runtime.block_on(async {
+                let control = admin::open(&data).await?;
+                anyhow::Ok(control.settings_of(&data.tenant).await?.reporting_cap)
+            })?;
             let parsed = queries::ReportRequest::parse(
                 &args.name,
                 &data.tenant,
@@ -408,7 +363,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             queries::render::check_profile(parsed.request.name, parsed.profile)?;
             let warehouse = warehouse::Warehouse::new(location);
-            let report = runtime()?.block_on(queries::run(&warehouse, &parsed.request))?;
+            let report = runtime.block_on(queries::run(&warehouse, &parsed.request))?;
             let text = match parsed.format.unwrap_or(queries::Format::Table) {
                 queries::Format::Table => queries::render::to_table(&report, parsed.profile)?,
                 queries::Format::Csv => queries::render::to_csv(&report, parsed.profile)?,
@@ -430,7 +385,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules(command) => {
-            suggest::rules(&data, &command)?;
+            runtime()?.block_on(suggest::rules(&data, &command))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
@@ -445,7 +400,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Retention => {
             let location = node::location(&data)?;
-            runtime()?.block_on(maintain::retention(location, &data.data_dir, today))?;
+            runtime()?.block_on(maintain::retention(&data, location, today))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -475,54 +430,6 @@ fn simulate_to_dir(config: &simulator::SimConfig, out: &std::path::Path) -> Resu
     println!("batches:      {}", written.batches_dir.display());
     println!("ground truth: {}", written.ground_truth.display());
     println!("world:        {}", written.world.display());
-    Ok(())
-}
-
-fn keys(data: &DataArgs, command: KeysCommand) -> Result<()> {
-    use warehouse::tenants::{KeyKind, Role, TenantStore};
-    let store = TenantStore::new(&data.data_dir);
-    let now = warehouse::SystemClock.now();
-    match command {
-        KeysCommand::Create { kind, role } => {
-            let kind = KeyKind::parse(&kind)?;
-            let role = role.as_deref().map(Role::parse).transpose()?;
-            let (secret, record) = store.create_key(&data.tenant, kind, role, now)?;
-            let role = record
-                .role
-                .map(|r| format!(", role {}", r.as_str()))
-                .unwrap_or_default();
-            println!(
-                "created {} key {} for tenant {}{role}; it is shown only this once:",
-                record.kind.short(),
-                record.id,
-                record.tenant
-            );
-            println!("{secret}");
-        }
-        KeysCommand::List => {
-            println!(
-                "{:<18} {:<16} {:<6} {:<28} {:<22} status",
-                "id", "tenant", "kind", "role", "created"
-            );
-            for k in store.list_keys()? {
-                println!(
-                    "{:<18} {:<16} {:<6} {:<28} {:<22} {}",
-                    k.id,
-                    k.tenant,
-                    k.kind.short(),
-                    k.role.map(|r| r.as_str()).unwrap_or("-"),
-                    k.created_at.format("%Y-%m-%d %H:%M:%S"),
-                    k.revoked_at
-                        .map(|at| format!("revoked {}", at.format("%Y-%m-%d %H:%M:%S")))
-                        .unwrap_or("active".into())
-                );
-            }
-        }
-        KeysCommand::Revoke { id } => {
-            let record = store.revoke_key(&id, now)?;
-            println!("revoked key {} of tenant {}", record.id, record.tenant);
-        }
-    }
     Ok(())
 }
 

@@ -1,14 +1,15 @@
 //! `elevation compact`, `elevation retention` and the server's maintenance schedule: glue
 //! around `warehouse::maintenance`, with a progress bar on the terminal.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use warehouse::tenants::TenantStore;
-use warehouse::{Clock, Location, Table, Warehouse};
+use control::ControlPlane;
+use warehouse::{Clock, Location, Retention, Table, Warehouse};
+
+use crate::DataArgs;
 
 /// Compacts `tables`, showing a progress bar per table.
 pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> {
@@ -53,12 +54,17 @@ pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> 
     Ok(())
 }
 
+/// Every tenant's retention windows, from the control plane.
+async fn retention_windows(control: &ControlPlane) -> Result<impl Fn(&str) -> Retention + Sync> {
+    let settings = control.tenant_settings().await?;
+    Ok(move |tenant: &str| settings.get(tenant).map(|s| s.retention()).unwrap_or_default())
+}
+
 /// Applies every tenant's retention windows.
-pub(crate) async fn retention(location: Location, data_dir: &Path, today: NaiveDate) -> Result<()> {
+pub(crate) async fn retention(data: &DataArgs, location: Location, today: NaiveDate) -> Result<()> {
     let warehouse = Warehouse::new(location);
-    let store = TenantStore::new(data_dir);
-    let settings = store.tenant_settings()?;
-    let lookup = |tenant: &str| settings.get(tenant).cloned().unwrap_or_default();
+    let control = crate::admin::open(data).await?;
+    let lookup = retention_windows(&control).await?;
     let reports = warehouse::maintenance::retention_all(&warehouse, &lookup, today).await?;
     for (table, report) in Table::EVERY.iter().zip(reports) {
         println!(
@@ -73,18 +79,20 @@ pub(crate) async fn retention(location: Location, data_dir: &Path, today: NaiveD
 
 /// The server's schedule: retention, compaction, then the rollups, every `every`. Failures are logged and
 /// retried next time; they never stop ingest.
-pub(crate) async fn every(warehouse: Arc<Warehouse>, data_dir: PathBuf, every: Duration) {
-    let store = TenantStore::new(&data_dir);
+pub(crate) async fn every(warehouse: Arc<Warehouse>, control: Arc<ControlPlane>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is immediate; start one interval after boot
     loop {
         ticks.tick().await;
         let today = warehouse::SystemClock.now().date_naive();
-        let settings = store.tenant_settings().unwrap_or_default();
-        let lookup = |tenant: &str| settings.get(tenant).cloned().unwrap_or_default();
-        match warehouse::maintenance::retention_all(&warehouse, &lookup, today).await {
-            Ok(reports) => tracing::info!(?reports, "retention applied"),
-            Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
+        // Without the tenants' windows (control plane unreachable) retention waits: applying
+        // the defaults could delete what a tenant chose to keep longer.
+        match retention_windows(&control).await {
+            Ok(lookup) => match warehouse::maintenance::retention_all(&warehouse, &lookup, today).await {
+                Ok(reports) => tracing::info!(?reports, "retention applied"),
+                Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
+            },
+            Err(e) => tracing::error!(error = %e, "tenant settings unavailable; retention retries next pass"),
         }
         // Compact the raw tables before the rollups are refreshed: compaction changes a day's
         // files, and rollups computed from the files it replaced would no longer answer reports.

@@ -19,44 +19,47 @@ pub(crate) fn location(data: &DataArgs) -> Result<Location> {
 
 /// Runs `elevation serve` until SIGTERM or Ctrl-C.
 pub(crate) async fn serve(
+    data: &DataArgs,
     config: ingest::IngestConfig,
     location: Location,
     listen: &str,
     maintenance: Option<std::time::Duration>,
+    control: control::ControlOptions,
 ) -> Result<()> {
-    let data_dir = config.data_dir.clone();
+    let control = crate::admin::open_with(data, control).await?;
     let warehouse = Arc::new(Warehouse::new(location));
     if let Some(every) = maintenance {
-        tokio::spawn(crate::maintain::every(
-            warehouse.clone(),
-            config.data_dir.clone(),
-            every,
-        ));
+        tokio::spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
     }
-    let ingest = ingest::Ingest::start(config, warehouse.clone(), Arc::new(warehouse::SystemClock))
-        .await
-        .context("starting the ingest node")?;
+    let ingest = ingest::Ingest::start(
+        config,
+        warehouse.clone(),
+        Arc::new(warehouse::SystemClock),
+        control.clone(),
+    )
+    .await
+    .context("starting the ingest node")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when --listen ends in :0.
     println!(
-        "listening on http://{address} (warehouse {})",
-        warehouse.location().display()
+        "listening on http://{address} (warehouse {}, control plane {})",
+        warehouse.location().display(),
+        control.backend()
     );
     if ingest.replayed() > 0 {
         println!("replayed {} batches from the write-ahead log", ingest.replayed());
     }
-    let directory = warehouse::directory::Directory::open(warehouse::tenants::TenantStore::new(&data_dir))
-        .context("reading the keys and tenant settings")?;
     let admin = dashboards::router(dashboards::AdminApi {
-        directory: Arc::new(directory),
+        control: control.clone(),
         warehouse: warehouse.clone(),
         clock: Arc::new(warehouse::SystemClock),
     });
     let router = ingest.router().merge(admin);
     ingest::serve(listener, ingest, router, shutdown_signal()).await?;
+    control.close().await;
     println!("stopped; every acknowledged batch has landed");
     Ok(())
 }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use control::{AuditContext, ControlPlane};
 use warehouse::Clock;
-use warehouse::tenants::TenantStore;
 
 use crate::DataArgs;
+use crate::admin::Acting;
 
 /// What suggestions look at, shared by `suggest` and `export rules`.
 #[derive(Debug, Args)]
@@ -64,7 +65,7 @@ impl SuggestOptions {
         data: &DataArgs,
         format: &str,
     ) -> Result<(queries::suggest::ParsedSuggest, Vec<queries::suggest::Suggestion>)> {
-        let imported = TenantStore::new(&data.data_dir).imported_policies(&data.tenant)?;
+        let imported = crate::admin::open(data).await?.imported_policies(&data.tenant).await?;
         let parsed = queries::suggest::SuggestRequest::parse(
             &data.tenant,
             &self.params(format)?,
@@ -119,6 +120,8 @@ pub(crate) struct ExportRulesArgs {
     /// Write to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    acting: Acting,
 }
 
 /// `elevation export rules`.
@@ -127,6 +130,10 @@ pub(crate) async fn export_rules(data: &DataArgs, args: &ExportRulesArgs) -> Res
     let format = queries::export::ExportFormat::parse(&args.format)?;
     let request = &parsed.request;
     let text = queries::export::export(format, &found, &request.thresholds, request.from, request.to)?;
+    // Recorded before it is written: an export that cannot be audited is not made.
+    let draft = control::audit::export_draft(format.file_name(), request.from, request.to, found.len());
+    let control = crate::admin::open(data).await?;
+    control.record(&args.acting.context(), &data.tenant, draft).await?;
     match &args.out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
@@ -147,6 +154,8 @@ pub(crate) enum RulesCommand {
         /// Policy files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        acting: Acting,
     },
     /// List the imported policies and their rules.
     List,
@@ -154,8 +163,9 @@ pub(crate) enum RulesCommand {
 
 /// Reads an Intune elevation rules policy file and imports it for `tenant`. Returns the
 /// policy's name, its number of rules and whether it replaced an earlier import.
-pub(crate) fn import_policy_file(
-    store: &TenantStore,
+pub(crate) async fn import_policy_file(
+    control: &ControlPlane,
+    context: &AuditContext,
     tenant: &str,
     file: &std::path::Path,
 ) -> Result<(String, usize, bool)> {
@@ -165,17 +175,18 @@ pub(crate) fn import_policy_file(
     let policy =
         warehouse::policy::RulesPolicy::from_intune(&json).with_context(|| format!("importing {}", file.display()))?;
     let (name, rules) = (policy.name.clone(), policy.rules.len());
-    let replaced = store.import_policy(tenant, policy)?;
+    let replaced = control.import_policy(context, tenant, &policy).await?;
     Ok((name, rules, replaced))
 }
 
 /// `elevation rules …`.
-pub(crate) fn rules(data: &DataArgs, command: &RulesCommand) -> Result<()> {
-    let store = TenantStore::new(&data.data_dir);
+pub(crate) async fn rules(data: &DataArgs, command: &RulesCommand) -> Result<()> {
+    let control = crate::admin::open(data).await?;
     match command {
-        RulesCommand::Import { files } => {
+        RulesCommand::Import { files, acting } => {
+            let context = acting.context();
             for file in files {
-                let (name, rules, replaced) = import_policy_file(&store, &data.tenant, file)?;
+                let (name, rules, replaced) = import_policy_file(&control, &context, &data.tenant, file).await?;
                 println!(
                     "{} policy {name:?} with {rules} rules for tenant {}",
                     if replaced { "replaced" } else { "imported" },
@@ -184,7 +195,7 @@ pub(crate) fn rules(data: &DataArgs, command: &RulesCommand) -> Result<()> {
             }
         }
         RulesCommand::List => {
-            for policy in store.imported_policies(&data.tenant)? {
+            for policy in control.imported_policies(&data.tenant).await? {
                 println!("{} ({} rules)", policy.name, policy.rules.len());
                 for rule in &policy.rules {
                     let matcher = match (&rule.file_hash, &rule.certificate) {

@@ -32,7 +32,7 @@ fn make_batch(n: usize, events: usize) -> (String, Vec<String>, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_and_land_exactly_once() {
     let dir = temp_dir();
-    let (key, _) = crate::support::create_agent_key(dir.path(), "contoso");
+    let (key, _) = crate::support::create_agent_key(dir.path(), "contoso").await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261123);
     let acked: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Default::default();
     // Batches whose fate is unknown: sent when the server died, no answer.

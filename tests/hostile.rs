@@ -313,9 +313,11 @@ fn envelope_cases() -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_envelopes_get_the_right_status_code_and_message_and_the_server_stays_up() {
     let mut node = Node::start().await;
-    let store = warehouse::tenants::TenantStore::new(node.dir.path());
-    let (revoked, record) = crate::support::create_agent_key(node.dir.path(), "contoso");
-    store.revoke_key(&record.id, crate::support::test_now()).unwrap();
+    let (revoked, record) = crate::support::create_agent_key(node.dir.path(), "contoso").await;
+    node.control
+        .revoke_key(&crate::support::test_actor(), None, &record.id)
+        .await
+        .unwrap();
     let unknown = format!("elv_agent_0123456789abcdef_{}", "0".repeat(64));
     let cases = envelope_cases();
     assert!(cases.len() >= 29, "the hostile suite shrank to {}", cases.len());

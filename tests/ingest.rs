@@ -149,14 +149,11 @@ async fn a_retried_batch_is_stored_once_and_gets_the_first_answer_even_after_a_r
 async fn reporting_levels_are_enforced_on_the_server_and_dropped_events_are_never_written() {
     let mut node = Node::start().await;
     // Contoso caps its devices at `managed`.
-    warehouse::tenants::TenantStore::new(node.dir.path())
-        .set_settings(
-            "contoso",
-            warehouse::tenants::TenantSettings {
-                reporting_cap: warehouse::ReportingLevel::Managed,
-                ..Default::default()
-            },
-        )
+    node.control
+        .update_settings(&crate::support::test_actor(), "contoso", |s| {
+            s.reporting_cap = warehouse::ReportingLevel::Managed
+        })
+        .await
         .unwrap();
     let marked = |id: &str, kind: &str| {
         let mut e = elevation_event(id, kind);
@@ -429,6 +426,7 @@ async fn a_panicking_handler_answers_500_in_the_contract_shape_and_the_server_st
         ingest::IngestConfig::new(dir.path()),
         std::sync::Arc::new(warehouse::Warehouse::new(location)),
         std::sync::Arc::new(warehouse::FixedClock(test_now())),
+        crate::support::open_control(dir.path()).await,
     )
     .await
     .unwrap();

@@ -170,20 +170,16 @@ async fn retention_is_per_tenant_and_old_data_is_gone_from_disk() {
         .unwrap();
     node.land_all().await;
     // Fabrikam keeps 10 days of elevations and 5 of diagnostics; contoso keeps the defaults.
-    let store = warehouse::tenants::TenantStore::new(node.dir.path());
-    store
-        .set_settings(
-            "fabrikam",
-            warehouse::tenants::TenantSettings {
-                elevation_retention_days: Some(10),
-                diagnostic_retention_days: Some(5),
-                ..Default::default()
-            },
-        )
+    node.control
+        .update_settings(&crate::support::test_actor(), "fabrikam", |s| {
+            s.elevation_retention_days = Some(10);
+            s.diagnostic_retention_days = Some(5);
+        })
+        .await
         .unwrap();
     let today = test_now().date_naive();
-    let settings = store.tenant_settings().unwrap();
-    let lookup = |t: &str| settings.get(t).cloned().unwrap_or_default();
+    let settings = node.control.tenant_settings().await.unwrap();
+    let lookup = |t: &str| settings.get(t).map(|s| s.retention()).unwrap_or_default();
     let reports = warehouse::maintenance::retention_all(&node.warehouse, &lookup, today)
         .await
         .unwrap();
@@ -322,7 +318,7 @@ async fn two_servers_writing_the_same_tables_lose_nothing_and_duplicate_nothing(
     let mut servers = Vec::new();
     for node in ["node-a", "node-b"] {
         let data = dir.path().join(node);
-        let (key, _) = create_agent_key(&data, "contoso");
+        let (key, _) = create_agent_key(&data, "contoso").await;
         let server = start_server(&data, &["--warehouse", shared, "--land-interval-ms", "30"]);
         servers.push((server, key));
     }
@@ -484,14 +480,15 @@ async fn rollups_agree_with_raw_events_and_outlive_their_retention() {
     );
 
     // Raw elevations expire after 10 days; the rollups stay.
-    let store = warehouse::tenants::TenantStore::new(node.dir.path());
-    let settings = warehouse::tenants::TenantSettings {
-        elevation_retention_days: Some(10),
-        ..Default::default()
-    };
-    store.set_settings("contoso", settings.clone()).unwrap();
+    let settings = node
+        .control
+        .update_settings(&crate::support::test_actor(), "contoso", |s| {
+            s.elevation_retention_days = Some(10)
+        })
+        .await
+        .unwrap();
     let reports =
-        warehouse::maintenance::retention_all(&node.warehouse, &|_| settings.clone(), test_now().date_naive())
+        warehouse::maintenance::retention_all(&node.warehouse, &|_| settings.retention(), test_now().date_naive())
             .await
             .unwrap();
     assert!(reports[0].rows_deleted > 0);

@@ -90,7 +90,7 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
     let dir = temp_dir();
     let data = dir.path().join("node");
     let warehouse = "s3://elevation-test/tenants-warehouse";
-    let (key, _) = crate::support::create_agent_key(&data, "contoso");
+    let (key, _) = crate::support::create_agent_key(&data, "contoso").await;
 
     let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
     command

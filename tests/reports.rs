@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use control::{KeyKind, Role};
 use queries::{Cell, Report};
 use simulator::GroundTruth;
-use warehouse::tenants::{KeyKind, Role, TenantStore};
 
 use crate::support::{Node, batch, elevation, elevation_event, one_event_batch, stdout_of, temp_dir, test_now};
 
@@ -19,11 +19,8 @@ async fn land_fleet(node: &Node, key: &str, tenant: &str, seed: u64, devices: u3
         .truth
 }
 
-fn key_for(node: &Node, tenant: &str, kind: KeyKind, role: Option<Role>) -> String {
-    TenantStore::new(node.dir.path())
-        .create_key(tenant, kind, role, test_now())
-        .unwrap()
-        .0
+async fn key_for(node: &Node, tenant: &str, kind: KeyKind, role: Option<Role>) -> String {
+    crate::support::create_key(&node.control, tenant, kind, role).await.0
 }
 
 fn midnight(day: NaiveDate) -> DateTime<Utc> {
@@ -479,7 +476,7 @@ async fn check_filters(node: &Node, truth: &GroundTruth) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_report_matches_the_ground_truth_to_the_row_for_several_fleets() {
     let mut node = Node::start().await;
-    let northwind = key_for(&node, "northwind", KeyKind::Agent, None);
+    let northwind = key_for(&node, "northwind", KeyKind::Agent, None).await;
     let contoso = land_fleet(&node, &node.agent_key, "contoso", 3, 40, 3).await;
     let fabrikam = land_fleet(&node, &node.other_tenant_key, "fabrikam", 11, 25, 6).await;
     let northwind = land_fleet(&node, &northwind, "northwind", 29, 60, 8).await;
@@ -1178,7 +1175,7 @@ async fn a_key_sees_only_its_own_tenant_whatever_the_parameters() {
     let mut node = Node::start().await;
     let contoso = land_fleet(&node, &node.agent_key, "contoso", 5, 20, 3).await;
     let fabrikam = land_fleet(&node, &node.other_tenant_key, "fabrikam", 6, 20, 3).await;
-    let fabrikam_admin = key_for(&node, "fabrikam", KeyKind::Admin, Some(Role::EndpointPrivilegeReader));
+    let fabrikam_admin = key_for(&node, "fabrikam", KeyKind::Admin, Some(Role::EndpointPrivilegeReader)).await;
     let window = format!("from={}&to={}", contoso.from, contoso.to);
 
     for (key, own, other) in [
@@ -1242,9 +1239,9 @@ async fn reports_need_an_admin_key_whose_role_views_reports() {
     let mut node = Node::start().await;
     land_fleet(&node, &node.agent_key, "contoso", 8, 5, 2).await;
     for role in Role::ALL {
-        let key = key_for(&node, "contoso", KeyKind::Admin, Some(role));
+        let key = key_for(&node, "contoso", KeyKind::Admin, Some(role)).await;
         assert_eq!(
-            role.allows(warehouse::tenants::Permission::ViewReports),
+            role.allows(control::Permission::ViewReports),
             get(&node, Some(&key), "/v1/reports/overview").await.0 == 200,
             "{role:?}"
         );

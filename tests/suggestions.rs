@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use control::{KeyKind, Role};
 use queries::export::{EPMANAGER_COLUMNS, ExportFormat};
 use queries::suggest::{SuggestRequest, Suggestion, SuggestionKind, Thresholds};
 use simulator::GroundTruth;
 use simulator::world::{Matcher, World};
 use warehouse::policy::{RuleType, RulesPolicy, Validation};
-use warehouse::tenants::{KeyKind, Role, TenantStore};
 use warehouse::{ElevationEvent, ElevationType, ProcessType};
 
 /// One elevation as sent, with the device that sent it.
@@ -57,15 +57,17 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// The fleet's rules policies imported for the tenant, as `elevation rules import` does.
-fn import_policies(node: &Node, tenant: &str, world: &World) -> Vec<RulesPolicy> {
-    let store = TenantStore::new(node.dir.path());
+async fn import_policies(node: &Node, tenant: &str, world: &World) -> Vec<RulesPolicy> {
     for policy in world.rules_policies() {
         // Through the JSON an admin would export from Intune.
         let read = RulesPolicy::from_intune(&policy.to_intune()).unwrap();
         assert_eq!(read, policy);
-        store.import_policy(tenant, read).unwrap();
+        node.control
+            .import_policy(&crate::support::test_actor(), tenant, &read)
+            .await
+            .unwrap();
     }
-    store.imported_policies(tenant).unwrap()
+    node.control.imported_policies(tenant).await.unwrap()
 }
 
 async fn suggest_all(node: &Node, tenant: &str, fleet: &Fleet, imported: Vec<RulesPolicy>) -> Vec<Suggestion> {
@@ -406,9 +408,8 @@ impl Figures for queries::suggest::Evidence {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suggestions_find_every_planted_pattern_and_only_what_the_thresholds_call_for() {
     let mut node = Node::start().await;
-    let northwind = TenantStore::new(node.dir.path())
-        .create_key("northwind", KeyKind::Agent, None, test_now())
-        .unwrap()
+    let northwind = crate::support::create_key(&node.control, "northwind", KeyKind::Agent, None)
+        .await
         .0;
     let fleets = [
         ("contoso", node.agent_key.clone(), 7, 150, 14),
@@ -417,7 +418,7 @@ async fn suggestions_find_every_planted_pattern_and_only_what_the_thresholds_cal
     ];
     for (tenant, key, seed, devices, days) in fleets {
         let fleet = land_fleet(&node, &key, tenant, seed, devices, days).await;
-        let imported = import_policies(&node, tenant, &fleet.world);
+        let imported = import_policies(&node, tenant, &fleet.world).await;
         let found = suggest_all(&node, tenant, &fleet, imported).await;
         check_fleet(&fleet, &found);
         // Ranked best first; the same data gives the same suggestions in the same order.
@@ -426,7 +427,7 @@ async fn suggestions_find_every_planted_pattern_and_only_what_the_thresholds_cal
             &node,
             tenant,
             &fleet,
-            TenantStore::new(node.dir.path()).imported_policies(tenant).unwrap(),
+            node.control.imported_policies(tenant).await.unwrap(),
         )
         .await;
         assert_eq!(again, found, "seed {seed}: same data, same suggestions");
@@ -511,7 +512,7 @@ async fn without_imported_policies_rules_that_never_fired_are_unknown_and_thresh
 async fn exports_are_snapshotted_and_the_intune_policy_imports_back_to_the_same_rules() {
     let mut node = Node::start().await;
     let fleet = land_fleet(&node, &node.agent_key.clone(), "contoso", 7, 150, 14).await;
-    let imported = import_policies(&node, "contoso", &fleet.world);
+    let imported = import_policies(&node, "contoso", &fleet.world).await;
     let found = suggest_all(&node, "contoso", &fleet, imported).await;
     let (from, to) = (midnight(fleet.truth.from), midnight(fleet.truth.to));
     let t = Thresholds::default();
@@ -596,9 +597,17 @@ async fn exports_are_snapshotted_and_the_intune_policy_imports_back_to_the_same_
     );
 
     // Importing the exported policy makes its files covered: their new-rule suggestions go.
-    let store = TenantStore::new(node.dir.path());
-    store.import_policy("contoso", policy).unwrap();
-    let after = suggest_all(&node, "contoso", &fleet, store.imported_policies("contoso").unwrap()).await;
+    node.control
+        .import_policy(&crate::support::test_actor(), "contoso", &policy)
+        .await
+        .unwrap();
+    let after = suggest_all(
+        &node,
+        "contoso",
+        &fleet,
+        node.control.imported_policies("contoso").await.unwrap(),
+    )
+    .await;
     for s in &with_rules {
         if matches!(
             s.kind,
@@ -628,13 +637,13 @@ async fn get(node: &Node, key: Option<&str>, path: &str) -> (u16, String, String
 async fn the_admin_api_serves_suggestions_and_exports_to_the_keys_tenant_and_role_only() {
     let mut node = Node::start().await;
     let fleet = land_fleet(&node, &node.agent_key.clone(), "contoso", 13, 100, 14).await;
-    import_policies(&node, "contoso", &fleet.world);
+    import_policies(&node, "contoso", &fleet.world).await;
     let window = format!("from={}&to={}", fleet.truth.from, fleet.truth.to);
     let expected = suggest_all(
         &node,
         "contoso",
         &fleet,
-        TenantStore::new(node.dir.path()).imported_policies("contoso").unwrap(),
+        node.control.imported_policies("contoso").await.unwrap(),
     )
     .await;
 
@@ -684,15 +693,14 @@ async fn the_admin_api_serves_suggestions_and_exports_to_the_keys_tenant_and_rol
     );
 
     // Another tenant's admin sees none of contoso's suggestions, whatever it asks.
-    let fabrikam_admin = TenantStore::new(node.dir.path())
-        .create_key(
-            "fabrikam",
-            KeyKind::Admin,
-            Some(Role::EndpointPrivilegeReader),
-            test_now(),
-        )
-        .unwrap()
-        .0;
+    let fabrikam_admin = crate::support::create_key(
+        &node.control,
+        "fabrikam",
+        KeyKind::Admin,
+        Some(Role::EndpointPrivilegeReader),
+    )
+    .await
+    .0;
     let (status, _, body) = get(
         &node,
         Some(&fabrikam_admin),
@@ -777,7 +785,11 @@ async fn the_command_line_imports_policies_suggests_and_exports() {
         &node,
         "contoso",
         &fleet,
-        TenantStore::new(dir).imported_policies("contoso").unwrap(),
+        crate::support::open_control(dir)
+            .await
+            .imported_policies("contoso")
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(suggestions, expected);

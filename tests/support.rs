@@ -40,6 +40,8 @@ pub(crate) fn test_now() -> chrono::DateTime<chrono::Utc> {
 /// and an admin key, and a clock stopped at [`test_now`].
 pub(crate) struct Node {
     pub(crate) dir: tempfile::TempDir,
+    /// The node's control plane (SQLite in its data folder).
+    pub(crate) control: std::sync::Arc<control::ControlPlane>,
     pub(crate) base: String,
     pub(crate) agent_key: String,
     pub(crate) other_tenant_key: String,
@@ -60,16 +62,32 @@ impl Node {
     /// A node whose configuration `adjust` may change (its data folder is fresh).
     pub(crate) async fn start_with(adjust: impl FnOnce(&mut ingest::IngestConfig)) -> Node {
         let dir = temp_dir();
-        let store = warehouse::tenants::TenantStore::new(dir.path());
-        let now = test_now();
-        use warehouse::tenants::{KeyKind, Role};
-        let (agent_key, _) = store.create_key("contoso", KeyKind::Agent, None, now).unwrap();
-        let (other_tenant_key, _) = store.create_key("fabrikam", KeyKind::Agent, None, now).unwrap();
-        let (admin_key, _) = store
-            .create_key("contoso", KeyKind::Admin, Some(Role::ReadOnlyOperator), now)
-            .unwrap();
+        let db = control::ControlDb::default_in(dir.path());
+        Node::start_in(dir, &db, adjust).await
+    }
+
+    /// A node whose control plane is `db` (SQLite or PostgreSQL).
+    pub(crate) async fn start_on(db: &control::ControlDb) -> Node {
+        Node::start_in(temp_dir(), db, |_| {}).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        db: &control::ControlDb,
+        adjust: impl FnOnce(&mut ingest::IngestConfig),
+    ) -> Node {
+        let control = std::sync::Arc::new(
+            control::ControlPlane::open(db, control::ControlOptions::default())
+                .await
+                .expect("the control plane opens"),
+        );
+        use control::{KeyKind, Role};
+        let (agent_key, _) = create_key(&control, "contoso", KeyKind::Agent, None).await;
+        let (other_tenant_key, _) = create_key(&control, "fabrikam", KeyKind::Agent, None).await;
+        let (admin_key, _) = create_key(&control, "contoso", KeyKind::Admin, Some(Role::ReadOnlyOperator)).await;
         let mut node = Node {
             dir,
+            control,
             base: String::new(),
             agent_key,
             other_tenant_key,
@@ -93,17 +111,15 @@ impl Node {
         let location = warehouse::Location::parse(self.dir.path().join("warehouse").to_str().unwrap()).unwrap();
         self.warehouse = std::sync::Arc::new(warehouse::Warehouse::new(location));
         let clock = std::sync::Arc::new(warehouse::FixedClock(test_now()));
-        let ingest = ingest::Ingest::start(config, self.warehouse.clone(), clock.clone())
+        let ingest = ingest::Ingest::start(config, self.warehouse.clone(), clock.clone(), self.control.clone())
             .await
             .expect("the node starts");
         self.stats = ingest.stats_handle();
         self.flusher = Some(ingest.flusher());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
-        let directory = warehouse::directory::Directory::open(warehouse::tenants::TenantStore::new(self.dir.path()))
-            .expect("the keys load");
         let admin = dashboards::router(dashboards::AdminApi {
-            directory: std::sync::Arc::new(directory),
+            control: self.control.clone(),
             warehouse: self.warehouse.clone(),
             clock,
         });
@@ -167,19 +183,7 @@ impl Node {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.bytes().await.unwrap();
-        let json = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
-        Answer {
-            status,
-            json,
-            retry_after,
-        }
+        answer_of(request.send().await.expect("the server answers")).await
     }
 
     /// Posts a batch as JSON with the contoso agent key.
@@ -196,6 +200,22 @@ impl Node {
     pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+/// Status, `Retry-After` and JSON body (or Null) of an answer.
+pub(crate) async fn answer_of(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
+    Answer {
+        status,
+        json,
+        retry_after,
     }
 }
 
@@ -278,11 +298,41 @@ pub(crate) fn one_event_batch(batch_id: &str, event_id: &str, elevation_type: &s
     batch(batch_id, "all", vec![elevation_event(event_id, elevation_type)], vec![])
 }
 
+/// The control plane of a data folder (its default SQLite file), as `elevation` opens it.
+pub(crate) async fn open_control(data_dir: &Path) -> std::sync::Arc<control::ControlPlane> {
+    let db = control::ControlDb::default_in(data_dir);
+    std::sync::Arc::new(
+        control::ControlPlane::open(&db, control::ControlOptions::default())
+            .await
+            .expect("the control plane opens"),
+    )
+}
+
+/// What the tests do as an admin on the command line: the audit log's actor.
+pub(crate) fn test_actor() -> control::AuditContext {
+    control::AuditContext::cli(Some("test@contoso.com"))
+}
+
+/// Creates a key (admin keys are held by `admin@<tenant>.com`).
+pub(crate) async fn create_key(
+    control: &control::ControlPlane,
+    tenant: &str,
+    kind: control::KeyKind,
+    role: Option<control::Role>,
+) -> (String, control::KeyRecord) {
+    let upn = (kind == control::KeyKind::Admin).then(|| format!("admin@{tenant}.com"));
+    control
+        .create_key(&test_actor(), tenant, kind, role, upn.as_deref())
+        .await
+        .expect("the key is created")
+}
+
 /// Creates an agent key of `tenant` in a data folder, as `elevation keys create` does.
-pub(crate) fn create_agent_key(data_dir: &Path, tenant: &str) -> (String, warehouse::tenants::KeyRecord) {
-    warehouse::tenants::TenantStore::new(data_dir)
-        .create_key(tenant, warehouse::tenants::KeyKind::Agent, None, test_now())
-        .unwrap()
+pub(crate) async fn create_agent_key(data_dir: &Path, tenant: &str) -> (String, control::KeyRecord) {
+    let control = open_control(data_dir).await;
+    let created = create_key(&control, tenant, control::KeyKind::Agent, None).await;
+    control.close().await;
+    created
 }
 
 /// A real `elevation serve` process on a free loopback port.

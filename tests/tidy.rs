@@ -8,7 +8,7 @@ fn repo() -> &'static Path {
 
 #[test]
 fn every_crate_root_says_what_it_owns() {
-    let roots = ["warehouse", "simulator", "ingest", "queries", "dashboards"]
+    let roots = ["warehouse", "simulator", "ingest", "queries", "dashboards", "control"]
         .iter()
         .map(|c| repo().join(c).join("src/lib.rs"))
         .chain([repo().join("src/main.rs")]);

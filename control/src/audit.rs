@@ -144,6 +144,25 @@ pub struct Draft {
     pub modified: Vec<ModifiedProperty>,
 }
 
+/// What producing a rules export records (the command line and the API alike).
+pub fn export_draft(file: &str, from: DateTime<Utc>, to: DateTime<Utc>, suggestions: usize) -> Draft {
+    Draft {
+        activity: "exportRules",
+        operation: "Action",
+        result: "success",
+        resource_type: "export",
+        resource_id: file.to_owned(),
+        modified: vec![
+            ModifiedProperty::new(
+                "window",
+                None,
+                Some(format!("{} to {}", time_text(from), time_text(to))),
+            ),
+            ModifiedProperty::new("suggestions", None, Some(suggestions.to_string())),
+        ],
+    }
+}
+
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -42,6 +42,9 @@ impl Default for ControlOptions {
     }
 }
 
+/// After the database failed, uploads use their cached keys without asking it for this long.
+const OFFLINE_RETRY: Duration = Duration::from_secs(5);
+
 /// A key and its tenant's settings as last read from the database.
 #[derive(Debug, Clone)]
 struct Cached {
@@ -152,8 +155,9 @@ impl ControlPlane {
                 Ok(None)
             }
             Err(e) if e.is_unavailable() => {
-                // Do not make every upload wait on a dead database: skip it for a second.
-                *self.offline_until.lock().expect("not poisoned") = Some(Instant::now() + Duration::from_secs(1));
+                // A dead database costs a caller the pool's acquire timeout (3 s): let uploads
+                // skip it for a while instead of each waiting.
+                *self.offline_until.lock().expect("not poisoned") = Some(Instant::now() + OFFLINE_RETRY);
                 match cached.as_ref().filter(|c| within(c, grace)) {
                     Some(c) => {
                         tracing::warn!(error = %e, "control-plane database unreachable; using a recently verified key");

@@ -1,10 +1,15 @@
 //! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
-//! `GET /v1/suggestions`, `GET /v1/exports/rules`) with bearer admin-key authentication and
-//! Intune's EPM roles, answering in JSON or CSV from the typed reports and suggestions of
-//! `queries`. Browser dashboards will join it.
+//! `GET /v1/suggestions`, `GET /v1/exports/rules`, and the control plane's keys, tenant
+//! settings, rules policies and audit log in `control_api`) with bearer admin-key
+//! authentication and Intune's EPM roles, answering in JSON or CSV from the typed reports and
+//! suggestions of `queries`. Browser dashboards will join it.
 //!
-//! It must not read the warehouse directly or build SQL; it asks `queries`. It must not
-//! depend on `ingest`: the binary merges this router with the ingest router.
+//! It must not read the warehouse directly or build SQL; it asks `queries` and `control`. It
+//! must not depend on `ingest`: the binary merges this router with the ingest router.
+
+mod control_api;
+
+pub use control_api::audit_filter;
 
 use std::sync::Arc;
 
@@ -13,16 +18,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use control::{AuditContext, ControlError, ControlPlane, Permission, Principal};
 use queries::{Format, QueryError, ReportRequest};
-use warehouse::directory::Directory;
-use warehouse::tenants::{KeyKind, Permission, Principal};
 use warehouse::{Clock, Warehouse};
 
 /// What the admin API needs: who the keys are, where the tables are, and the time.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
-    /// Keys and tenant settings.
-    pub directory: Arc<Directory>,
+    /// Keys, tenant settings, rules policies and the audit log.
+    pub control: Arc<ControlPlane>,
     /// The tables.
     pub warehouse: Arc<Warehouse>,
     /// The clock that sets default windows.
@@ -35,7 +39,14 @@ pub fn router(api: AdminApi) -> Router {
         .route("/v1/reports/{name}", get(report))
         .route("/v1/suggestions", get(suggestions))
         .route("/v1/exports/rules", get(export_rules))
+        .merge(control_api::routes())
         .with_state(api)
+        // The request id is the audit log's correlation id: set it when the client sent none,
+        // and echo it.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
 }
 
 /// An error in the contract's shape: `{ "error": { "code", "message" } }`.
@@ -44,6 +55,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -52,6 +64,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -59,7 +72,43 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> ApiError {
+        match e {
+            ControlError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", m),
+            ControlError::UnknownKey(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no key with id {id:?} in your tenant"),
+            ),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "the control-plane database is unavailable");
+                ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage_unavailable",
+                        "the control-plane database cannot be reached; nothing was changed, retry later",
+                    )
+                }
+            }
+            other => {
+                tracing::error!(error = %other, "the control plane failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the request could not be handled; the server log says why",
+                )
+            }
+        }
     }
 }
 
@@ -80,8 +129,9 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// The admin key's principal, or 401/403.
-fn authorize(api: &AdminApi, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// The admin key's principal when its role carries `permission`; 401, 403, or 503 when the
+/// control plane cannot be reached.
+async fn authorize(api: &AdminApi, headers: &HeaderMap, permission: Permission) -> Result<Principal, ApiError> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -95,23 +145,27 @@ fn authorize(api: &AdminApi, headers: &HeaderMap) -> Result<Principal, ApiError>
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
     let principal = api
-        .directory
-        .authenticate(presented.trim())
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read the keys");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the keys cannot be read")
-        })?
+        .control
+        .authenticate_admin(presented.trim())
+        .await?
         .ok_or_else(unauthorized)?;
-    let allowed =
-        principal.kind == KeyKind::Admin && principal.role.is_some_and(|role| role.allows(Permission::ViewReports));
-    if !allowed {
+    if !principal.may(permission) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "reports and suggestions need an admin key whose role has View Reports (agent keys only upload)",
+            format!(
+                "this needs an admin key whose role has {} (agent keys only upload)",
+                permission.label()
+            ),
         ));
     }
     Ok(principal)
+}
+
+/// The audit context of an admin call: the key's person, the request id.
+fn audit_context(principal: &Principal, headers: &HeaderMap) -> AuditContext {
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    AuditContext::http(principal, request_id)
 }
 
 async fn report(
@@ -120,8 +174,8 @@ async fn report(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers)?;
-    let cap = api.directory.settings_of(&principal.tenant).reporting_cap;
+    let principal = authorize(&api, &headers, Permission::ViewReports).await?;
+    let cap = api.control.settings_of(&principal.tenant).await?.reporting_cap;
     // The tenant is the key's, whatever the parameters say.
     let parsed = ReportRequest::parse(&name, &principal.tenant, &params, api.clock.now(), cap)?;
     let format = match parsed.format {
@@ -149,20 +203,20 @@ async fn suggest_for(
     api: &AdminApi,
     headers: &HeaderMap,
     params: &[(String, String)],
-) -> Result<(queries::suggest::ParsedSuggest, Vec<queries::suggest::Suggestion>), ApiError> {
-    let principal = authorize(api, headers)?;
-    let imported = api.directory.imported_policies(&principal.tenant).map_err(|e| {
-        tracing::error!(error = %e, "cannot read the imported rules");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the imported rules cannot be read",
-        )
-    })?;
+) -> Result<
+    (
+        Principal,
+        queries::suggest::ParsedSuggest,
+        Vec<queries::suggest::Suggestion>,
+    ),
+    ApiError,
+> {
+    let principal = authorize(api, headers, Permission::ViewReports).await?;
+    let imported = api.control.imported_policies(&principal.tenant).await?;
     // The tenant is the key's, whatever the parameters say.
     let parsed = queries::suggest::SuggestRequest::parse(&principal.tenant, params, api.clock.now(), imported)?;
     let found = parsed.run(&api.warehouse).await?;
-    Ok((parsed, found))
+    Ok((principal, parsed, found))
 }
 
 async fn suggestions(
@@ -170,7 +224,7 @@ async fn suggestions(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (parsed, found) = suggest_for(&api, &headers, &params).await?;
+    let (_, parsed, found) = suggest_for(&api, &headers, &params).await?;
     let request = &parsed.request;
     match parsed.format.as_deref() {
         None | Some("json") => Ok(axum::Json(queries::export::suggestions_json(
@@ -194,10 +248,15 @@ async fn export_rules(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (parsed, found) = suggest_for(&api, &headers, &params).await?;
+    let (principal, parsed, found) = suggest_for(&api, &headers, &params).await?;
     let format = queries::export::ExportFormat::parse(parsed.format.as_deref().unwrap_or("intune"))?;
     let request = &parsed.request;
     let body = queries::export::export(format, &found, &request.thresholds, request.from, request.to)?;
+    // Recorded before it is handed out: an export that cannot be audited is not made.
+    let draft = control::audit::export_draft(format.file_name(), request.from, request.to, found.len());
+    api.control
+        .record(&audit_context(&principal, &headers), &principal.tenant, draft)
+        .await?;
     let disposition = format!("attachment; filename=\"{}\"", format.file_name());
     Ok((
         [

@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use control::{ControlPlane, KeyKind};
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, Semaphore};
@@ -19,8 +20,6 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use warehouse::directory::Directory;
-use warehouse::tenants::{KeyKind, TenantStore};
 use warehouse::validate::ValidationContext;
 use warehouse::{Clock, Table, Warehouse};
 
@@ -33,7 +32,7 @@ use crate::wal::{self, LoggedBatch, RecordHeader, Wal};
 /// How an ingest node runs. Every field has a documented default ([`IngestConfig::new`]).
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// The node's local state: `wal/`, `dedup.log`, `node-id`, keys and tenant settings.
+    /// The node's local state: `wal/`, `dedup/`, `node-id`.
     pub data_dir: PathBuf,
     /// Per-upload limits.
     pub limits: UploadLimits,
@@ -76,9 +75,6 @@ pub enum IngestError {
     /// The tables cannot be opened.
     #[error(transparent)]
     Warehouse(#[from] warehouse::WarehouseError),
-    /// Keys or tenant settings cannot be read.
-    #[error(transparent)]
-    Tenants(#[from] warehouse::tenants::TenantError),
     /// A state file of the data folder cannot be used.
     #[error("{path}: {source}")]
     State {
@@ -99,7 +95,7 @@ pub enum IngestError {
 #[derive(Debug)]
 struct Shared {
     config: IngestConfig,
-    directory: Directory,
+    control: Arc<ControlPlane>,
     dedup: Arc<Dedup>,
     wal: Arc<Wal>,
     buffer: Arc<LandingBuffer>,
@@ -139,11 +135,13 @@ fn node_id(data_dir: &Path) -> Result<String, IngestError> {
 
 impl Ingest {
     /// Starts a node: replays the write-ahead log (landing what was acknowledged but not yet
-    /// landed), then starts the log thread and the lander.
+    /// landed), then starts the log thread and the lander. Agent keys and tenant settings come
+    /// from `control`.
     pub async fn start(
         config: IngestConfig,
         warehouse: Arc<Warehouse>,
         clock: Arc<dyn Clock>,
+        control: Arc<ControlPlane>,
     ) -> Result<Ingest, IngestError> {
         // Install the recorder before anything counts.
         metrics_handle();
@@ -153,7 +151,6 @@ impl Ingest {
             source,
         })?;
         let node_id = node_id(&data_dir)?;
-        let directory = Directory::open(TenantStore::new(&data_dir))?;
         let wal_dir = data_dir.join("wal");
         let replay = wal::replay(&wal_dir)?;
         let landed_elevations = warehouse
@@ -211,7 +208,7 @@ impl Ingest {
         Ok(Ingest {
             shared: Arc::new(Shared {
                 config,
-                directory,
+                control,
                 dedup,
                 wal,
                 buffer,
@@ -418,14 +415,23 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
         ));
     };
     let (parts, body) = request.into_parts();
-    let principal = match bearer(&parts.headers) {
+    let authenticated = match bearer(&parts.headers) {
         None => None,
-        Some(token) => shared.directory.authenticate(token).map_err(|e| {
-            tracing::error!(error = %e, "cannot read the keys");
-            ApiError::internal()
+        Some(token) => shared.control.authenticate_upload(token).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot check the agent key");
+            if e.is_unavailable() {
+                // A key not verified within the offline grace: nothing was stored, retry.
+                ApiError::unavailable(
+                    "storage_unavailable",
+                    "the server cannot check keys right now; nothing was stored, retry later",
+                    5,
+                )
+            } else {
+                ApiError::internal()
+            }
         })?,
     };
-    let Some(principal) = principal else {
+    let Some(control::Authenticated { principal, settings }) = authenticated else {
         metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "unauthorized")
             .increment(1);
         let mut response = ApiError::new(
@@ -490,7 +496,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
         })?;
     let body = body.to_bytes();
     let now = shared.clock.now();
-    let cap = shared.directory.settings_of(&tenant).reporting_cap;
+    let cap = settings.reporting_cap;
     let validation = ValidationContext::new(now);
     let processed = process(&body, &tenant, cap, now, &limits, &validation).inspect_err(|e| {
         metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code)

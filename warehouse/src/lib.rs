@@ -3,12 +3,12 @@
 //! lets it through, and the Arrow schemas of the open tables the events land in.
 //!
 //! It also owns where the events end up: the Delta Lake tables (`tables`), the rows written
-//! to them (`rows`), and the tenants and keys that say who may write and read them
-//! (`tenants`).
+//! to them (`rows`) and their maintenance.
 //!
-//! It must not know about HTTP (that is `ingest`) or about reports and SQL (that is
-//! `queries`). Everything here is plain data and pure functions over it, so the same rules
-//! hold whether an event arrives over the network, from the simulator, or from a test.
+//! It must not know about HTTP (that is `ingest`), about reports and SQL (that is
+//! `queries`), or about keys, tenants' settings and who may do what (that is `control`).
+//! Everything here is plain data and pure functions over it, so the same rules hold whether
+//! an event arrives over the network, from the simulator, or from a test.
 //!
 //! # Layout
 //!
@@ -26,16 +26,14 @@
 //!   the rollup refresh (each tenant-day recomputed when its raw files changed).
 //! * [`user_sets`]: user numbers and per-day sets of users as compressed bitmaps, so distinct
 //!   users over any window are a union of days.
-//! * [`tenants`]: agent and admin keys (stored hashed), roles, tenant settings.
-//! * [`directory`]: the keys and settings as a server sees them, reloaded when they change.
 //! * [`retention`]: how long each table keeps a tenant's rows.
+//! * [`policy`]: Intune's elevation rules and rules policies, and their settings-catalog JSON.
 //! * [`clock`]: the injected clock, so validation windows are testable.
 
 #[macro_use]
 mod macros;
 
 pub mod clock;
-pub mod directory;
 pub mod durable;
 pub mod levels;
 pub mod maintenance;
@@ -45,7 +43,6 @@ pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod tables;
-pub mod tenants;
 pub mod user_sets;
 pub mod validate;
 

@@ -345,13 +345,13 @@ impl Warehouse {
 /// on its schedule and `elevation retention` runs on demand.
 pub async fn retention_all(
     warehouse: &Warehouse,
-    settings: &(dyn Fn(&str) -> crate::tenants::TenantSettings + Sync),
+    retention: &(dyn Fn(&str) -> crate::Retention + Sync),
     today: NaiveDate,
 ) -> Result<[RetentionReport; Table::EVERY.len()], WarehouseError> {
     let mut reports: [RetentionReport; Table::EVERY.len()] = Default::default();
     for (slot, table) in Table::EVERY.into_iter().enumerate() {
         for tenant in warehouse.tenants_in(table).await? {
-            let days = settings(&tenant).retention_days(table);
+            let days = retention(&tenant).days(table);
             // A window reaching before the calendar (`user_numbers`) keeps everything.
             let Some(keep_from) = today.checked_sub_signed(chrono::Duration::days(i64::from(days))) else {
                 continue;

@@ -48,6 +48,14 @@ impl ControlDb {
         ControlDb::Sqlite(data_dir.join("control.db"))
     }
 
+    /// The location as `--control-db` takes it (with its password: not for logs).
+    pub fn as_arg(&self) -> String {
+        match self {
+            ControlDb::Sqlite(path) => path.display().to_string(),
+            ControlDb::Postgres(url) => url.clone(),
+        }
+    }
+
     /// The location for logs and messages, without a password.
     pub fn display(&self) -> String {
         match self {
