@@ -59,6 +59,16 @@ fn readme_documents_the_table_schemas_column_by_column() {
 }
 
 #[test]
+fn readme_documents_the_permission_table() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let expected = control::roles::readme_table();
+    assert!(
+        readme.contains(&expected),
+        "README.md's permission table is out of date; it must contain exactly:\n{expected}"
+    );
+}
+
+#[test]
 fn readme_opens_with_the_two_commands() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let head: String = readme.lines().take(15).collect::<Vec<_>>().join("\n");
