@@ -135,11 +135,20 @@ impl ControlPlane {
         if let Some(c) = cached.as_ref().filter(|c| within(c, self.options.auth_ttl)) {
             return Ok(verify(c));
         }
-        let offline = self
-            .offline_until
-            .lock()
-            .expect("not poisoned")
-            .is_some_and(|t| Instant::now() < t);
+        // While the database is known to be down, uploads use their cached keys. When that
+        // window ends, the first caller asks the database again and stretches the window over
+        // its attempt, so the others keep going instead of all waiting on a dead database.
+        let offline = {
+            let mut until = self.offline_until.lock().expect("not poisoned");
+            match *until {
+                Some(t) if Instant::now() < t => true,
+                Some(_) => {
+                    *until = Some(Instant::now() + crate::store::ACQUIRE_TIMEOUT + OFFLINE_RETRY);
+                    false
+                }
+                None => false,
+            }
+        };
         if offline && let Some(c) = cached.as_ref().filter(|c| within(c, grace)) {
             return Ok(verify(c));
         }

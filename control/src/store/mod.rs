@@ -74,7 +74,7 @@ impl ControlDb {
 
 /// How long an admin call waits for a connection before it answers `503`: long enough for a
 /// busy pool, short enough that a client is not left hanging when the database is down.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
