@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_query;
+mod dashboard;
 mod demo;
 mod maintain;
 mod node;
@@ -78,6 +79,8 @@ enum Command {
     Rules(suggest::RulesCommand),
     /// A compliance evidence pack for a period.
     Compliance,
+    /// The dashboards as a static snapshot (links work from disk) for --tenant.
+    Dashboard(dashboard::DashboardArgs),
     /// Create, list and revoke agent and admin keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -434,6 +437,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
+        Command::Dashboard(args) => {
+            let index = dashboard::write(&data, &args)?;
+            println!("dashboard snapshot written: open {}", index.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compact { table } => {
             let location = node::location(&data)?;
             let tables: Vec<warehouse::Table> = warehouse::Table::ALL
@@ -451,7 +459,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,6 +6,8 @@ mod support;
 
 mod cli;
 mod crash;
+mod dashboards;
+mod formats;
 mod hostile;
 mod ingest;
 mod maintenance;

@@ -1,12 +1,18 @@
 //! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
 //! `GET /v1/suggestions`, `GET /v1/exports/rules`) with bearer admin-key authentication and
 //! Intune's EPM roles, answering in JSON or CSV from the typed reports and suggestions of
-//! `queries`. Browser dashboards will join it.
+//! `queries`, and the browser dashboards built on the same calls (`pages`: the Overview,
+//! report tables, suggestions, fleet health, the hour × weekday heatmap; served live or
+//! written as a static snapshot).
 //!
 //! It must not read the warehouse directly or build SQL; it asks `queries`. It must not
 //! depend on `ingest`: the binary merges this router with the ingest router.
 
 use std::sync::Arc;
+
+pub mod charts;
+pub mod pages;
+pub mod views;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -35,7 +41,118 @@ pub fn router(api: AdminApi) -> Router {
         .route("/v1/reports/{name}", get(report))
         .route("/v1/suggestions", get(suggestions))
         .route("/v1/exports/rules", get(export_rules))
+        .route("/", get(overview_page))
+        .route("/reports/{name}", get(report_page))
+        .route("/elevations/{id}", get(elevation_page))
+        .route("/suggestions", get(suggestions_page))
+        .route("/fleet", get(fleet_page))
+        .route("/when", get(when_page))
+        .route("/assets/{file}", get(asset))
         .with_state(api)
+}
+
+/// The viewer of a page: the admin key's tenant and role.
+fn viewer(api: &AdminApi, headers: &HeaderMap) -> Result<pages::Viewer, ApiError> {
+    let principal = authorize(api, headers)?;
+    let role = principal.role.map(|r| r.as_str()).unwrap_or("-");
+    Ok(pages::Viewer {
+        who: format!("{} · key {} ({role})", principal.tenant, principal.key_id),
+        tenant: principal.tenant,
+        csrf: None,
+        mode: views::Mode::Live,
+        now: api.clock.now(),
+    })
+}
+
+/// A page as HTML with the headers every page carries: nothing but this server may supply
+/// scripts, styles or frames.
+fn html(result: Result<String, QueryError>) -> Result<Response, ApiError> {
+    let body = result?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn overview_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers)?;
+    html(pages::overview(&api, &viewer, &params).await)
+}
+
+async fn report_page(
+    State(api): State<AdminApi>,
+    Path(name): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers)?;
+    html(pages::report(&api, &viewer, &name, &params).await)
+}
+
+async fn elevation_page(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers)?;
+    html(pages::elevation(&api, &viewer, &id, &params).await)
+}
+
+async fn suggestions_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers)?;
+    html(pages::suggestions(&api, &viewer, &params).await)
+}
+
+async fn fleet_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers)?;
+    html(pages::fleet(&api, &viewer, &params).await)
+}
+
+async fn when_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers)?;
+    html(pages::when(&api, &viewer, &params).await)
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match pages::asset(&file) {
+        Some((content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no asset {file:?}")).into_response(),
+    }
 }
 
 /// An error in the contract's shape: `{ "error": { "code", "message" } }`.
