@@ -5,6 +5,7 @@ mod admin;
 mod audit_render;
 mod bench;
 mod bench_query;
+mod dashboard;
 mod demo;
 mod maintain;
 mod node;
@@ -91,6 +92,8 @@ enum Command {
     Rules(suggest::RulesCommand),
     /// A compliance evidence pack for a period.
     Compliance,
+    /// The dashboards as a static snapshot (links work from disk) for --tenant.
+    Dashboard(dashboard::DashboardArgs),
     /// Create, list and revoke agent and admin keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -389,6 +392,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
+        Command::Dashboard(args) => {
+            let index = dashboard::write(&data, &args)?;
+            println!("dashboard snapshot written: open {}", index.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compact { table } => {
             let location = node::location(&data)?;
             let tables: Vec<warehouse::Table> = warehouse::Table::ALL
@@ -406,7 +414,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -172,8 +172,12 @@ pub(crate) async fn import_policy_file(
     let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let json: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-    let policy =
-        warehouse::policy::RulesPolicy::from_intune(&json).with_context(|| format!("importing {}", file.display()))?;
+    let imported =
+        warehouse::policy::RulesPolicy::read_intune(&json).with_context(|| format!("importing {}", file.display()))?;
+    for warning in &imported.warnings {
+        eprintln!("warning: {}: {warning}", file.display());
+    }
+    let policy = imported.policy;
     let (name, rules) = (policy.name.clone(), policy.rules.len());
     let replaced = control.import_policy(context, tenant, &policy).await?;
     Ok((name, rules, replaced))
@@ -199,7 +203,7 @@ pub(crate) async fn rules(data: &DataArgs, command: &RulesCommand) -> Result<()>
                 println!("{} ({} rules)", policy.name, policy.rules.len());
                 for rule in &policy.rules {
                     let matcher = match (&rule.file_hash, &rule.certificate) {
-                        (Some(hash), _) => format!("hash {}…", &hash[..hash.len().min(12)]),
+                        (Some(hash), _) => format!("hash {}…", hash.chars().take(12).collect::<String>()),
                         (None, Some(_)) => format!(
                             "certificate, from version {}",
                             rule.min_version.as_deref().unwrap_or("any")

@@ -7,6 +7,8 @@ mod support;
 mod cli;
 mod control;
 mod crash;
+mod dashboards;
+mod formats;
 mod hostile;
 mod ingest;
 mod maintenance;

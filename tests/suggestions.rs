@@ -559,9 +559,37 @@ async fn exports_are_snapshotted_and_the_intune_policy_imports_back_to_the_same_
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), with_rules.len());
-    for (row, s) in rows.iter().zip(&with_rules) {
+    // As EPManager's report writes it (tests/fixtures/epmanager/report-shape.csv): the same
+    // header line, every value quoted, CRLF, rows by elevation count.
+    let shape = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/epmanager/report-shape.csv"),
+    )
+    .unwrap();
+    assert_eq!(csv_text.split("\r\n").next(), shape.split("\r\n").next());
+    assert!(csv_text.ends_with("\r\n") && !csv_text.replace("\r\n", "").contains('\n'));
+    for line in csv_text.split_terminator("\r\n") {
+        assert!(line.starts_with('"') && line.ends_with('"'), "{line}");
+    }
+    let mut by_count = with_rules.clone();
+    by_count.sort_by_key(|s| std::cmp::Reverse(s.evidence.events));
+    for (row, s) in rows.iter().zip(&by_count) {
         assert_eq!(row[0].parse::<u64>().unwrap(), s.evidence.events);
-        assert_eq!(&row[4], s.proposed_rule.as_ref().unwrap().file_name.as_str());
+        let rule = s.proposed_rule.as_ref().unwrap();
+        assert_eq!(&row[4], rule.file_name.as_str());
+        // FilePath pasted into a JSON text, as EPManager's import does, gives the rule's folder.
+        let pasted: String = serde_json::from_str(&format!("\"{}\"", &row[7])).unwrap();
+        assert_eq!(pasted, rule.file_path.clone().unwrap_or_default());
+        // Users and Devices: the names, space-separated.
+        let users: BTreeSet<&str> = row[9].split(' ').collect();
+        assert_eq!(users.len() as u64, s.evidence.users, "{}", &row[9]);
+        assert!(
+            users.iter().all(|u| fleet.events.iter().any(|e| e.upn == *u)),
+            "{}",
+            &row[9]
+        );
+        let devices: BTreeSet<&str> = row[10].split(' ').collect();
+        assert_eq!(devices.len() as u64, s.evidence.devices, "{}", &row[10]);
+        assert_eq!(&row[13], "AssignmentGroupName");
         assert!(
             [
                 "Automatic",
@@ -688,7 +716,7 @@ async fn the_admin_api_serves_suggestions_and_exports_to_the_keys_tenant_and_rol
     .await;
     assert_eq!((status, content_type.as_str()), (200, "text/csv; charset=utf-8"));
     assert!(
-        body.starts_with("ElevationCount,Product,Description,Publisher,FileName"),
+        body.starts_with("\"ElevationCount\",\"Product\",\"Description\",\"Publisher\",\"FileName\""),
         "{body}"
     );
 

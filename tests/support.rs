@@ -201,6 +201,17 @@ impl Node {
         let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
+
+    /// GET on a path of the server with a bearer key.
+    pub(crate) async fn get_with_key(&self, key: &str, path: &str) -> (u16, String) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
 }
 
 /// Status, `Retry-After` and JSON body (or Null) of an answer.

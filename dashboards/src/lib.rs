@@ -2,7 +2,9 @@
 //! `GET /v1/suggestions`, `GET /v1/exports/rules`, and the control plane's keys, tenant
 //! settings, rules policies and audit log in `control_api`) with bearer admin-key
 //! authentication and Intune's EPM roles, answering in JSON or CSV from the typed reports and
-//! suggestions of `queries`. Browser dashboards will join it.
+//! suggestions of `queries`, and the browser dashboards built on the same calls (`pages`: the
+//! Overview, report tables, suggestions, fleet health, the hour × weekday heatmap; served live
+//! or written as a static snapshot).
 //!
 //! It must not read the warehouse directly or build SQL; it asks `queries` and `control`. It
 //! must not depend on `ingest`: the binary merges this router with the ingest router.
@@ -12,6 +14,10 @@ mod control_api;
 pub use control_api::audit_filter;
 
 use std::sync::Arc;
+
+pub mod charts;
+pub mod pages;
+pub mod views;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -40,6 +46,13 @@ pub fn router(api: AdminApi) -> Router {
         .route("/v1/suggestions", get(suggestions))
         .route("/v1/exports/rules", get(export_rules))
         .merge(control_api::routes())
+        .route("/", get(overview_page))
+        .route("/reports/{name}", get(report_page))
+        .route("/elevations/{id}", get(elevation_page))
+        .route("/suggestions", get(suggestions_page))
+        .route("/fleet", get(fleet_page))
+        .route("/when", get(when_page))
+        .route("/assets/{file}", get(asset))
         .with_state(api)
         // The request id is the audit log's correlation id: set it when the client sent none,
         // and echo it.
@@ -47,6 +60,114 @@ pub fn router(api: AdminApi) -> Router {
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
             tower_http::request_id::MakeRequestUuid,
         ))
+}
+
+/// The viewer of a page: the admin key's tenant and role.
+async fn viewer(api: &AdminApi, headers: &HeaderMap) -> Result<pages::Viewer, ApiError> {
+    let principal = authorize(api, headers, Permission::ViewReports).await?;
+    let role = principal.role.map(|r| r.as_str()).unwrap_or("-");
+    let person = principal
+        .upn
+        .clone()
+        .unwrap_or_else(|| format!("key {}", principal.key_id));
+    Ok(pages::Viewer {
+        who: format!("{} · {person} ({role})", principal.tenant),
+        tenant: principal.tenant,
+        csrf: None,
+        mode: views::Mode::Live,
+        now: api.clock.now(),
+    })
+}
+
+/// A page as HTML with the headers every page carries: nothing but this server may supply
+/// scripts, styles or frames.
+fn html(result: Result<String, QueryError>) -> Result<Response, ApiError> {
+    let body = result?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn overview_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers).await?;
+    html(pages::overview(&api, &viewer, &params).await)
+}
+
+async fn report_page(
+    State(api): State<AdminApi>,
+    Path(name): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers).await?;
+    html(pages::report(&api, &viewer, &name, &params).await)
+}
+
+async fn elevation_page(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers).await?;
+    html(pages::elevation(&api, &viewer, &id, &params).await)
+}
+
+async fn suggestions_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers).await?;
+    html(pages::suggestions(&api, &viewer, &params).await)
+}
+
+async fn fleet_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers).await?;
+    html(pages::fleet(&api, &viewer, &params).await)
+}
+
+async fn when_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&api, &headers).await?;
+    html(pages::when(&api, &viewer, &params).await)
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match pages::asset(&file) {
+        Some((content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no asset {file:?}")).into_response(),
+    }
 }
 
 /// An error in the contract's shape: `{ "error": { "code", "message" } }`.

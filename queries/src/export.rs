@@ -126,11 +126,27 @@ pub const EPMANAGER_COLUMNS: [&str; 14] = [
     "Group",
 ];
 
+/// What EPManager's report writes in `Group` until the admin names the assignment group.
+pub const EPMANAGER_GROUP_PLACEHOLDER: &str = "AssignmentGroupName";
+
+/// A folder as EPManager's report writes it: every backslash doubled, because its `-import`
+/// pastes the value straight into a JSON text (`"value": "$filePath"`).
+pub fn epmanager_path(folder: &str) -> String {
+    folder.replace('\\', "\\\\")
+}
+
+/// EPManager's report, as its `-report` mode writes it (`Export-Csv -NoTypeInformation`):
+/// every value quoted, CRLF line ends, rows by elevation count (most first), `Users` and
+/// `Devices` the names joined by spaces, `FilePath` the folder with doubled backslashes.
 fn epmanager_csv(suggestions: &[Suggestion], policy: &RulesPolicy) -> Result<String, QueryError> {
     let render = |e: csv::Error| QueryError::Render(e.to_string());
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     writer.write_record(EPMANAGER_COLUMNS).map_err(render)?;
     let with_rules = suggestions.iter().filter(|s| s.proposed_rule.is_some());
+    let mut rows: Vec<(u64, [String; 14])> = Vec::new();
     for (s, rule) in with_rules.zip(&policy.rules) {
         // EPManager imports only the types it knows; we never propose deny or elevate-as-user.
         let Some(elevation_type) = epmanager_elevation_type(rule) else {
@@ -141,8 +157,9 @@ fn epmanager_csv(suggestions: &[Suggestion], policy: &RulesPolicy) -> Result<Str
             .clone()
             .or_else(|| s.evidence.versions.last().cloned())
             .unwrap_or_default();
-        writer
-            .write_record([
+        rows.push((
+            s.evidence.events,
+            [
                 s.evidence.events.to_string(),
                 rule.product_name.clone().unwrap_or_default(),
                 rule.file_description.clone().unwrap_or_default(),
@@ -150,21 +167,28 @@ fn epmanager_csv(suggestions: &[Suggestion], policy: &RulesPolicy) -> Result<Str
                 rule.file_name.clone(),
                 rule.internal_name.clone().unwrap_or_default(),
                 version,
-                rule.file_path.clone().unwrap_or_default(),
+                // Empty when the rule requires no folder: EPManager's import makes whatever
+                // is here the rule's required path.
+                epmanager_path(rule.file_path.as_deref().unwrap_or_default()),
                 // EPManager writes hash rules only: a certificate rule goes out pinned to the
                 // newest build (the Intune and JSON exports keep the certificate).
                 rule.file_hash
                     .clone()
                     .or_else(|| s.evidence.newest_hash.clone())
                     .unwrap_or_default(),
-                s.evidence.users.to_string(),
-                s.evidence.devices.to_string(),
+                s.evidence.user_names.join(" "),
+                s.evidence.device_names.join(" "),
                 elevation_type.to_owned(),
                 epmanager_child_behaviour(rule.child_process_behavior).to_owned(),
-                // EPManager creates one policy per assignment group: the admin picks it.
-                String::new(),
-            ])
-            .map_err(render)?;
+                // EPManager creates one policy per assignment group: the admin names it.
+                EPMANAGER_GROUP_PLACEHOLDER.to_owned(),
+            ],
+        ));
+    }
+    // Stable: equal counts keep the suggestions' rank order.
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    for (_, row) in rows {
+        writer.write_record(row).map_err(render)?;
     }
     let bytes = writer.into_inner().map_err(|e| QueryError::Render(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| QueryError::Render(e.to_string()))

@@ -27,7 +27,7 @@ pub mod request;
 pub mod suggest;
 
 pub use reports::{Cell, Report, run};
-pub use request::{Filters, Format, Parsed, Profile, ReportName, ReportRequest};
+pub use request::{Filters, Format, Parsed, Profile, Readiness, ReportName, ReportRequest};
 
 use std::collections::BTreeMap;
 

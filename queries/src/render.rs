@@ -20,9 +20,12 @@ enum Spelling {
     Boolean,
     /// As is; null is the `<Null>` sentinel.
     NullSentinel,
+    /// `userType` as the export spells it: PascalCase, and `Unknown` for an account Graph
+    /// cannot classify (our `undetermined`), as rows captured from a live tenant show.
+    UserType,
 }
 
-use Spelling::{Boolean, NullSentinel, Pascal, Plain, Time};
+use Spelling::{Boolean, NullSentinel, Pascal, Plain, Time, UserType};
 
 /// A Graph export column: its header, the native column it comes from, how it is spelled.
 type GraphColumn = (&'static str, &'static str, Spelling);
@@ -40,7 +43,7 @@ fn graph_columns(name: ReportName) -> Option<(&'static str, &'static [GraphColum
         ("ElevationType", "elevationType", Pascal),
         ("FilePath", "filePath", Plain),
         ("Upn", "upn", Plain),
-        ("UserType", "userType", Pascal),
+        ("UserType", "userType", UserType),
         ("ProductName", "productName", Plain),
         ("CompanyName", "companyName", Plain),
         ("FileVersion", "fileVersion", Plain),
@@ -154,7 +157,8 @@ fn graph_text(cell: &Cell, spelling: Spelling) -> String {
     match (cell, spelling) {
         (Cell::Null, NullSentinel) => "<Null>".into(),
         (Cell::Null, _) => String::new(),
-        (Cell::Text(t), Pascal) => {
+        (Cell::Text(t), UserType) if t == warehouse::UserType::Undetermined.as_str() => "Unknown".into(),
+        (Cell::Text(t), Pascal | UserType) => {
             let mut chars = t.chars();
             chars
                 .next()

@@ -122,8 +122,69 @@ const EVENT_COLUMNS: [&str; 23] = [
     "systemInitiatedElevation",
 ];
 
-/// Runs a report over the warehouse's latest committed data.
+/// Runs a report over the warehouse's latest committed data. With `sort`, the rows are
+/// ordered by that column (nulls last, ties in the report's own order) before the page is cut.
 pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Report, QueryError> {
+    // Event lists sort in DataFusion (a window may hold millions of events); the others
+    // hold every row of their answer anyway and sort here.
+    let sort = request.sort.as_ref().filter(|_| !request.name.is_event_list());
+    if sort.is_none() && request.readiness.is_none() {
+        return run_in_report_order(warehouse, request).await;
+    }
+    let whole = ReportRequest {
+        limit: None,
+        offset: 0,
+        sort: None,
+        readiness: None,
+        ..request.clone()
+    };
+    let mut report = run_in_report_order(warehouse, &whole).await?;
+    let mut rows = std::mem::take(&mut report.rows);
+    if let Some(readiness) = request.readiness {
+        let (managed, unmanaged) = (
+            report.column("managed").expect("by-user columns"),
+            report.column("unmanaged").expect("by-user columns"),
+        );
+        rows.retain(|row| readiness.holds(row[managed].as_int().unwrap_or(0), row[unmanaged].as_int().unwrap_or(0)));
+    }
+    if let Some((column, descending)) = sort {
+        let index = report.column(column).ok_or_else(|| {
+            QueryError::BadParameter(format!(
+                "sort {column:?} is not a column of {}; its columns are {}",
+                request.name.as_str(),
+                report.columns.join(", ")
+            ))
+        })?;
+        rows.sort_by(|a, b| {
+            let ordering = cell_order(&a[index], &b[index]);
+            match (&a[index], &b[index]) {
+                (Cell::Null, _) | (_, Cell::Null) => ordering,
+                _ if *descending => ordering.reverse(),
+                _ => ordering,
+            }
+        });
+    }
+    report.rows = request.page(rows).collect();
+    Ok(report)
+}
+
+/// Orders two cells of one column: values by their natural order, nulls after every value.
+fn cell_order(a: &Cell, b: &Cell) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Cell::Null, Cell::Null) => Ordering::Equal,
+        (Cell::Null, _) => Ordering::Greater,
+        (_, Cell::Null) => Ordering::Less,
+        (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
+        (Cell::Bool(x), Cell::Bool(y)) => x.cmp(y),
+        (Cell::Time(x), Cell::Time(y)) => x.cmp(y),
+        (Cell::Date(x), Cell::Date(y)) => x.cmp(y),
+        (Cell::Text(x), Cell::Text(y)) => x.to_lowercase().cmp(&y.to_lowercase()).then_with(|| x.cmp(y)),
+        (x, y) => format!("{x:?}").cmp(&format!("{y:?}")),
+    }
+}
+
+async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> Result<Report, QueryError> {
     let Opened { ctx, elevations: raw } = open(warehouse).await?;
     let mut report = Report {
         name: request.name,
@@ -138,9 +199,18 @@ pub async fn run(warehouse: &Warehouse, request: &ReportRequest) -> Result<Repor
             if request.name == ReportName::ManagedElevations {
                 events = events.filter(ident("elevationType").not_eq(lit(UNMANAGED)))?;
             }
-            events
-                .select(cols(&EVENT_COLUMNS))?
-                .sort(vec![desc("eventDateTime"), desc("id")])?
+            let mut order = vec![desc("eventDateTime"), desc("id")];
+            if let Some((column, descending)) = &request.sort {
+                if !EVENT_COLUMNS.contains(&column.as_str()) {
+                    return Err(QueryError::BadParameter(format!(
+                        "sort {column:?} is not a column of {}; its columns are {}",
+                        request.name.as_str(),
+                        EVENT_COLUMNS.join(", ")
+                    )));
+                }
+                order.insert(0, ident(column.as_str()).sort(!descending, false));
+            }
+            events.select(cols(&EVENT_COLUMNS))?.sort(order)?
         }
         ReportName::ByApplication => distinct::aggregate_with_users_and_devices(
             &ctx,
@@ -274,6 +344,32 @@ async fn elevations(ctx: &SessionContext, request: &ReportRequest) -> Result<Dat
         frame = frame.filter(ident(column).eq(lit(value)))?;
     }
     Ok(frame)
+}
+
+/// Elevations per quarter hour (UTC) in the request's window and filters: the start of each
+/// non-empty quarter hour with its count, in time order. Every time zone in use is a whole
+/// number of quarter hours from UTC, so these buckets place every elevation in its local
+/// hour and weekday exactly (the dashboards' hour × weekday heatmap).
+pub async fn quarter_hour_counts(
+    warehouse: &Warehouse,
+    request: &ReportRequest,
+) -> Result<Vec<(DateTime<Utc>, i64)>, QueryError> {
+    const QUARTER_HOUR_MICROS: i64 = 15 * 60 * 1_000_000;
+    let Opened { ctx, .. } = open(warehouse).await?;
+    let bucket = datafusion::logical_expr::cast(ident("eventDateTime"), DataType::Int64) / lit(QUARTER_HOUR_MICROS);
+    let frame = elevations(&ctx, request)
+        .await?
+        .aggregate(vec![bucket.alias("quarter")], vec![count(lit(1)).alias("count")])?
+        .sort(vec![asc("quarter")])?;
+    let (_, rows) = collect(frame).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let quarter = row[0].as_int()?;
+            let at = DateTime::from_timestamp_micros(quarter * QUARTER_HOUR_MICROS)?;
+            Some((at, row[1].as_int()?))
+        })
+        .collect())
 }
 
 fn is_managed() -> Expr {

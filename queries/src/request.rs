@@ -92,6 +92,8 @@ pub struct Filters {
     pub hash: Option<String>,
     /// `fileName`.
     pub file_name: Option<String>,
+    /// `id`: one elevation (the dashboards' detail view).
+    pub id: Option<String>,
 }
 
 impl Filters {
@@ -107,6 +109,7 @@ impl Filters {
             ("companyName", &self.company_name),
             ("hash", &self.hash),
             ("fileName", &self.file_name),
+            ("id", &self.id),
         ] {
             if let Some(v) = value {
                 out.push((column, v.clone()));
@@ -146,6 +149,33 @@ pub struct ReportRequest {
     pub silent_days: u32,
     /// `diagnostics`: the tenant's reporting cap, to list devices that report below it.
     pub reporting_cap: ReportingLevel,
+    /// `sort` and `order`: the column the rows are ordered by before paging, and whether
+    /// descending (`None`: each report's own order).
+    pub sort: Option<(String, bool)>,
+    /// `by-user` only: keep the users of one Overview readiness tile.
+    pub readiness: Option<Readiness>,
+}
+
+/// The Overview's readiness tiles, as a `by-user` filter (`readiness=onlyUnmanaged|both|onlyManaged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Users whose every elevation in the window was unmanaged.
+    OnlyUnmanaged,
+    /// Users with unmanaged and managed elevations.
+    Both,
+    /// Users whose every elevation was managed.
+    OnlyManaged,
+}
+
+impl Readiness {
+    /// Whether a user with these counts belongs to the tile.
+    pub fn holds(self, managed: i64, unmanaged: i64) -> bool {
+        match self {
+            Readiness::OnlyUnmanaged => managed == 0 && unmanaged > 0,
+            Readiness::Both => managed > 0 && unmanaged > 0,
+            Readiness::OnlyManaged => managed > 0 && unmanaged == 0,
+        }
+    }
 }
 
 /// Output format.
@@ -258,6 +288,9 @@ impl ReportRequest {
         let mut silent_days = DEFAULT_SILENT_DAYS;
         let mut format = None;
         let mut profile = Profile::Native;
+        let mut sort = None;
+        let mut descending = None;
+        let mut readiness = None;
         let mut seen = std::collections::BTreeSet::new();
         for (key, value) in params {
             if !seen.insert(key.as_str()) {
@@ -281,6 +314,27 @@ impl ReportRequest {
                 "companyName" => filters.company_name = text(value)?,
                 "hash" => filters.hash = text(value)?.map(|h| h.to_ascii_uppercase()),
                 "fileName" => filters.file_name = text(value)?,
+                "id" => filters.id = text(value)?,
+                "sort" => sort = text(value)?,
+                "readiness" => {
+                    readiness = Some(match value.as_str() {
+                        "onlyUnmanaged" => Readiness::OnlyUnmanaged,
+                        "both" => Readiness::Both,
+                        "onlyManaged" => Readiness::OnlyManaged,
+                        other => {
+                            return Err(bad(format!(
+                                "readiness {other:?} is not one of onlyUnmanaged, both, onlyManaged"
+                            )));
+                        }
+                    })
+                }
+                "order" => {
+                    descending = Some(match value.as_str() {
+                        "asc" => false,
+                        "desc" => true,
+                        other => return Err(bad(format!("order {other:?} is not one of asc, desc"))),
+                    })
+                }
                 "limit" => limit = Some(parse_number(key, value, MAX_LIMIT)?),
                 "offset" => offset = parse_number(key, value, usize::MAX)?,
                 "silentDays" => silent_days = parse_number(key, value, 3650u32)?,
@@ -289,7 +343,8 @@ impl ReportRequest {
                 other => {
                     return Err(bad(format!(
                         "unknown parameter {other:?}; reports take from, to, elevationType, upn, deviceName, \
-                         companyName, hash, fileName, limit, offset, silentDays, format, profile"
+                         companyName, hash, fileName, id, readiness, limit, offset, sort, order, silentDays, format, \
+                         profile"
                     )));
                 }
             }
@@ -303,6 +358,12 @@ impl ReportRequest {
         let from = from.unwrap_or(to - default_span);
         if from >= to {
             return Err(bad(format!("from ({from}) must be before to ({to})")));
+        }
+        if readiness.is_some() && name != ReportName::ByUser {
+            return Err(bad("readiness filters by-user only".into()));
+        }
+        if descending.is_some() && sort.is_none() {
+            return Err(bad("order needs sort: the column to order by".into()));
         }
         if name == ReportName::Diagnostics {
             let personal = filters.text().into_iter().any(|(column, _)| column != "deviceName");
@@ -329,6 +390,8 @@ impl ReportRequest {
                 offset,
                 silent_days,
                 reporting_cap,
+                sort: sort.map(|column| (column, descending.unwrap_or(false))),
+                readiness,
             },
             format,
             profile,

@@ -276,6 +276,12 @@ pub struct Evidence {
     pub sample_justifications: Vec<String>,
     /// A few of the users (the first five by name).
     pub sample_users: Vec<String>,
+    /// Every user, by name (EPManager's CSV lists them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_names: Vec<String>,
+    /// Every device, by name, likewise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_names: Vec<String>,
 }
 
 /// One suggestion.
@@ -371,6 +377,8 @@ struct Group {
     last: Option<DateTime<Utc>>,
     users: Vec<String>,
     devices: Vec<String>,
+    /// Distinct device names (EPManager's report lists them).
+    device_names: Vec<String>,
     justifications: Vec<String>,
 }
 
@@ -394,6 +402,7 @@ struct Acc {
     failed: u64,
     users: BTreeSet<String>,
     devices: BTreeSet<String>,
+    device_names: BTreeSet<String>,
     first: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
     by_type: BTreeMap<String, u64>,
@@ -419,6 +428,7 @@ impl Acc {
         }
         self.users.extend(g.users.iter().cloned());
         self.devices.extend(g.devices.iter().cloned());
+        self.device_names.extend(g.device_names.iter().cloned());
         self.first = [self.first, g.first].into_iter().flatten().min();
         self.last = [self.last, g.last].into_iter().flatten().max();
         *self.by_type.entry(g.elevation_type.clone()).or_default() += g.events;
@@ -503,6 +513,8 @@ impl Acc {
             parent_processes: self.parents.iter().cloned().collect(),
             sample_justifications: self.justifications.iter().take(3).cloned().collect(),
             sample_users: self.users.iter().take(5).cloned().collect(),
+            user_names: self.users.iter().cloned().collect(),
+            device_names: self.device_names.iter().cloned().collect(),
         }
     }
 }
@@ -586,6 +598,7 @@ async fn read_groups(
                 max(ident("eventDateTime")).alias("last"),
                 distinct("upn")?.alias("users"),
                 distinct("deviceId")?.alias("devices"),
+                distinct("deviceName")?.alias("deviceNames"),
                 distinct("filePath")?.alias("paths"),
                 max(ident("fileVersion")).alias("fileVersion"),
                 max(ident("productName")).alias("productName"),
@@ -628,6 +641,7 @@ async fn read_groups(
         }
         let users = string_lists(batch, "users")?;
         let devices = string_lists(batch, "devices")?;
+        let device_names = string_lists(batch, "deviceNames")?;
         let paths = string_lists(batch, "paths")?;
         let get_text = |name: &str, row: usize| match &text[name][row] {
             Cell::Text(t) => Some(t.clone()),
@@ -672,6 +686,7 @@ async fn read_groups(
                 last: get_time("last", row),
                 users: users[row].clone(),
                 devices: devices[row].clone(),
+                device_names: device_names[row].clone(),
                 justifications,
             });
         }
@@ -1006,10 +1021,7 @@ fn decide(request: &SuggestRequest, groups: &[Group], rules: &[KnownRule], unman
         let mut rule = proposed_rule(&acc, rule_type, "hash rule keeps breaking");
         rule.file_hash = None;
         rule.min_version = min_version.clone();
-        rule.certificate = Some(Certificate {
-            payload: certificate.to_owned(),
-            certificate_type: CertificateType::Publisher,
-        });
+        rule.certificate = Some(Certificate::uploaded(certificate, CertificateType::Publisher));
         if let Some(base) = &known.imported {
             rule.name = base.name.clone();
             rule.child_process_behavior = base.child_process_behavior;
@@ -1428,10 +1440,7 @@ fn proposed_rule(acc: &Acc, rule_type: RuleType, reason: &str) -> ElevationRule 
         (_, Some(payload)) => (
             None,
             acc.versions_ordered().first().cloned(),
-            Some(Certificate {
-                payload,
-                certificate_type: CertificateType::Publisher,
-            }),
+            Some(Certificate::uploaded(payload, CertificateType::Publisher)),
         ),
     };
     let file_path = match acc.folders.len() {
@@ -1493,12 +1502,18 @@ pub struct ParsedSuggest {
     pub format: Option<String>,
     /// Show at most this many suggestions.
     pub limit: Option<usize>,
+    /// `id` (repeatable or comma-separated): only these suggestions, as the dashboards'
+    /// selection exports them. Empty: every suggestion.
+    pub ids: BTreeSet<String>,
 }
 
 impl ParsedSuggest {
     /// The suggestions asked for, best first, at most `limit` of them.
     pub async fn run(&self, warehouse: &Warehouse) -> Result<Vec<Suggestion>, QueryError> {
         let mut found = suggest(warehouse, &self.request).await?;
+        if !self.ids.is_empty() {
+            found.retain(|s| self.ids.contains(&s.id));
+        }
         if let Some(limit) = self.limit {
             found.truncate(limit);
         }
@@ -1522,9 +1537,10 @@ impl SuggestRequest {
         let mut request = SuggestRequest::new(tenant, now, now);
         let mut format = None;
         let mut limit = None;
+        let mut ids = BTreeSet::new();
         let mut seen = BTreeSet::new();
         for (key, value) in params {
-            let repeatable = matches!(key.as_str(), "kind" | "trustedPublisher");
+            let repeatable = matches!(key.as_str(), "kind" | "trustedPublisher" | "id");
             if !repeatable && !seen.insert(key.as_str()) {
                 return Err(bad(format!("{key} is given twice")));
             }
@@ -1543,6 +1559,12 @@ impl SuggestRequest {
                     request.trusted_publishers.insert(value.trim().to_owned());
                 }
                 "format" => format = Some(value.clone()),
+                "id" => ids.extend(
+                    value
+                        .split(',')
+                        .map(|id| id.trim().to_owned())
+                        .filter(|id| !id.is_empty()),
+                ),
                 "limit" => {
                     limit = Some(
                         value
@@ -1555,7 +1577,7 @@ impl SuggestRequest {
                 other => {
                     if !request.thresholds.set(other, value)? {
                         return Err(bad(format!(
-                            "unknown parameter {other:?}; suggestions take from, to, kind, trustedPublisher, limit, \
+                            "unknown parameter {other:?}; suggestions take from, to, kind, trustedPublisher, id, limit, \
                              format and the thresholds {}",
                             Thresholds::NAMES.join(", ")
                         )));
@@ -1572,6 +1594,11 @@ impl SuggestRequest {
             )));
         }
         request.imported = imported;
-        Ok(ParsedSuggest { request, format, limit })
+        Ok(ParsedSuggest {
+            request,
+            format,
+            limit,
+            ids,
+        })
     }
 }

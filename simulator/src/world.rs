@@ -244,10 +244,10 @@ impl World {
                                 min_version,
                             } => (
                                 None,
-                                Some(Certificate {
-                                    payload: certificate_payload.clone(),
-                                    certificate_type: CertificateType::Publisher,
-                                }),
+                                Some(Certificate::uploaded(
+                                    certificate_payload.clone(),
+                                    CertificateType::Publisher,
+                                )),
                                 min_version.clone(),
                             ),
                         };

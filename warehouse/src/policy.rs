@@ -9,8 +9,14 @@
 //! policy back (our own exports, or a policy an admin exported from Intune), so that the
 //! suggestions know rules that never fired. The setting definition ids, template ids and
 //! choice values are those of `ecosystem.md` §2 (ennnbeee/EPManager, pelarsen/EPMPolicyBuilder,
-//! Microsoft365DSC): `{elevationrulename}` is a literal placeholder in every id, and only the
-//! first rule carries the template references.
+//! Microsoft365DSC, the Terraform provider): `{elevationrulename}` is a literal placeholder in
+//! every id, and only the first rule carries the template references.
+//!
+//! Choice values are spelled as Intune spells them: the rule prefix and the option alone
+//! (`…_{elevationrulename}_self`, `…_allusers`, `…_allowrunelevatedrulerequired`,
+//! `…_issuingauthority`); only signature source and the validation collections carry their
+//! setting's name (`…_signaturesource_1`, `…_ruletype_validation_0`). The reader also accepts
+//! the spelling of exports written before 2026-12 (`…_ruletype_self`), so those still import.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,7 +47,7 @@ impl RuleType {
         RuleType::Deny,
     ];
 
-    /// The suffix of the `ruletype` choice value in Intune's policy.
+    /// Intune's option name of the `ruletype` choice (the value is the rule prefix and it).
     pub fn intune_choice(self) -> &'static str {
         match self {
             RuleType::Automatic => "automatic",
@@ -85,15 +91,6 @@ pub enum Validation {
     WindowsAuthentication,
 }
 
-impl Validation {
-    fn index(self) -> u8 {
-        match self {
-            Validation::BusinessJustification => 0,
-            Validation::WindowsAuthentication => 1,
-        }
-    }
-}
-
 /// What processes an elevated file starts may do: Intune's *Child process behavior*.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -114,7 +111,8 @@ impl ChildProcessBehavior {
         ChildProcessBehavior::DenyAll,
     ];
 
-    /// The suffix of the `childprocessbehavior` choice value.
+    /// Intune's option name of the `childprocessbehavior` choice (`deny` is spelled like the
+    /// rule type's: each choice is read on its own).
     pub fn intune_choice(self) -> &'static str {
         match self {
             ChildProcessBehavior::RequireRule => "allowrunelevatedrulerequired",
@@ -134,14 +132,41 @@ pub enum CertificateType {
     IssuingAuthority,
 }
 
-/// A certificate a rule trusts, uploaded with the rule (Intune's *signature source* 1).
+/// A certificate a rule trusts: uploaded with the rule (Intune's *signature source* 1), or a
+/// reusable certificate settings group of the tenant (signature source 0).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
-    /// The certificate as the agent reported it in `certificatePayload`.
+    /// The uploaded certificate as the agent reported it in `certificatePayload`; empty when
+    /// the rule names a reusable settings group instead (its content is not in the policy).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub payload: String,
+    /// The id of the reusable certificate settings group, for signature source 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reusable_setting_id: Option<String>,
     /// Publisher or issuing authority.
     pub certificate_type: CertificateType,
+}
+
+impl Certificate {
+    /// A certificate uploaded with the rule (signature source 1).
+    pub fn uploaded(payload: impl Into<String>, certificate_type: CertificateType) -> Certificate {
+        Certificate {
+            payload: payload.into(),
+            reusable_setting_id: None,
+            certificate_type,
+        }
+    }
+}
+
+impl CertificateType {
+    /// Intune's option name of the `certificatetype` choice.
+    pub fn intune_choice(self) -> &'static str {
+        match self {
+            CertificateType::Publisher => "publisher",
+            CertificateType::IssuingAuthority => "issuingauthority",
+        }
+    }
 }
 
 /// One elevation rule.
@@ -237,12 +262,12 @@ pub enum PolicyError {
     #[error("not an Intune elevation rules policy: {0}")]
     NotARulesPolicy(String),
     /// One rule is unusable.
-    #[error("rule {index} of policy {policy:?}: {reason}")]
+    #[error("{rule} of policy {policy:?}: {reason}")]
     BadRule {
         /// The policy.
         policy: String,
-        /// 0-based position of the rule.
-        index: usize,
+        /// The rule: its 0-based position, and its name when it has one.
+        rule: String,
         /// What is wrong.
         reason: String,
     },
@@ -258,6 +283,8 @@ const SIMPLE: &str = "#microsoft.graph.deviceManagementConfigurationSimpleSettin
 const STRING_VALUE: &str = "#microsoft.graph.deviceManagementConfigurationStringSettingValue";
 const CHOICE: &str = "#microsoft.graph.deviceManagementConfigurationChoiceSettingInstance";
 const CHOICE_COLLECTION: &str = "#microsoft.graph.deviceManagementConfigurationChoiceSettingCollectionInstance";
+const CHOICE_VALUE: &str = "#microsoft.graph.deviceManagementConfigurationChoiceSettingValue";
+const REFERENCE_VALUE: &str = "#microsoft.graph.deviceManagementConfigurationReferenceSettingValue";
 
 /// (child suffix, instance template id, value template id) of the settings the first rule
 /// references in Intune's template.
@@ -333,6 +360,37 @@ fn definition(suffix: &str) -> String {
     format!("{RULE_COLLECTION_ID}_{suffix}")
 }
 
+/// The settings of a user-confirmed rule's validations, and of elevate-as-current-user's, as
+/// (validation, setting suffix, option suffix). Intune writes both user-confirmed validations
+/// into one collection; elevate as current user keeps Windows authentication (always asked)
+/// and the justification in two collections (pelarsen/EPMPolicyBuilder's writer).
+const VALIDATION_SETTINGS: &[(RuleType, Validation, &str, &str)] = &[
+    (
+        RuleType::UserConfirmed,
+        Validation::BusinessJustification,
+        "ruletype_validation",
+        "ruletype_validation_0",
+    ),
+    (
+        RuleType::UserConfirmed,
+        Validation::WindowsAuthentication,
+        "ruletype_validation",
+        "ruletype_validation_1",
+    ),
+    (
+        RuleType::ElevateAsCurrentUser,
+        Validation::WindowsAuthentication,
+        "ruletype_userconfirmeduservalidation",
+        "ruletype_userconfirmeduservalidation_0",
+    ),
+    (
+        RuleType::ElevateAsCurrentUser,
+        Validation::BusinessJustification,
+        "ruletype_userconfirmeduservalidation_2",
+        "ruletype_userconfirmeduservalidation_2_0",
+    ),
+];
+
 /// Writes the settings-catalog children of one rule.
 struct ChildWriter {
     first_rule: bool,
@@ -364,30 +422,81 @@ impl ChildWriter {
         })
     }
 
-    fn choice(&self, suffix: &str, value_suffix: &str, children: Vec<Value>) -> Value {
+    /// A choice setting whose value is `definition(option)`: Intune's options are the rule
+    /// prefix and the option alone, or carry the setting's name where Intune's do.
+    fn choice(&self, suffix: &str, option: &str, children: Vec<Value>) -> Value {
         let (instance, value_template) = self.templates(suffix);
         json!({
             "@odata.type": CHOICE,
             "settingDefinitionId": definition(suffix),
             "settingInstanceTemplateReference": instance,
             "choiceSettingValue": {
-                "value": definition(&format!("{suffix}_{value_suffix}")),
+                "@odata.type": CHOICE_VALUE,
+                "value": definition(option),
                 "settingValueTemplateReference": value_template,
                 "children": children,
             },
         })
     }
 
-    fn choices(&self, suffix: &str, values: &[String]) -> Value {
+    fn choices(&self, suffix: &str, options: &[&str]) -> Value {
         json!({
             "@odata.type": CHOICE_COLLECTION,
             "settingDefinitionId": definition(suffix),
             "settingInstanceTemplateReference": null,
-            "choiceSettingCollectionValue": values
+            "choiceSettingCollectionValue": options
                 .iter()
-                .map(|v| json!({ "value": definition(&format!("{suffix}_{v}")), "children": [] }))
+                .map(|o| json!({ "@odata.type": CHOICE_VALUE, "value": definition(o), "children": [] }))
                 .collect::<Vec<_>>(),
         })
+    }
+
+    /// The validation collections of a rule type, in the order of [`VALIDATION_SETTINGS`].
+    fn validations(&self, rule: &ElevationRule) -> Vec<Value> {
+        let mut collections: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (rule_type, validation, setting, option) in VALIDATION_SETTINGS {
+            if *rule_type != rule.rule_type || !rule.validations.contains(validation) {
+                continue;
+            }
+            match collections.iter_mut().find(|(s, _)| s == setting) {
+                Some((_, options)) => options.push(option),
+                None => collections.push((setting, vec![option])),
+            }
+        }
+        collections
+            .into_iter()
+            .map(|(setting, options)| self.choices(setting, &options))
+            .collect()
+    }
+
+    fn certificate(&self, certificate: &Certificate) -> Value {
+        let certificate_type = self.choice(
+            "certificatetype",
+            certificate.certificate_type.intune_choice(),
+            Vec::new(),
+        );
+        match &certificate.reusable_setting_id {
+            Some(id) => {
+                let reference = json!({
+                    "@odata.type": SIMPLE,
+                    "settingDefinitionId": definition("certificatepayloadwithreusablesetting"),
+                    "simpleSettingValue": { "@odata.type": REFERENCE_VALUE, "value": id },
+                });
+                self.choice(
+                    "signaturesource",
+                    "signaturesource_0",
+                    vec![reference, certificate_type],
+                )
+            }
+            None => self.choice(
+                "signaturesource",
+                "signaturesource_1",
+                vec![
+                    self.simple("certificatefileupload", &certificate.payload),
+                    certificate_type,
+                ],
+            ),
+        }
     }
 
     fn rule(&self, rule: &ElevationRule) -> Value {
@@ -408,38 +517,27 @@ impl ChildWriter {
             }
         }
         children.push(self.choice("appliesto", "allusers", Vec::new()));
-        let validations: Vec<String> = rule.validations.iter().map(|v| v.index().to_string()).collect();
-        let rule_type_children = match rule.rule_type {
-            RuleType::UserConfirmed if !validations.is_empty() => {
-                vec![self.choices("ruletype_validation", &validations)]
-            }
-            RuleType::ElevateAsCurrentUser if !validations.is_empty() => {
-                vec![self.choices("ruletype_userconfirmeduservalidation", &validations)]
-            }
-            _ => Vec::new(),
-        };
-        children.push(self.choice("ruletype", rule.rule_type.intune_choice(), rule_type_children));
+        children.push(self.choice("ruletype", rule.rule_type.intune_choice(), self.validations(rule)));
         children.push(self.choice(
             "childprocessbehavior",
             rule.child_process_behavior.intune_choice(),
             Vec::new(),
         ));
         if let Some(certificate) = &rule.certificate {
-            let kind = match certificate.certificate_type {
-                CertificateType::Publisher => "publisher",
-                CertificateType::IssuingAuthority => "issuingauthority",
-            };
-            children.push(self.choice(
-                "signaturesource",
-                "1",
-                vec![
-                    self.simple("certificatefileupload", &certificate.payload),
-                    self.choice("certificatetype", kind, Vec::new()),
-                ],
-            ));
+            children.push(self.certificate(certificate));
         }
         json!({ "settingValueTemplateReference": null, "children": children })
     }
+}
+
+/// A policy read from Intune's JSON, with what the reader passed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedPolicy {
+    /// The policy and its rules.
+    pub policy: RulesPolicy,
+    /// Settings kept out of the rules (unknown to this version, such as argument
+    /// restrictions) and values that will match nothing, one sentence each.
+    pub warnings: Vec<String>,
 }
 
 impl RulesPolicy {
@@ -470,11 +568,20 @@ impl RulesPolicy {
         })
     }
 
-    /// Reads an elevation rules policy: a Graph `configurationPolicies` body, as we export it
-    /// or as Graph returns it (extra fields such as `id` are ignored). Settings that are not
-    /// elevation rules are ignored; a rule without a name or file name, or with an unknown
-    /// rule type, is refused with its position.
+    /// Reads an elevation rules policy and drops what the reader warns about; see
+    /// [`RulesPolicy::read_intune`].
     pub fn from_intune(document: &Value) -> Result<RulesPolicy, PolicyError> {
+        RulesPolicy::read_intune(document).map(|imported| imported.policy)
+    }
+
+    /// Reads an elevation rules policy: a Graph `configurationPolicies` body, as Intune, Graph,
+    /// Microsoft365DSC, the Terraform provider or community scripts write it, or as we export
+    /// it (extra fields such as `id` are ignored; rules may share one settings entry or each
+    /// have their own). Lenient where Intune is: a setting this version does not know (say an
+    /// argument restriction) is left out of the rule with a warning, and `@odata.type` may be
+    /// missing anywhere. Strict where it matters: a rule without a name, file name or rule
+    /// type, or with an option Intune does not have, is refused, naming the rule.
+    pub fn read_intune(document: &Value) -> Result<ImportedPolicy, PolicyError> {
         let name = document
             .get("name")
             .and_then(Value::as_str)
@@ -490,6 +597,7 @@ impl RulesPolicy {
             .filter(|d| !d.is_empty())
             .map(str::to_owned);
         let mut rules = Vec::new();
+        let mut warnings = Vec::new();
         let mut found_collection = false;
         for setting in settings {
             let instance = &setting["settingInstance"];
@@ -497,19 +605,22 @@ impl RulesPolicy {
                 continue;
             }
             found_collection = true;
-            let values = instance["groupSettingCollectionValue"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for value in values {
+            for value in instance["groupSettingCollectionValue"].as_array().into_iter().flatten() {
                 let index = rules.len();
-                let bad = |reason: String| PolicyError::BadRule {
-                    policy: name.clone(),
-                    index,
-                    reason,
+                let children = value["children"].as_array().map(Vec::as_slice).unwrap_or_default();
+                let mut reader = RuleReader::default();
+                let read = reader.read(children);
+                let label = match &reader.name {
+                    Some(rule_name) => format!("rule {index} ({rule_name:?})"),
+                    None => format!("rule {index}"),
                 };
-                let children = value["children"].as_array().cloned().unwrap_or_default();
-                rules.push(read_rule(&children).map_err(bad)?);
+                let rule = read.map_err(|reason| PolicyError::BadRule {
+                    policy: name.clone(),
+                    rule: label.clone(),
+                    reason,
+                })?;
+                warnings.extend(reader.warnings.into_iter().map(|w| format!("{label}: {w}")));
+                rules.push(rule);
             }
         }
         if !found_collection {
@@ -517,10 +628,13 @@ impl RulesPolicy {
                 "no setting {RULE_COLLECTION_ID} (is it an elevation settings policy?)"
             )));
         }
-        Ok(RulesPolicy {
-            name,
-            description,
-            rules,
+        Ok(ImportedPolicy {
+            policy: RulesPolicy {
+                name,
+                description,
+                rules,
+            },
+            warnings,
         })
     }
 }
@@ -533,99 +647,192 @@ fn suffix_of(child: &Value) -> Option<&str> {
         .strip_prefix('_')
 }
 
-fn choice_suffix<'a>(value: &'a Value, setting: &str) -> Option<&'a str> {
-    value["value"]
+/// The option a choice value names: the part after the rule prefix, without the setting's
+/// name where an older export of ours put it (`ruletype_self` and Intune's `self` both give
+/// `self`).
+fn option_of<'a>(value: &'a Value, setting: &str) -> Option<&'a str> {
+    let option = value["value"]
         .as_str()?
         .strip_prefix(RULE_COLLECTION_ID)?
-        .strip_prefix('_')?
-        .strip_prefix(setting)?
-        .strip_prefix('_')
+        .strip_prefix('_')?;
+    Some(
+        option
+            .strip_prefix(setting)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .unwrap_or(option),
+    )
 }
 
-fn read_rule(children: &[Value]) -> Result<ElevationRule, String> {
-    let mut text = std::collections::BTreeMap::new();
-    let mut rule_type = None;
-    let mut validations = Vec::new();
-    let mut child_process_behavior = ChildProcessBehavior::RequireRule;
-    let mut certificate_payload = None;
-    let mut certificate_type = CertificateType::Publisher;
-    for child in children {
-        let Some(suffix) = suffix_of(child) else { continue };
-        if let Some(value) = child["simpleSettingValue"]["value"].as_str() {
-            text.insert(suffix.to_owned(), value.to_owned());
-            continue;
+/// Reads one rule's children, remembering its name as soon as it is known so that an error
+/// can name the rule.
+#[derive(Default)]
+struct RuleReader {
+    name: Option<String>,
+    warnings: Vec<String>,
+}
+
+impl RuleReader {
+    fn read(&mut self, children: &[Value]) -> Result<ElevationRule, String> {
+        let mut text = std::collections::BTreeMap::new();
+        for child in children {
+            if let (Some(suffix), Some(value)) = (suffix_of(child), child["simpleSettingValue"]["value"].as_str()) {
+                text.insert(suffix.to_owned(), value.to_owned());
+            }
         }
-        let choice = &child["choiceSettingValue"];
-        match suffix {
-            "ruletype" => {
-                let value = choice_suffix(choice, "ruletype").unwrap_or_default();
-                rule_type = Some(
-                    RuleType::EVERY
+        self.name = text.get("name").filter(|n| !n.trim().is_empty()).cloned();
+        let mut rule_type = None;
+        let mut validations = Vec::new();
+        // Intune's default when the setting is not configured: a child needs its own rule.
+        let mut child_process_behavior = ChildProcessBehavior::RequireRule;
+        let mut certificate = None;
+        for child in children {
+            let Some(suffix) = suffix_of(child) else {
+                self.warnings.push(format!(
+                    "setting {:?} is not an elevation rule setting; left out",
+                    child["settingDefinitionId"].as_str().unwrap_or("")
+                ));
+                continue;
+            };
+            let choice = &child["choiceSettingValue"];
+            match suffix {
+                "name" | "description" | "filename" | "filepath" | "filehash" | "fileversion" | "filedescription"
+                | "productname" | "internalname" => {}
+                "appliesto" => match option_of(choice, "appliesto") {
+                    Some("allusers") => {}
+                    other => return Err(format!("applies to {other:?} is not Intune's \"allusers\"")),
+                },
+                "ruletype" => {
+                    let option = option_of(choice, "ruletype").unwrap_or_default();
+                    let found = RuleType::EVERY
                         .into_iter()
-                        .find(|t| t.intune_choice() == value)
-                        .ok_or_else(|| format!("unknown rule type {value:?}"))?,
-                );
-                for nested in choice["children"].as_array().into_iter().flatten() {
-                    let Some(setting) = suffix_of(nested) else { continue };
-                    for picked in nested["choiceSettingCollectionValue"].as_array().into_iter().flatten() {
-                        match choice_suffix(picked, setting) {
-                            Some("0") => validations.push(Validation::BusinessJustification),
-                            Some("1") => validations.push(Validation::WindowsAuthentication),
-                            other => return Err(format!("unknown validation {other:?}")),
-                        }
+                        .find(|t| t.intune_choice() == option)
+                        .ok_or_else(|| format!("unknown rule type {option:?}"))?;
+                    rule_type = Some(found);
+                    for nested in choice["children"].as_array().into_iter().flatten() {
+                        validations.extend(self.validations(found, nested)?);
                     }
                 }
-            }
-            "childprocessbehavior" => {
-                let value = choice_suffix(choice, "childprocessbehavior").unwrap_or_default();
-                child_process_behavior = ChildProcessBehavior::EVERY
-                    .into_iter()
-                    .find(|b| b.intune_choice() == value)
-                    .ok_or_else(|| format!("unknown child process behaviour {value:?}"))?;
-            }
-            "signaturesource" => {
-                for nested in choice["children"].as_array().into_iter().flatten() {
-                    match suffix_of(nested) {
-                        Some("certificatefileupload") => {
-                            certificate_payload = nested["simpleSettingValue"]["value"].as_str().map(str::to_owned);
-                        }
-                        Some("certificatetype")
-                            if choice_suffix(&nested["choiceSettingValue"], "certificatetype")
-                                == Some("issuingauthority") =>
-                        {
-                            certificate_type = CertificateType::IssuingAuthority;
-                        }
-                        // A reusable certificate group is a reference we cannot resolve here.
-                        _ => {}
-                    }
+                "childprocessbehavior" => {
+                    let option = option_of(choice, "childprocessbehavior").unwrap_or_default();
+                    child_process_behavior = ChildProcessBehavior::EVERY
+                        .into_iter()
+                        .find(|b| b.intune_choice() == option)
+                        .ok_or_else(|| format!("unknown child process behaviour {option:?}"))?;
                 }
+                "signaturesource" => certificate = self.certificate(choice)?,
+                other => self
+                    .warnings
+                    .push(format!("setting {other:?} is not known to this version; left out")),
             }
-            _ => {}
         }
+        let name = self.name.clone().ok_or("it has no name")?;
+        let file_name = text
+            .remove("filename")
+            .filter(|n| !n.trim().is_empty())
+            .ok_or("it has no file name")?;
+        let file_hash = text.remove("filehash").filter(|h| !h.is_empty()).map(|h| {
+            if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                h.to_ascii_uppercase()
+            } else {
+                self.warnings.push(format!(
+                    "file hash {h:?} is not 64 hexadecimal characters; the rule matches no file"
+                ));
+                h
+            }
+        });
+        let present = |value: Option<String>| value.filter(|v| !v.is_empty());
+        validations.sort();
+        validations.dedup();
+        Ok(ElevationRule {
+            name,
+            description: present(text.remove("description")),
+            file_name,
+            file_path: present(text.remove("filepath")),
+            file_hash,
+            min_version: present(text.remove("fileversion")),
+            file_description: present(text.remove("filedescription")),
+            product_name: present(text.remove("productname")),
+            internal_name: present(text.remove("internalname")),
+            rule_type: rule_type.ok_or("it has no rule type")?,
+            validations,
+            child_process_behavior,
+            certificate,
+        })
     }
-    let name = text.remove("name").filter(|n| !n.is_empty()).ok_or("it has no name")?;
-    let file_name = text
-        .remove("filename")
-        .filter(|n| !n.is_empty())
-        .ok_or("it has no file name")?;
-    Ok(ElevationRule {
-        name,
-        description: text.remove("description"),
-        file_name,
-        file_path: text.remove("filepath"),
-        file_hash: text.remove("filehash").map(|h| h.to_ascii_uppercase()),
-        min_version: text.remove("fileversion"),
-        file_description: text.remove("filedescription"),
-        product_name: text.remove("productname"),
-        internal_name: text.remove("internalname"),
-        rule_type: rule_type.ok_or("it has no rule type")?,
-        validations,
-        child_process_behavior,
-        certificate: certificate_payload.map(|payload| Certificate {
-            payload,
-            certificate_type,
-        }),
-    })
+
+    /// The validations one collection under a rule type picks.
+    fn validations(&mut self, rule_type: RuleType, collection: &Value) -> Result<Vec<Validation>, String> {
+        let Some(setting) = suffix_of(collection) else {
+            return Ok(Vec::new());
+        };
+        let known = |option: &str| {
+            VALIDATION_SETTINGS
+                .iter()
+                .find(|(t, _, s, o)| *t == rule_type && *s == setting && *o == option)
+                .map(|(_, validation, _, _)| *validation)
+        };
+        let mut found = Vec::new();
+        for picked in collection["choiceSettingCollectionValue"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let option = picked["value"]
+                .as_str()
+                .and_then(|v| v.strip_prefix(RULE_COLLECTION_ID))
+                .and_then(|v| v.strip_prefix('_'))
+                .unwrap_or_default();
+            match known(option) {
+                Some(validation) => found.push(validation),
+                None if setting.starts_with("ruletype_") => {
+                    return Err(format!("unknown validation {option:?} of {setting}"));
+                }
+                None => self.warnings.push(format!(
+                    "setting {setting:?} under the rule type is not known; left out"
+                )),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The certificate a `signaturesource` choice names.
+    fn certificate(&mut self, choice: &Value) -> Result<Option<Certificate>, String> {
+        let mut payload = String::new();
+        let mut reusable_setting_id = None;
+        let mut certificate_type = CertificateType::Publisher;
+        for nested in choice["children"].as_array().into_iter().flatten() {
+            let value = nested["simpleSettingValue"]["value"].as_str().map(str::to_owned);
+            match suffix_of(nested) {
+                Some("certificatefileupload") => payload = value.unwrap_or_default(),
+                Some("certificatepayloadwithreusablesetting") => reusable_setting_id = value,
+                Some("certificatetype") => {
+                    certificate_type = match option_of(&nested["choiceSettingValue"], "certificatetype") {
+                        Some("publisher") => CertificateType::Publisher,
+                        Some("issuingauthority") => CertificateType::IssuingAuthority,
+                        other => return Err(format!("unknown certificate type {other:?}")),
+                    }
+                }
+                other => self.warnings.push(format!(
+                    "setting {:?} under the signature source is not known; left out",
+                    other.unwrap_or_default()
+                )),
+            }
+        }
+        Ok(match (option_of(choice, "signaturesource"), reusable_setting_id) {
+            (Some("0"), Some(id)) => Some(Certificate {
+                payload: String::new(),
+                reusable_setting_id: Some(id),
+                certificate_type,
+            }),
+            (Some("1"), _) if !payload.is_empty() => Some(Certificate::uploaded(payload, certificate_type)),
+            (option, _) => {
+                self.warnings.push(format!(
+                    "signature source {option:?} names no certificate; the rule is read without one"
+                ));
+                None
+            }
+        })
+    }
 }
 
 /// EPManager's `ElevationType` column for a rule type (`None` for types EPManager cannot
@@ -680,14 +887,14 @@ mod tests {
             rule.description = None;
             rule.min_version = Some("2.40.0.0".into());
             rule.child_process_behavior = ChildProcessBehavior::EVERY[i % 3];
-            rule.certificate = Some(Certificate {
-                payload: format!("CERT{i}"),
-                certificate_type: if i % 2 == 0 {
+            rule.certificate = Some(Certificate::uploaded(
+                format!("CERT{i}"),
+                if i % 2 == 0 {
                     CertificateType::Publisher
                 } else {
                     CertificateType::IssuingAuthority
                 },
-            });
+            ));
             if matches!(rule_type, RuleType::UserConfirmed | RuleType::ElevateAsCurrentUser) {
                 rule.validations = vec![Validation::BusinessJustification, Validation::WindowsAuthentication];
             }
@@ -728,7 +935,7 @@ mod tests {
             .expect("rule type")["choiceSettingValue"]["value"];
         assert_eq!(
             rule_type,
-            "device_vendor_msft_policy_privilegemanagement_elevationrules_{elevationrulename}_ruletype_automatic"
+            "device_vendor_msft_policy_privilegemanagement_elevationrules_{elevationrulename}_automatic"
         );
     }
 
@@ -746,8 +953,73 @@ mod tests {
         let err = RulesPolicy::from_intune(&json).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "rule 2 of policy \"Developer tools\": it has no file name"
+            "rule 2 (\"rule 1\") of policy \"Developer tools\": it has no file name"
         );
+    }
+
+    /// Exports written before 2026-12 put the setting's name into every option
+    /// (`…_ruletype_self`); rules.json files and policies saved from them must still import.
+    #[test]
+    fn the_option_spelling_of_earlier_exports_still_reads() {
+        /// Rewrites every choice as the earlier writer spelled it: `P_{setting}_{option}`.
+        fn old_spelling(value: &mut Value) {
+            if let Some(setting) = suffix_of(value).map(str::to_owned)
+                && let Some(option) = value["choiceSettingValue"]["value"].as_str()
+                && let Some(bare) = option.strip_prefix(&format!("{RULE_COLLECTION_ID}_"))
+                && !bare.starts_with(&setting)
+            {
+                value["choiceSettingValue"]["value"] = json!(definition(&format!("{setting}_{bare}")));
+            }
+            match value {
+                Value::Array(items) => items.iter_mut().for_each(old_spelling),
+                Value::Object(fields) => fields.values_mut().for_each(old_spelling),
+                _ => {}
+            }
+        }
+        let policy = every_kind_of_rule();
+        let mut json = policy.to_intune();
+        old_spelling(&mut json);
+        let text = json.to_string();
+        assert!(text.contains("_ruletype_self\""), "the old spelling was written");
+        assert!(
+            text.contains("_childprocessbehavior_deny\""),
+            "the old spelling was written"
+        );
+        assert_eq!(RulesPolicy::from_intune(&json), Ok(policy));
+    }
+
+    #[test]
+    fn unknown_settings_are_left_out_with_a_warning_and_missing_types_name_the_rule() {
+        let mut json = every_kind_of_rule().to_intune();
+        let rules = json["settings"][0]["settingInstance"]["groupSettingCollectionValue"]
+            .as_array_mut()
+            .expect("rules");
+        rules[1]["children"].as_array_mut().expect("children").push(json!({
+            "@odata.type": CHOICE,
+            "settingDefinitionId": definition("restrictarguments"),
+            "choiceSettingValue": { "value": definition("restrictarguments_allow"), "children": [] },
+        }));
+        let imported = RulesPolicy::read_intune(&json).expect("an unknown setting is no failure");
+        assert_eq!(imported.policy, every_kind_of_rule());
+        assert_eq!(
+            imported.warnings,
+            vec!["rule 1 (\"rule 0\"): setting \"restrictarguments\" is not known to this version; left out"]
+        );
+        rules_mut(&mut json)[3]["children"]
+            .as_array_mut()
+            .expect("children")
+            .retain(|c| suffix_of(c) != Some("ruletype"));
+        let err = RulesPolicy::read_intune(&json).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rule 3 (\"rule 2\") of policy \"Developer tools\": it has no rule type"
+        );
+    }
+
+    fn rules_mut(json: &mut Value) -> &mut Vec<Value> {
+        json["settings"][0]["settingInstance"]["groupSettingCollectionValue"]
+            .as_array_mut()
+            .expect("rules")
     }
 
     #[test]

@@ -523,6 +523,7 @@ fn timestamp(
 
 /// A stable id for an event the agent sent without one: the same device, time, file, user
 /// and process always give the same id, so a re-sent event is recognised as a duplicate.
+/// Shaped like Intune's own event ids: 64 lower-case hexadecimal characters (SHA-256).
 fn derived_event_id(
     device_id: &str,
     at: &DateTime<Utc>,
@@ -536,10 +537,7 @@ fn derived_event_id(
         hasher.update(part.as_bytes());
         hasher.update([0u8]);
     }
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]

@@ -80,6 +80,16 @@ fn defaults_and_derived_id() {
     // The derived id is stable for the same device and content, and differs across devices.
     let again = elevation_from_json(&json, 5, "dev-1", &ctx()).unwrap();
     assert_eq!(first.id, again.id);
+    // Shaped like Intune's event ids (64 lower-case hex), as Graph's export shows them.
+    assert!(
+        first.id.len() == 64
+            && first
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{}",
+        first.id
+    );
     let other_device = elevation_from_json(&json, 0, "dev-2", &ctx()).unwrap();
     assert_ne!(first.id, other_device.id);
 }

@@ -1,0 +1,164 @@
+//! The browser dashboards (issue #15), over HTTP against a node holding a simulated fleet:
+//! every page answers HTML with the security headers, its numbers are the report API's for
+//! the same window, a tile's link lists exactly the users it counts, and the static snapshot
+//! writes every page with links that resolve on disk.
+
+use crate::support::{Node, elevation, stdout_of};
+
+async fn page(node: &Node, path: &str) -> (u16, String, Option<String>) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", node.base))
+        .bearer_auth(&node.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), response.text().await.unwrap(), csp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_serves_the_report_apis_numbers() {
+    let mut node = Node::start().await;
+    let fleet = crate::support::land_simulated_fleet(&node, &node.agent_key.clone(), "contoso", 7, 60, 7).await;
+    let window = format!(
+        "from={}&to={}",
+        fleet.truth.from.format("%Y-%m-%dT00:00:00Z"),
+        fleet.truth.to.format("%Y-%m-%dT00:00:00Z")
+    );
+    for path in [
+        format!("/?{window}"),
+        format!("/reports/by-application?{window}"),
+        format!("/reports/elevations?{window}&sort=fileName&order=asc"),
+        format!("/reports/diagnostics?{window}"),
+        format!("/suggestions?{window}"),
+        format!("/fleet?{window}"),
+        format!("/when?{window}&tz=Europe/Paris"),
+    ] {
+        let (status, body, csp) = page(&node, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.starts_with("<!doctype html>"), "{path}");
+        assert!(csp.is_some_and(|c| c.starts_with("default-src 'self'")), "{path}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names another host"
+        );
+    }
+    // Without a key: 401, never a page.
+    let status = reqwest::get(format!("{}/", node.base)).await.unwrap().status().as_u16();
+    assert_eq!(status, 401);
+
+    // The Overview's tiles are the overview report's, and each tile's link lists its users.
+    let (_, api_body) = node
+        .get_with_key(&node.admin_key, &format!("/v1/reports/overview?{window}"))
+        .await;
+    let api: serde_json::Value = serde_json::from_str(&api_body).unwrap();
+    let (_, overview, _) = page(&node, &format!("/?{window}")).await;
+    for (tile, readiness) in [
+        ("usersOnlyUnmanaged", "onlyUnmanaged"),
+        ("usersBoth", "both"),
+        ("usersOnlyManaged", "onlyManaged"),
+    ] {
+        let count = api["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["tile"] == tile)
+            .unwrap()["count"]
+            .as_i64()
+            .unwrap();
+        assert!(
+            overview.contains(&format!("readiness={readiness}\">{count}</a>")),
+            "{tile} {count}"
+        );
+        let (_, users) = node
+            .get_with_key(
+                &node.admin_key,
+                &format!("/v1/reports/by-user?{window}&readiness={readiness}"),
+            )
+            .await;
+        let users: serde_json::Value = serde_json::from_str(&users).unwrap();
+        assert_eq!(users["rows"].as_array().unwrap().len() as i64, count, "{tile}");
+    }
+
+    // A report page shows the API's rows, in the asked order, and links its CSV.
+    let (_, table, _) = page(
+        &node,
+        &format!("/reports/by-user?{window}&sort=total&order=desc&limit=5"),
+    )
+    .await;
+    let (_, api_body) = node
+        .get_with_key(
+            &node.admin_key,
+            &format!("/v1/reports/by-user?{window}&sort=total&order=desc&limit=5"),
+        )
+        .await;
+    let api: serde_json::Value = serde_json::from_str(&api_body).unwrap();
+    let rows = api["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let totals: Vec<i64> = rows.iter().map(|r| r["total"].as_i64().unwrap()).collect();
+    assert!(totals.windows(2).all(|w| w[0] >= w[1]), "{totals:?}");
+    let mut at = 0;
+    for row in rows {
+        let upn = row["upn"].as_str().unwrap();
+        let found = table[at..]
+            .find(upn)
+            .unwrap_or_else(|| panic!("{upn} not in order on the page"));
+        at += found + upn.len();
+    }
+    assert!(table.contains("/v1/reports/by-user?"), "CSV link");
+    assert!(table.contains("format=csv"));
+    node.stop().await;
+
+    // The static snapshot writes every page; every local link resolves on disk.
+    let out = node.dir.path().join("snapshot");
+    let output = elevation(
+        &[
+            "--data-dir",
+            &node.dir.path().display().to_string(),
+            "dashboard",
+            "--out",
+            &out.display().to_string(),
+            "--from",
+            &fleet.truth.from.to_string(),
+            "--to",
+            &fleet.truth.to.to_string(),
+        ],
+        node.dir.path(),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout_of(&output).contains("index.html"));
+    let mut pages = 0;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "html") {
+            pages += 1;
+            let html = std::fs::read_to_string(&path).unwrap();
+            for link in html
+                .split("href=\"")
+                .skip(1)
+                .map(|s| s.split('"').next().unwrap())
+                .filter(|l| !l.starts_with('#'))
+            {
+                assert!(out.join(link).exists(), "{} links to missing {link}", path.display());
+            }
+        }
+    }
+    assert_eq!(pages, 13);
+}
+
+#[test]
+fn the_heatmap_places_elevations_in_the_chosen_zones_weekday_and_hour() {
+    use chrono::TimeZone;
+    // Monday 2026-11-16 23:30 UTC is Tuesday 00:30 in Paris and Monday 18:30 in New York.
+    let at = chrono::Utc.with_ymd_and_hms(2026, 11, 16, 23, 30, 0).unwrap();
+    let paris = dashboards::pages::heat_grid(&[(at, 3)], chrono_tz::Europe::Paris);
+    assert_eq!(paris[1][0], 3);
+    let new_york = dashboards::pages::heat_grid(&[(at, 3)], chrono_tz::America::New_York);
+    assert_eq!(new_york[0][18], 3);
+    // India is UTC+5:30: a quarter hour keeps its half hour.
+    let india = dashboards::pages::heat_grid(&[(at, 2)], chrono_tz::Asia::Kolkata);
+    assert_eq!(india[1][5], 2);
+}
