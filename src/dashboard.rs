@@ -57,7 +57,7 @@ pub(crate) fn write(data: &DataArgs, args: &DashboardArgs) -> Result<std::path::
     for (file, html) in &pages {
         std::fs::write(args.out.join(file), html)?;
     }
-    for name in ["style.css", "htmx.min.js"] {
+    for name in dashboards::pages::ASSETS {
         let (_, bytes) = dashboards::pages::asset(name).expect("embedded asset");
         std::fs::write(args.out.join("assets").join(name), bytes)?;
     }

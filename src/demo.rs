@@ -167,6 +167,29 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
         node_dir.display(),
         node_dir.display()
     );
+    // The dashboards: the one command that serves this warehouse, and a key to sign in with.
+    let (admin_key, _) = control
+        .create_key(
+            &AuditContext::cli(None),
+            &config.tenant,
+            KeyKind::Admin,
+            Some(control::Role::EndpointPrivilegeManager),
+            Some(&format!("demo-admin@{}.example", config.tenant)),
+        )
+        .await?;
+    control.close().await;
+    let control_db = data
+        .control_db
+        .as_deref()
+        .map(|db| format!(" --control-db '{db}'"))
+        .unwrap_or_default();
+    println!();
+    println!("Dashboards: serve this warehouse, open http://127.0.0.1:8080/ and sign in with the admin key");
+    println!(
+        "  cargo run --release -- --data-dir {}{control_db} serve --listen 127.0.0.1:8080",
+        node_dir.display()
+    );
+    println!("  admin key (endpoint-privilege-manager): {admin_key}");
     Ok(())
 }
 
@@ -315,7 +338,7 @@ async fn upload_and_land(
     .context("starting the in-process ingest server")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let router = node.router();
+    let router = web::app([node.face()]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stats = node.stats_handle();
     let server = tokio::spawn(ingest::serve(listener, node, router, async {

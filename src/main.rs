@@ -4,6 +4,7 @@
 mod admin;
 mod audit_render;
 mod bench;
+mod bench_pages;
 mod bench_query;
 mod dashboard;
 mod demo;
@@ -125,6 +126,9 @@ enum BenchCommand {
     /// Time every report over the warehouse (--warehouse or DATA_DIR/warehouse, --tenant),
     /// and DuckDB over the same Parquet files.
     Query(bench_query::QueryBenchArgs),
+    /// Time every dashboard page (server time) over the warehouse, and its size as sent and
+    /// gzip-compressed.
+    Pages(bench_pages::PagesBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +348,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Query(args)) => {
             let location = node::location(&data)?;
             runtime()?.block_on(bench_query::query(location, &data.tenant, args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Pages(args)) => {
+            let location = node::location(&data)?;
+            runtime()?.block_on(bench_pages::pages(&data, location, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ingest(args)) => {

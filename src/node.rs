@@ -52,12 +52,12 @@ pub(crate) async fn serve(
     if ingest.replayed() > 0 {
         println!("replayed {} batches from the write-ahead log", ingest.replayed());
     }
-    let admin = dashboards::router(dashboards::AdminApi {
+    let admin = dashboards::face(dashboards::AdminApi {
         control: control.clone(),
         warehouse: warehouse.clone(),
         clock: Arc::new(warehouse::SystemClock),
     });
-    let router = ingest.router().merge(admin);
+    let router = web::app([ingest.face(), admin]);
     ingest::serve(listener, ingest, router, shutdown_signal()).await?;
     control.close().await;
     println!("stopped; every acknowledged batch has landed");

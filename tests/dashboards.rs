@@ -46,9 +46,65 @@ async fn every_page_serves_the_report_apis_numbers() {
             "{path} names another host"
         );
     }
-    // Without a key: 401, never a page.
-    let status = reqwest::get(format!("{}/", node.base)).await.unwrap().status().as_u16();
-    assert_eq!(status, 401);
+    // Error codes over time: each code's days add up to the simulator's count of that code, and
+    // "other" to the rest.
+    let (_, fleet_page, _) = page(&node, &format!("/fleet?{window}")).await;
+    let chart_table = fleet_page
+        .split("id=\"fleet-errors-over-time\"")
+        .nth(1)
+        .and_then(|rest| rest.split("<table>").nth(1))
+        .expect("the fleet page has the error codes over time");
+    let cells = |row: &str| -> Vec<String> {
+        row.split("<t")
+            .skip(1)
+            .filter_map(|cell| {
+                cell.split_once('>')
+                    .map(|(_, rest)| rest.split('<').next().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let (head, body) = chart_table.split_once("</thead>").unwrap();
+    let codes: Vec<String> = cells(head.split("<tr>").nth(1).unwrap()).into_iter().skip(1).collect();
+    let mut per_code = vec![0u64; codes.len()];
+    let mut days = 0;
+    for row in body.split("</tbody>").next().unwrap().split("<tr>").skip(1) {
+        let values = cells(row);
+        days += 1;
+        for (i, n) in values.iter().skip(1).enumerate() {
+            per_code[i] += n.parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(days, 7, "every day of the window has a row");
+    let truth = &fleet.truth.diagnostics.error_codes;
+    assert!(!truth.is_empty(), "the simulated fleet reports error codes");
+    let mut charted = 0;
+    for (code, n) in codes.iter().zip(&per_code) {
+        if code == "other" {
+            continue;
+        }
+        let value: i64 = code.split('(').nth(1).unwrap().trim_end_matches(')').parse().unwrap();
+        assert_eq!(Some(n), truth.get(&value), "code {code}");
+        charted += n;
+    }
+    let all: u64 = truth.values().sum();
+    assert_eq!(
+        per_code.iter().sum::<u64>(),
+        all,
+        "charted and other add up to every error event"
+    );
+    assert!(charted > 0);
+
+    // Without a key or a session: the sign-in form, never a page.
+    let unsigned = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 303);
+    assert_eq!(unsigned.headers()["location"], "/sign-in?next=%2F");
 
     // The Overview's tiles are the overview report's, and each tile's link lists its users.
     let (_, api_body) = node

@@ -430,15 +430,19 @@ async fn a_panicking_handler_answers_500_in_the_contract_shape_and_the_server_st
     )
     .await
     .unwrap();
-    // Any route merged into the server's router, as the binary merges the admin API.
-    let router = node.router().merge(axum::Router::new().route(
-        "/v1/broken",
-        axum::routing::get(|| async {
-            panic!("a bug in a handler");
-            #[allow(unreachable_code)]
-            ""
-        }),
-    ));
+    // Any part of the app, as the binary adds the admin API.
+    let broken = web::Face {
+        routes: axum::Router::new().route(
+            "/v1/broken",
+            axum::routing::get(|| async {
+                panic!("a bug in a handler");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        ),
+        openapi: utoipa::openapi::OpenApiBuilder::new().build(),
+    };
+    let router = web::app([node.face(), broken]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod control;
 mod crash;
@@ -17,3 +18,4 @@ mod reports;
 mod simulator_truth;
 mod suggestions;
 mod tidy;
+mod web;

@@ -118,12 +118,12 @@ impl Node {
         self.flusher = Some(ingest.flusher());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
-        let admin = dashboards::router(dashboards::AdminApi {
+        let admin = dashboards::face(dashboards::AdminApi {
             control: self.control.clone(),
             warehouse: self.warehouse.clone(),
             clock,
         });
-        let router = ingest.router().merge(admin);
+        let router = web::app([ingest.face(), admin]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         self.stop = Some(stop);
         self.server = Some(tokio::spawn(ingest::serve(listener, ingest, router, async {

@@ -16,6 +16,19 @@ fn colour(kind: &str) -> &'static str {
     }
 }
 
+/// Colours of series that are not elevation types (error codes), by position.
+const PALETTE: [&str; 7] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#aab7b8",
+];
+
+/// The colour of the `index`-th series named `kind`.
+fn series_colour(kind: &str, index: usize) -> &'static str {
+    match colour(kind) {
+        "#aab7b8" if kind != "undetermined" => PALETTE[index.min(PALETTE.len() - 1)],
+        known => known,
+    }
+}
+
 const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 240.0;
 const LEFT: f64 = 48.0;
@@ -49,7 +62,7 @@ pub fn stacked_bars(title: &str, days: &[String], series: &[(String, Vec<i64>)])
     for (d, day) in days.iter().enumerate() {
         let x = LEFT + d as f64 * slot + (slot - bar) / 2.0;
         let mut y = HEIGHT - BOTTOM;
-        for (kind, counts) in series {
+        for (index, (kind, counts)) in series.iter().enumerate() {
             let n = counts[d];
             if n == 0 {
                 continue;
@@ -59,7 +72,7 @@ pub fn stacked_bars(title: &str, days: &[String], series: &[(String, Vec<i64>)])
             let _ = write!(
                 svg,
                 r#"<rect x="{x:.1}" y="{y:.1}" width="{bar:.1}" height="{h:.1}" fill="{}"><title>{} {}: {n}</title></rect>"#,
-                colour(kind),
+                series_colour(kind, index),
                 escape(day),
                 escape(kind)
             );

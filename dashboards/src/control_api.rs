@@ -12,7 +12,9 @@ use axum::routing::{delete, get};
 use control::{AuditFilter, KeyKind, Permission, Role};
 use serde::Deserialize;
 
-use crate::{AdminApi, ApiError, audit_context, authorize};
+use web::{Admin, ApiError, ErrorCode};
+
+use crate::{AdminApi, audit_context};
 
 /// The control-plane routes (state applied by `router`).
 pub(crate) fn routes() -> Router<AdminApi> {
@@ -57,31 +59,30 @@ pub fn audit_filter(params: &[(String, String)]) -> Result<AuditFilter, String> 
 
 /// A JSON body, or `400 invalid_json` in the contract's shape.
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
 
 async fn audit_list(
     State(api): State<AdminApi>,
+    admin: Admin,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ViewAudit).await?;
+    let principal = admin.require(Permission::ViewAudit)?.principal;
     // An API page is bounded (OWASP API4): 1,000 entries unless asked for fewer.
-    let mut filter =
-        audit_filter(&params).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", m))?;
+    let mut filter = audit_filter(&params).map_err(ApiError::parameter)?;
     filter.limit = Some(filter.limit.unwrap_or(1000).min(1000));
     let events = api.control.audit_list(&principal.tenant, &filter).await?;
     Ok(axum::Json(serde_json::json!({ "tenant": principal.tenant, "events": events })).into_response())
 }
 
-async fn audit_verify(State(api): State<AdminApi>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ViewAudit).await?;
+async fn audit_verify(State(api): State<AdminApi>, admin: Admin) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::ViewAudit)?.principal;
     let verification = api.control.audit_verify(Some(&principal.tenant)).await?.remove(0);
     Ok(axum::Json(verification).into_response())
 }
 
-async fn keys_list(State(api): State<AdminApi>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ManageKeys).await?;
+async fn keys_list(State(api): State<AdminApi>, admin: Admin) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::ManageKeys)?.principal;
     let keys = api.control.list_keys(Some(&principal.tenant)).await?;
     let keys: Vec<_> = keys
         .into_iter()
@@ -101,8 +102,13 @@ struct NewKey {
     upn: Option<String>,
 }
 
-async fn keys_create(State(api): State<AdminApi>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ManageKeys).await?;
+async fn keys_create(
+    State(api): State<AdminApi>,
+    admin: Admin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::ManageKeys)?.principal;
     let new: NewKey = json_body(&body)?;
     let kind = KeyKind::parse(&new.kind)?;
     let role = new.role.as_deref().map(Role::parse).transpose()?;
@@ -118,17 +124,18 @@ async fn keys_create(State(api): State<AdminApi>, headers: HeaderMap, body: Byte
 
 async fn keys_revoke(
     State(api): State<AdminApi>,
+    admin: Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ManageKeys).await?;
+    let principal = admin.require(Permission::ManageKeys)?.principal;
     let context = audit_context(&principal, &headers);
     let record = api.control.revoke_key(&context, Some(&principal.tenant), &id).await?;
     Ok(axum::Json(serde_json::json!({ "id": record.id, "revokedAt": record.revoked_at })).into_response())
 }
 
-async fn tenant_show(State(api): State<AdminApi>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::Read).await?;
+async fn tenant_show(State(api): State<AdminApi>, admin: Admin) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::Read)?.principal;
     let settings = api.control.settings_of(&principal.tenant).await?;
     Ok(axum::Json(settings_json(&principal.tenant, &settings)).into_response())
 }
@@ -150,15 +157,20 @@ struct SettingsChange {
     diagnostic_retention_days: Option<u32>,
 }
 
-async fn tenant_update(State(api): State<AdminApi>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ManageTenant).await?;
+async fn tenant_update(
+    State(api): State<AdminApi>,
+    admin: Admin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::ManageTenant)?.principal;
     let change: SettingsChange = json_body(&body)?;
     let cap = change
         .reporting_cap
         .as_deref()
         .map(warehouse::ReportingLevel::parse)
         .transpose()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string()))?;
+        .map_err(|e| ApiError::parameter(e.to_string()))?;
     let context = audit_context(&principal, &headers);
     let settings = api
         .control
@@ -177,17 +189,22 @@ async fn tenant_update(State(api): State<AdminApi>, headers: HeaderMap, body: By
     Ok(axum::Json(settings_json(&principal.tenant, &settings)).into_response())
 }
 
-async fn rules_list(State(api): State<AdminApi>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::Read).await?;
+async fn rules_list(State(api): State<AdminApi>, admin: Admin) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::Read)?.principal;
     let policies = api.control.imported_policies(&principal.tenant).await?;
     Ok(axum::Json(serde_json::json!({ "policies": policies })).into_response())
 }
 
-async fn rules_import(State(api): State<AdminApi>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ImportRules).await?;
+async fn rules_import(
+    State(api): State<AdminApi>,
+    admin: Admin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = admin.require(Permission::ImportRules)?.principal;
     let json: serde_json::Value = json_body(&body)?;
     let policy = warehouse::policy::RulesPolicy::from_intune(&json)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidPolicy, e.to_string()))?;
     let context = audit_context(&principal, &headers);
     let replaced = api.control.import_policy(&context, &principal.tenant, &policy).await?;
     let answer = serde_json::json!({ "name": policy.name, "rules": policy.rules.len(), "replaced": replaced });

@@ -1,15 +1,18 @@
 //! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
 //! `GET /v1/suggestions`, `GET /v1/exports/rules`, and the control plane's keys, tenant
-//! settings, rules policies and audit log in `control_api`) with bearer admin-key
-//! authentication and Intune's EPM roles, answering in JSON or CSV from the typed reports and
+//! settings, rules policies and audit log in `control_api`) for admin keys and signed-in
+//! sessions (`sign_in`) with Intune's EPM roles, answering in JSON or CSV from the typed reports and
 //! suggestions of `queries`, and the browser dashboards built on the same calls (`pages`: the
 //! Overview, report tables, suggestions, fleet health, the hour × weekday heatmap; served live
 //! or written as a static snapshot).
 //!
 //! It must not read the warehouse directly or build SQL; it asks `queries` and `control`. It
-//! must not depend on `ingest`: the binary merges this router with the ingest router.
+//! must not depend on `ingest`: `web::app` puts this router and the ingest router under the
+//! same layers. Errors and credentials are `web`'s, the same for every route.
 
 mod control_api;
+mod openapi;
+mod sign_in;
 
 pub use control_api::audit_filter;
 
@@ -20,13 +23,14 @@ pub mod pages;
 pub mod views;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use control::{AuditContext, ControlError, ControlPlane, Permission, Principal};
+use axum::routing::{get, post};
+use control::{AuditContext, ControlPlane, Permission, Principal};
 use queries::{Format, QueryError, ReportRequest};
 use warehouse::{Clock, Warehouse};
+use web::{Admin, ApiError, ErrorCode};
 
 /// What the admin API needs: who the keys are, where the tables are, and the time.
 #[derive(Debug, Clone)]
@@ -39,8 +43,22 @@ pub struct AdminApi {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The admin routes with their state applied, ready to merge with the ingest router.
-pub fn router(api: AdminApi) -> Router {
+impl FromRef<AdminApi> for Arc<ControlPlane> {
+    fn from_ref(api: &AdminApi) -> Arc<ControlPlane> {
+        api.control.clone()
+    }
+}
+
+/// The admin side of the node's HTTP face: the admin API and the pages, with their OpenAPI
+/// description, ready to go under `web::app` with the agent side.
+pub fn face(api: AdminApi) -> web::Face {
+    web::Face {
+        routes: router(api),
+        openapi: openapi::document(),
+    }
+}
+
+fn router(api: AdminApi) -> Router {
     Router::new()
         .route("/v1/reports/{name}", get(report))
         .route("/v1/suggestions", get(suggestions))
@@ -53,18 +71,26 @@ pub fn router(api: AdminApi) -> Router {
         .route("/fleet", get(fleet_page))
         .route("/when", get(when_page))
         .route("/assets/{file}", get(asset))
+        // Browsers ask for it on every page that names no icon (the API's JSON, say).
+        .route("/favicon.ico", get(|| asset(Path("favicon.svg".to_owned()))))
+        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
         .with_state(api)
-        // The request id is the audit log's correlation id: set it when the client sent none,
-        // and echo it.
-        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
-        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
-            tower_http::request_id::MakeRequestUuid,
-        ))
 }
 
-/// The viewer of a page: the admin key's tenant and role.
-async fn viewer(api: &AdminApi, headers: &HeaderMap) -> Result<pages::Viewer, ApiError> {
-    let principal = authorize(api, headers, Permission::ViewReports).await?;
+/// The viewer of a page: the admin's tenant and role. A visitor who is not signed in is sent
+/// to the sign-in form; any other refusal is a page that says why.
+// The refusal is the page's whole answer, built at most once per request: boxing it would
+// only add an allocation.
+#[allow(clippy::result_large_err)]
+fn viewer(api: &AdminApi, admin: Result<Admin, ApiError>, uri: &Uri) -> Result<pages::Viewer, Response> {
+    let admin = match admin {
+        Ok(admin) => admin,
+        Err(e) if e.code == ErrorCode::Unauthorized => return Err(sign_in::to_sign_in(uri)),
+        Err(e) => return Err(sign_in::message(e)),
+    };
+    let admin = admin.require(Permission::ViewReports).map_err(sign_in::message)?;
+    let principal = &admin.principal;
     let role = principal.role.map(|r| r.as_str()).unwrap_or("-");
     let person = principal
         .upn
@@ -72,87 +98,93 @@ async fn viewer(api: &AdminApi, headers: &HeaderMap) -> Result<pages::Viewer, Ap
         .unwrap_or_else(|| format!("key {}", principal.key_id));
     Ok(pages::Viewer {
         who: format!("{} · {person} ({role})", principal.tenant),
-        tenant: principal.tenant,
-        csrf: None,
+        tenant: principal.tenant.clone(),
+        csrf: admin.session.map(|s| s.csrf_secret),
         mode: views::Mode::Live,
         now: api.clock.now(),
     })
 }
 
-/// A page as HTML with the headers every page carries: nothing but this server may supply
-/// scripts, styles or frames.
-fn html(result: Result<String, QueryError>) -> Result<Response, ApiError> {
-    let body = result?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-            ),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "same-origin"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response())
+/// A page as HTML with the headers every page carries, or its error as a page.
+fn html(result: Result<String, QueryError>) -> Response {
+    match result {
+        Ok(body) => (sign_in::html_headers(), body).into_response(),
+        Err(e) => sign_in::message(ApiError::from(e)),
+    }
 }
 
 async fn overview_page(
     State(api): State<AdminApi>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let viewer = viewer(&api, &headers).await?;
-    html(pages::overview(&api, &viewer, &params).await)
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer(&api, admin, &uri) {
+        Ok(viewer) => html(pages::overview(&api, &viewer, &params).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn report_page(
     State(api): State<AdminApi>,
     Path(name): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let viewer = viewer(&api, &headers).await?;
-    html(pages::report(&api, &viewer, &name, &params).await)
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer(&api, admin, &uri) {
+        Ok(viewer) => html(pages::report(&api, &viewer, &name, &params).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn elevation_page(
     State(api): State<AdminApi>,
     Path(id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let viewer = viewer(&api, &headers).await?;
-    html(pages::elevation(&api, &viewer, &id, &params).await)
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer(&api, admin, &uri) {
+        Ok(viewer) => html(pages::elevation(&api, &viewer, &id, &params).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn suggestions_page(
     State(api): State<AdminApi>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let viewer = viewer(&api, &headers).await?;
-    html(pages::suggestions(&api, &viewer, &params).await)
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer(&api, admin, &uri) {
+        Ok(viewer) => html(pages::suggestions(&api, &viewer, &params).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn fleet_page(
     State(api): State<AdminApi>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let viewer = viewer(&api, &headers).await?;
-    html(pages::fleet(&api, &viewer, &params).await)
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer(&api, admin, &uri) {
+        Ok(viewer) => html(pages::fleet(&api, &viewer, &params).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn when_page(
     State(api): State<AdminApi>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let viewer = viewer(&api, &headers).await?;
-    html(pages::when(&api, &viewer, &params).await)
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer(&api, admin, &uri) {
+        Ok(viewer) => html(pages::when(&api, &viewer, &params).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
@@ -166,121 +198,8 @@ async fn asset(Path(file): Path<String>) -> Response {
             bytes,
         )
             .into_response(),
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no asset {file:?}")).into_response(),
+        None => ApiError::new(ErrorCode::NotFound, format!("no asset {file:?}")).into_response(),
     }
-}
-
-/// An error in the contract's shape: `{ "error": { "code", "message" } }`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u32>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-        }
-        response
-    }
-}
-
-impl From<ControlError> for ApiError {
-    fn from(e: ControlError) -> ApiError {
-        match e {
-            ControlError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", m),
-            ControlError::UnknownKey(id) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no key with id {id:?} in your tenant"),
-            ),
-            e if e.is_unavailable() => {
-                tracing::error!(error = %e, "the control-plane database is unavailable");
-                ApiError {
-                    retry_after: Some(5),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "storage_unavailable",
-                        "the control-plane database cannot be reached; nothing was changed, retry later",
-                    )
-                }
-            }
-            other => {
-                tracing::error!(error = %other, "the control plane failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the request could not be handled; the server log says why",
-                )
-            }
-        }
-    }
-}
-
-impl From<QueryError> for ApiError {
-    fn from(e: QueryError) -> ApiError {
-        match e {
-            QueryError::UnknownReport(m) => ApiError::new(StatusCode::BAD_REQUEST, "unknown_report", m),
-            QueryError::BadParameter(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", m),
-            other => {
-                tracing::error!(error = %other, "a report failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the report could not be computed; the server log says why",
-                )
-            }
-        }
-    }
-}
-
-/// The admin key's principal when its role carries `permission`; 401, 403, or 503 when the
-/// control plane cannot be reached.
-async fn authorize(api: &AdminApi, headers: &HeaderMap, permission: Permission) -> Result<Principal, ApiError> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send an admin key as Authorization: Bearer <key> (elevation keys create --kind admin)",
-        )
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
-    let principal = api
-        .control
-        .authenticate_admin(presented.trim())
-        .await?
-        .ok_or_else(unauthorized)?;
-    if !principal.may(permission) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "this needs an admin key whose role has {} (agent keys only upload)",
-                permission.label()
-            ),
-        ));
-    }
-    Ok(principal)
 }
 
 /// The audit context of an admin call: the key's person, the request id.
@@ -293,9 +212,9 @@ async fn report(
     State(api): State<AdminApi>,
     Path(name): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
+    admin: Admin,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, Permission::ViewReports).await?;
+    let principal = admin.require(Permission::ViewReports)?.principal;
     let cap = api.control.settings_of(&principal.tenant).await?.reporting_cap;
     // The tenant is the key's, whatever the parameters say.
     let parsed = ReportRequest::parse(&name, &principal.tenant, &params, api.clock.now(), cap)?;
@@ -322,7 +241,7 @@ async fn report(
 /// tenant's imported rules.
 async fn suggest_for(
     api: &AdminApi,
-    headers: &HeaderMap,
+    admin: Admin,
     params: &[(String, String)],
 ) -> Result<
     (
@@ -332,7 +251,7 @@ async fn suggest_for(
     ),
     ApiError,
 > {
-    let principal = authorize(api, headers, Permission::ViewReports).await?;
+    let principal = admin.require(Permission::ViewReports)?.principal;
     let imported = api.control.imported_policies(&principal.tenant).await?;
     // The tenant is the key's, whatever the parameters say.
     let parsed = queries::suggest::SuggestRequest::parse(&principal.tenant, params, api.clock.now(), imported)?;
@@ -343,9 +262,9 @@ async fn suggest_for(
 async fn suggestions(
     State(api): State<AdminApi>,
     Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
+    admin: Admin,
 ) -> Result<Response, ApiError> {
-    let (_, parsed, found) = suggest_for(&api, &headers, &params).await?;
+    let (_, parsed, found) = suggest_for(&api, admin, &params).await?;
     let request = &parsed.request;
     match parsed.format.as_deref() {
         None | Some("json") => Ok(axum::Json(queries::export::suggestions_json(
@@ -368,8 +287,9 @@ async fn export_rules(
     State(api): State<AdminApi>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
+    admin: Admin,
 ) -> Result<Response, ApiError> {
-    let (principal, parsed, found) = suggest_for(&api, &headers, &params).await?;
+    let (principal, parsed, found) = suggest_for(&api, admin, &params).await?;
     let format = queries::export::ExportFormat::parse(parsed.format.as_deref().unwrap_or("intune"))?;
     let request = &parsed.request;
     let body = queries::export::export(format, &found, &request.thresholds, request.from, request.to)?;

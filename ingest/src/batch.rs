@@ -9,8 +9,8 @@ use warehouse::rows::{BatchContext, diagnostic_rows, elevation_rows};
 use warehouse::validate::{self, Rejection, ValidationContext};
 use warehouse::{ReportingLevel, model::UnknownValue};
 
-use crate::answer::{ApiError, BatchAnswer, BatchKey, Counts};
-use axum::http::StatusCode;
+use crate::answer::{BatchAnswer, BatchKey, Counts};
+use web::{ApiError, ErrorCode};
 
 /// Limits on one upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,20 +77,20 @@ pub struct Processed {
 
 fn check_text(field: &str, value: Option<String>, max: usize, required: bool) -> Result<Option<String>, ApiError> {
     match value {
-        None if required => Err(ApiError::bad_request(
-            "missing_field",
+        None if required => Err(ApiError::new(
+            ErrorCode::MissingField,
             format!("the batch has no {field}; every upload must carry its {field}"),
         )),
         None => Ok(None),
         Some(v) if required && v.trim().is_empty() => {
-            Err(ApiError::bad_request("invalid_field", format!("{field} is empty")))
+            Err(ApiError::new(ErrorCode::InvalidField, format!("{field} is empty")))
         }
-        Some(v) if v.chars().count() > max => Err(ApiError::bad_request(
-            "invalid_field",
+        Some(v) if v.chars().count() > max => Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("{field} is longer than {max} characters"),
         )),
-        Some(v) if v.chars().any(char::is_control) => Err(ApiError::bad_request(
-            "invalid_field",
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("{field} contains control characters"),
         )),
         Some(v) => Ok(Some(v)),
@@ -110,8 +110,8 @@ pub fn process(
     validation: &ValidationContext,
 ) -> Result<Processed, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_utf8",
+        ApiError::new(
+            ErrorCode::InvalidUtf8,
             format!(
                 "the body is not UTF-8 (invalid byte at offset {}); send JSON encoded as UTF-8",
                 e.valid_up_to()
@@ -119,14 +119,14 @@ pub fn process(
         )
     })?;
     if !text.trim_start().starts_with('{') {
-        return Err(ApiError::bad_request(
-            "invalid_json",
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
             "the body must be a JSON object: one batch with batchId, deviceId, reportingLevel, elevations and diagnostics",
         ));
     }
     if let Some(offset) = too_deep(text.as_bytes(), limits.max_nesting) {
-        return Err(ApiError::bad_request(
-            "too_deep",
+        return Err(ApiError::new(
+            ErrorCode::TooDeep,
             format!(
                 "the body nests JSON deeper than {} levels (at byte {offset}); a batch needs 3",
                 limits.max_nesting
@@ -143,11 +143,17 @@ pub fn process(
             } else {
                 format!(" at {path}")
             };
-            ApiError::bad_request("invalid_json", format!("the body is not a valid batch{at}: {inner}"))
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("the body is not a valid batch{at}: {inner}"),
+            )
         })
         .and_then(|envelope| {
             deserializer.end().map_err(|e| {
-                ApiError::bad_request("invalid_json", format!("the body has data after the batch object: {e}"))
+                ApiError::new(
+                    ErrorCode::InvalidJson,
+                    format!("the body has data after the batch object: {e}"),
+                )
             })?;
             Ok(envelope)
         })?;
@@ -157,21 +163,20 @@ pub fn process(
     let agent_version = check_text("agentVersion", envelope.agent_version, limits.max_name_chars, false)?;
     let declared = match envelope.reporting_level {
         None => {
-            return Err(ApiError::bad_request(
-                "missing_field",
+            return Err(ApiError::new(
+                ErrorCode::MissingField,
                 "the batch has no reportingLevel; send the device's level: none, diagnostic, managed or all",
             ));
         }
         Some(level) => ReportingLevel::parse(&level)
-            .map_err(|e: UnknownValue| ApiError::bad_request("unknown_reporting_level", format!("{e}")))?,
+            .map_err(|e: UnknownValue| ApiError::new(ErrorCode::UnknownReportingLevel, format!("{e}")))?,
     };
     let raw_elevations = envelope.elevations.unwrap_or_default();
     let raw_diagnostics = envelope.diagnostics.unwrap_or_default();
     let events = raw_elevations.len() + raw_diagnostics.len();
     if events > limits.max_events {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
+            ErrorCode::TooManyEvents,
             format!(
                 "the batch holds {events} events; at most {} are accepted per batch, split it into smaller batches",
                 limits.max_events

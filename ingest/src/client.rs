@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::answer::{BatchAnswer, ErrorBody};
+use crate::answer::BatchAnswer;
 
 /// Why an upload failed for good.
 #[derive(Debug, thiserror::Error)]
@@ -122,9 +122,14 @@ impl AgentClient {
                 continue;
             }
             let text = response.text().await.unwrap_or_default();
-            let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(body) => (body.error.code, body.error.message),
-                Err(_) => ("unknown".to_owned(), text),
+            // Read as text, not as `web::ErrorCode`: a newer server may answer codes this
+            // client does not know yet.
+            let (code, message) = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(body) if body["error"]["code"].is_string() => (
+                    body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+                    body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+                ),
+                _ => ("unknown".to_owned(), text),
             };
             return Err(ClientError::Refused {
                 status: status.as_u16(),

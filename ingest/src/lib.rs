@@ -33,7 +33,7 @@ mod landing;
 pub mod server;
 mod wal;
 
-pub use answer::{ApiError, BatchAnswer, BatchKey, Counts};
+pub use answer::{BatchAnswer, BatchKey, Counts};
 pub use batch::UploadLimits;
 pub use client::{AgentClient, ClientError};
 pub use dedup::DedupError;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use control::{ControlPlane, KeyKind};
@@ -17,17 +17,16 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, Semaphore};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use warehouse::validate::ValidationContext;
 use warehouse::{Clock, Table, Warehouse};
 
-use crate::answer::{ApiError, BatchAnswer, ErrorBody};
+use crate::answer::BatchAnswer;
 use crate::batch::{UploadLimits, process};
 use crate::dedup::{Claim, Dedup};
 use crate::landing::{Lander, LandingBuffer, LandingStats, Pending};
 use crate::wal::{self, LoggedBatch, RecordHeader, Wal};
+use web::{ApiError, ErrorBody, ErrorCode};
 
 /// How an ingest node runs. Every field has a documented default ([`IngestConfig::new`]).
 #[derive(Debug, Clone)]
@@ -247,8 +246,16 @@ impl Ingest {
         }
     }
 
-    /// The routes: upload, health, metrics, OpenAPI.
-    pub fn router(&self) -> Router {
+    /// The agent side of the node's HTTP face: upload, health and metrics, described by
+    /// [`ApiDoc`]. [`web::app`] puts it under the layers every route shares.
+    pub fn face(&self) -> web::Face {
+        web::Face {
+            routes: self.router(),
+            openapi: ApiDoc::openapi(),
+        }
+    }
+
+    fn router(&self) -> Router {
         let limits = self.shared.config.limits;
         let upload = Router::new()
             .route("/v1/agent/batches", post(upload))
@@ -260,15 +267,6 @@ impl Ingest {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
-            .route("/openapi.json", get(openapi_json))
-            .fallback(not_found)
-            .layer(axum::middleware::map_response(in_contract_shape))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }))
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .with_state(self.shared.clone())
     }
 
@@ -309,19 +307,11 @@ pub async fn serve(
 ) -> Result<(), IngestError> {
     let address = listener.local_addr().ok();
     tracing::info!(address = ?address, "listening");
-    // A handler that panics (ours or a library's) answers 500 in the contract's shape instead
-    // of dropping the connection, on every route merged into the router.
-    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(answer_panic));
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "the HTTP server stopped with an error");
     }
     ingest.shutdown().await
-}
-
-fn answer_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    ApiError::internal().into_response()
 }
 
 /// The process-wide Prometheus recorder (installed once; later servers in the same process
@@ -353,12 +343,6 @@ async fn remember_encoding(mut request: Request) -> Request {
         request.extensions_mut().insert(SentEncoding);
     }
     request
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -409,20 +393,20 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     let Ok(_slot) = shared.upload_slots.try_acquire() else {
         metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "busy").increment(1);
         return Err(ApiError::unavailable(
-            "server_busy",
+            ErrorCode::ServerBusy,
             "the server is handling as many uploads as it can; retry after the Retry-After delay",
             1,
         ));
     };
     let (parts, body) = request.into_parts();
-    let authenticated = match bearer(&parts.headers) {
+    let authenticated = match web::auth::bearer(&parts.headers) {
         None => None,
         Some(token) => shared.control.authenticate_upload(token).await.map_err(|e| {
             tracing::error!(error = %e, "cannot check the agent key");
             if e.is_unavailable() {
                 // A key not verified within the offline grace: nothing was stored, retry.
                 ApiError::unavailable(
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "the server cannot check keys right now; nothing was stored, retry later",
                     5,
                 )
@@ -434,29 +418,21 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     let Some(control::Authenticated { principal, settings }) = authenticated else {
         metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "unauthorized")
             .increment(1);
-        let mut response = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
             "send an agent key as `Authorization: Bearer <key>`; create one with `elevation keys create --kind agent`",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Ok(response);
+        ));
     };
     let tenant = principal.tenant.clone();
     if principal.kind != KeyKind::Agent {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "this is an admin key; uploads need an agent key of the tenant",
         ));
     }
     if !is_json(&parts.headers) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the batch as `Content-Type: application/json`",
         ));
     }
@@ -464,7 +440,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
         metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "backlog")
             .increment(1);
         return Err(ApiError::unavailable(
-            "landing_backlog",
+            ErrorCode::LandingBacklog,
             "the server is behind on writing to the warehouse; retry after the Retry-After delay",
             2,
         ));
@@ -477,8 +453,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
         .map_err(|e| {
             if is_length_limit(e.as_ref()) {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     format!(
                         "the body exceeds {} MiB as sent or {} MiB decompressed; split the batch",
                         limits.max_body_bytes >> 20,
@@ -486,12 +461,12 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
                     ),
                 )
             } else if encoded {
-                ApiError::bad_request(
-                    "invalid_encoding",
+                ApiError::new(
+                    ErrorCode::InvalidEncoding,
                     format!("the body does not decompress as its Content-Encoding says: {e}"),
                 )
             } else {
-                ApiError::bad_request("body_read_failed", format!("the body could not be read: {e}"))
+                ApiError::new(ErrorCode::BodyReadFailed, format!("the body could not be read: {e}"))
             }
         })?;
     let body = body.to_bytes();
@@ -499,7 +474,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     let cap = settings.reporting_cap;
     let validation = ValidationContext::new(now);
     let processed = process(&body, &tenant, cap, now, &limits, &validation).inspect_err(|e| {
-        metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code)
+        metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code.as_str())
             .increment(1);
     })?;
     drop(body);
@@ -510,7 +485,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
             // count its events twice, so the agent retries later instead.
             tracing::error!(error = %e, "cannot read a stored batch's answer");
             ApiError::unavailable(
-                "storage_unavailable",
+                ErrorCode::StorageUnavailable,
                 "the server cannot check whether this batch was stored before; nothing was stored, retry later",
                 5,
             )
@@ -552,7 +527,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
                 shared.wal.append(payload, record).await.map_err(|e| {
                     tracing::error!(error = %e, "cannot make a batch durable");
                     ApiError::unavailable(
-                        "storage_unavailable",
+                        ErrorCode::StorageUnavailable,
                         "the server cannot store batches right now; nothing was stored, retry later",
                         5,
                     )
@@ -618,11 +593,11 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let buffered = shared.buffer.bytes();
     let failing = shared.stats.failing.load(Ordering::Relaxed);
     if buffered >= shared.config.max_buffered_bytes {
-        return ApiError::unavailable("landing_backlog", "the landing backlog is full", 2).into_response();
+        return ApiError::unavailable(ErrorCode::LandingBacklog, "the landing backlog is full", 2).into_response();
     }
     if failing >= 3 {
         return ApiError::unavailable(
-            "warehouse_failing",
+            ErrorCode::WarehouseFailing,
             "landing in the warehouse keeps failing; see the log",
             5,
         )
@@ -650,7 +625,7 @@ async fn metrics_text() -> Response {
 #[openapi(
     info(title = "elevation", description = "Elevation telemetry and reporting for Endpoint Privilege Management"),
     paths(upload, healthz, readyz, metrics_text),
-    components(schemas(BatchAnswer, crate::answer::Counts, ErrorBody, crate::answer::ErrorDetail)),
+    components(schemas(BatchAnswer, crate::answer::Counts, ErrorBody, web::ErrorDetail, web::ErrorCode)),
     modifiers(&BearerKeys)
 )]
 pub struct ApiDoc;
@@ -664,54 +639,4 @@ impl utoipa::Modify for BearerKeys {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("agent_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
-}
-
-async fn openapi_json() -> Response {
-    axum::Json(ApiDoc::openapi()).into_response()
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; GET /openapi.json lists them",
-    )
-}
-
-/// Rewrites the plain-text errors of layers and routing (413 from the body limit, 415 from
-/// decompression, 405) into the contract's error shape.
-async fn in_contract_shape(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "body_too_large",
-            "the body is larger than the server accepts; split the batch",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            status,
-            "unsupported_encoding",
-            "Content-Encoding must be gzip, zstd or absent",
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "method_not_allowed", "this endpoint does not take that method")
-        }
-        s if s.is_server_error() => ApiError::internal(),
-        _ => ApiError::new(status, "bad_request", "the request could not be handled"),
-    };
-    let mut rewritten = error.into_response();
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rewritten.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    rewritten
 }

@@ -372,6 +372,34 @@ pub async fn quarter_hour_counts(
         .collect())
 }
 
+/// Diagnostic events with a non-zero error code per UTC day and code, in the request's window
+/// (its tenant and device filter): the fleet health page's error codes over time.
+pub async fn error_codes_by_day(
+    warehouse: &Warehouse,
+    request: &ReportRequest,
+) -> Result<Vec<(NaiveDate, i64, i64)>, QueryError> {
+    let Opened { ctx, .. } = open(warehouse).await?;
+    let mut frame = in_window(&ctx, Table::Diagnostics, request).await?;
+    if let Some(device) = &request.filters.device_name {
+        frame = frame.filter(ident("deviceName").eq(lit(device.as_str())))?;
+    }
+    let frame = frame
+        .filter(ident("errorCode").not_eq(lit(0i64)))?
+        .aggregate(
+            vec![ident("eventDate"), ident("errorCode")],
+            vec![count(lit(1)).alias("count")],
+        )?
+        .sort(vec![asc("eventDate"), asc("errorCode")])?;
+    let (_, rows) = collect(frame).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| match &row[..] {
+            [Cell::Date(day), code, n] => Some((*day, code.as_int()?, n.as_int()?)),
+            _ => None,
+        })
+        .collect())
+}
+
 fn is_managed() -> Expr {
     ident("elevationType").not_eq(lit(UNMANAGED))
 }

@@ -1,0 +1,453 @@
+//! The OpenAPI description of the admin API and the pages: every route with its parameters,
+//! answers and errors, so a client can be generated from `/openapi.json` and a schema-driven
+//! fuzzer can reach every operation. The functions below exist only to carry the
+//! descriptions; the handlers are in `lib.rs`, `control_api.rs` and `sign_in.rs`, and the
+//! route-walking test checks that every path described here is served.
+
+#![allow(dead_code)]
+
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use web::ErrorBody;
+
+/// The document of the admin side.
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    AdminDoc::openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        report, suggestions, export_rules, audit_list, audit_verify, keys_list, keys_create, keys_revoke,
+        tenant_show, tenant_update, rules_list, rules_import, sign_in_form, sign_in_submit, sign_out,
+        overview_page, report_page, elevation_page, suggestions_page, fleet_page, when_page, asset, favicon
+    ),
+    components(schemas(ReportAnswer, SuggestionsAnswer, NewKey, CreatedKey, SettingsChange, TenantSettings)),
+    modifiers(&AdminSecurity),
+    tags(
+        (name = "reports", description = "Intune's EPM reports, the Overview and the trend, live over any window"),
+        (name = "suggestions", description = "Rule suggestions with their rationale, and their export as rules"),
+        (name = "control", description = "Keys, tenant settings, imported rules policies and the audit log"),
+        (name = "pages", description = "The dashboards: HTML for people in a browser (sign in first)"),
+    )
+)]
+struct AdminDoc;
+
+struct AdminSecurity;
+
+impl Modify for AdminSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("admin_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                web::auth::SESSION_COOKIE,
+                "Set by POST /sign-in; state-changing calls also need X-CSRF-Token",
+            ))),
+        );
+    }
+}
+
+/// A report's answer in JSON: its window and its rows (columns depend on the report and the
+/// `profile`: `native` names, or `graph`, Microsoft Graph's export names).
+#[derive(Serialize, ToSchema)]
+struct ReportAnswer {
+    /// The report's name.
+    report: String,
+    /// Start of the window (inclusive), RFC 3339.
+    from: String,
+    /// End of the window (exclusive), RFC 3339.
+    to: String,
+    /// One object per row.
+    #[schema(value_type = Vec<Object>)]
+    rows: Vec<serde_json::Value>,
+}
+
+/// Ranked suggestions with the thresholds that produced them.
+#[derive(Serialize, ToSchema)]
+struct SuggestionsAnswer {
+    /// Start of the window.
+    from: String,
+    /// End of the window.
+    to: String,
+    /// The thresholds used.
+    #[schema(value_type = Object)]
+    thresholds: serde_json::Value,
+    /// The suggestions, best first, each with rationale and evidence.
+    #[schema(value_type = Vec<Object>)]
+    suggestions: Vec<serde_json::Value>,
+}
+
+/// A key to create.
+#[derive(Serialize, ToSchema)]
+struct NewKey {
+    /// `agent` or `admin`.
+    kind: String,
+    /// An admin key's role: `endpoint-privilege-manager`, `endpoint-security-manager`,
+    /// `endpoint-privilege-reader` or `read-only-operator`.
+    role: Option<String>,
+    /// The person holding an admin key (required for admin keys).
+    upn: Option<String>,
+}
+
+/// A created key: shown once.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct CreatedKey {
+    id: String,
+    kind: String,
+    role: Option<String>,
+    upn: Option<String>,
+    tenant: String,
+    created_at: String,
+    /// The secret; it cannot be shown again.
+    key: String,
+}
+
+/// Settings to change; absent fields stay as they are.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SettingsChange {
+    /// `none`, `diagnostic`, `managed` or `all`.
+    reporting_cap: Option<String>,
+    elevation_retention_days: Option<u32>,
+    diagnostic_retention_days: Option<u32>,
+}
+
+/// A tenant's settings.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TenantSettings {
+    tenant: String,
+    reporting_cap: String,
+    elevation_retention_days: u32,
+    diagnostic_retention_days: u32,
+}
+
+/// The parameters every report takes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case)]
+struct ReportParams {
+    /// Start of the window, RFC 3339 or a date (default: 48 hours before `to`).
+    from: Option<String>,
+    /// End of the window, RFC 3339 or a date (default: now).
+    to: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+    /// `native` (default) or `graph`.
+    profile: Option<String>,
+    /// Only this elevation type (`unmanagedElevation`, `zeroTouchElevation`, …).
+    elevationType: Option<String>,
+    /// Only this user.
+    upn: Option<String>,
+    /// Only this device.
+    deviceName: Option<String>,
+    /// Only this publisher.
+    companyName: Option<String>,
+    /// Only this file hash (SHA-256, any case).
+    hash: Option<String>,
+    /// Only this file name.
+    fileName: Option<String>,
+    /// Only the elevation with this id.
+    id: Option<String>,
+    /// `by-user`: `unmanagedOnly`, `both` or `managedOnly` (the Overview's tiles).
+    readiness: Option<String>,
+    /// A column to sort by.
+    sort: Option<String>,
+    /// `asc` or `desc`.
+    order: Option<String>,
+    /// Rows per page (at most 10,000).
+    limit: Option<usize>,
+    /// Rows to skip.
+    offset: Option<usize>,
+}
+
+/// The parameters of suggestions and their export.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case)]
+struct SuggestParams {
+    /// Start of the window (default: 30 days before `to`).
+    from: Option<String>,
+    /// End of the window (default: now).
+    to: Option<String>,
+    /// Only these kinds (repeatable): `newRule`, `supportApprovedToUserConfirmed`,
+    /// `hashChurnToCertificate`, `staleRule`, `frequentlyDenied`, `childProcess`, `readiness`.
+    kind: Option<Vec<String>>,
+    /// Only the suggestions with these ids (repeatable).
+    id: Option<Vec<String>>,
+    /// Publishers whose certificate is trusted (repeatable).
+    trustedPublisher: Option<Vec<String>>,
+    /// Suggestions: `json` or `csv`; export: `intune` (default), `epmanager` or `json`.
+    format: Option<String>,
+    /// At most this many suggestions.
+    limit: Option<usize>,
+    /// Thresholds (`minEvents`, `minUsers`, …) as further parameters.
+    minEvents: Option<u64>,
+    /// Fewest distinct users for a new rule.
+    minUsers: Option<u64>,
+}
+
+/// The parameters of a page's window.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WindowParams {
+    /// Start of the window.
+    from: Option<String>,
+    /// End of the window.
+    to: Option<String>,
+}
+
+/// The audit log's filters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditParams {
+    /// From this time.
+    from: Option<String>,
+    /// Until this time.
+    to: Option<String>,
+    /// Only this activity (`createKey`, `exportRules`, `signIn`, …).
+    activity: Option<String>,
+    /// Only this actor's UPN.
+    actor: Option<String>,
+    /// At most this many entries (at most 1,000).
+    limit: Option<usize>,
+    /// Entries to skip.
+    offset: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/reports/{name}", tag = "reports",
+    params(("name" = String, Path, description = "elevations, managed-elevations, by-application, by-publisher, by-user, by-device, overview, trend, denied or diagnostics"), ReportParams),
+    responses(
+        (status = 200, description = "The report", body = ReportAnswer, content_type = "application/json"),
+        (status = 200, description = "The report as CSV (format=csv)", body = String, content_type = "text/csv"),
+        (status = 400, description = "Unknown report or bad parameter", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Reports", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn report() {}
+
+#[utoipa::path(get, path = "/v1/suggestions", tag = "suggestions", params(SuggestParams),
+    responses(
+        (status = 200, description = "Ranked suggestions", body = SuggestionsAnswer, content_type = "application/json"),
+        (status = 200, description = "Suggestions as CSV (format=csv)", body = String, content_type = "text/csv"),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Reports", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn suggestions() {}
+
+#[utoipa::path(get, path = "/v1/exports/rules", tag = "suggestions", params(SuggestParams),
+    responses(
+        (status = 200, description = "An Intune EPM rules policy (Graph JSON), EPManager CSV or JSON, as an attachment", body = String),
+        (status = 400, description = "Bad parameter or format", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Reports", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was exported", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn export_rules() {}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "control", params(AuditParams),
+    responses(
+        (status = 200, description = "The tenant's audit events, oldest first", body = Object),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Audit", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn audit_list() {}
+
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "control",
+    responses(
+        (status = 200, description = "Whether the tenant's hash chain is intact, and where it breaks", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Audit", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn audit_verify() {}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "control",
+    responses(
+        (status = 200, description = "The tenant's keys (never their secrets)", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Keys", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn keys_list() {}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "control", request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, shown once", body = CreatedKey),
+        (status = 400, description = "Bad kind, role or UPN, or not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Keys, or a session without its CSRF token", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was created", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn keys_create() {}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "control",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "Revoked", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Keys, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such key in the tenant", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn keys_revoke() {}
+
+#[utoipa::path(get, path = "/v1/tenant", tag = "control",
+    responses(
+        (status = 200, description = "The tenant's settings", body = TenantSettings),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Read", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn tenant_show() {}
+
+#[utoipa::path(patch, path = "/v1/tenant", tag = "control", request_body = SettingsChange,
+    responses(
+        (status = 200, description = "The settings after the change", body = TenantSettings),
+        (status = 400, description = "Bad value, or not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Tenant, or a session without its CSRF token", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn tenant_update() {}
+
+#[utoipa::path(get, path = "/v1/rules", tag = "control",
+    responses(
+        (status = 200, description = "The tenant's imported rules policies", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Read", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn rules_list() {}
+
+#[utoipa::path(post, path = "/v1/rules", tag = "control",
+    request_body(content = Object, description = "An Intune EPM rules policy as Graph exports it"),
+    responses(
+        (status = 200, description = "Imported (or replaced the policy of the same name)", body = Object),
+        (status = 400, description = "Not JSON, or not a rules policy", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Import Rules, or a session without its CSRF token", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was imported", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn rules_import() {}
+
+#[utoipa::path(get, path = "/sign-in", tag = "pages",
+    params(("next" = Option<String>, Query, description = "A path of this server to go to after signing in")),
+    responses((status = 200, description = "The sign-in form", body = String, content_type = "text/html")))]
+fn sign_in_form() {}
+
+#[utoipa::path(post, path = "/sign-in", tag = "pages",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "key, csrf (from the form's cookie), next"),
+    responses(
+        (status = 303, description = "Signed in: the session cookie is set; on to `next`"),
+        (status = 400, description = "The form was incomplete", body = String, content_type = "text/html"),
+        (status = 401, description = "Not an admin key", body = String, content_type = "text/html"),
+        (status = 403, description = "The form's CSRF token is missing or wrong", body = String, content_type = "text/html"),
+        (status = 503, description = "The control plane cannot be reached", body = String, content_type = "text/html"),
+    ))]
+fn sign_in_submit() {}
+
+#[utoipa::path(post, path = "/sign-out", tag = "pages",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "csrf: the session's token"),
+    responses(
+        (status = 303, description = "Signed out (or was not signed in): on to /sign-in"),
+        (status = 403, description = "The session's CSRF token is missing or wrong", body = String, content_type = "text/html"),
+        (status = 503, description = "The control plane cannot be reached", body = String, content_type = "text/html"),
+    ))]
+fn sign_out() {}
+
+#[utoipa::path(get, path = "/", tag = "pages", params(WindowParams),
+    responses(
+        (status = 200, description = "The Overview: readiness tiles, top files, trend", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "Bad parameter", body = String, content_type = "text/html"),
+        (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn overview_page() {}
+
+#[utoipa::path(get, path = "/reports/{name}", tag = "pages",
+    params(("name" = String, Path, description = "A report's name, as in /v1/reports/{name}"), ReportParams),
+    responses(
+        (status = 200, description = "The report as a table with filters, sorting and paging", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "Unknown report or bad parameter", body = String, content_type = "text/html"),
+        (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn report_page() {}
+
+#[utoipa::path(get, path = "/elevations/{id}", tag = "pages",
+    params(("id" = String, Path, description = "The elevation's id")),
+    responses(
+        (status = 200, description = "Every column of one elevation", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
+        (status = 404, description = "No such elevation in the tenant", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn elevation_page() {}
+
+#[utoipa::path(get, path = "/suggestions", tag = "pages", params(SuggestParams),
+    responses(
+        (status = 200, description = "Ranked suggestions; select some and download them", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "Bad parameter", body = String, content_type = "text/html"),
+        (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn suggestions_page() {}
+
+#[utoipa::path(get, path = "/fleet", tag = "pages", params(WindowParams),
+    responses(
+        (status = 200, description = "Fleet health: reporting levels, devices below the cap, silent devices, error codes", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "Bad parameter", body = String, content_type = "text/html"),
+        (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn fleet_page() {}
+
+#[utoipa::path(get, path = "/when", tag = "pages",
+    params(WindowParams, ("tz" = Option<String>, Query, description = "An IANA time zone (default UTC)")),
+    responses(
+        (status = 200, description = "Elevations by hour of day and weekday", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "Bad parameter", body = String, content_type = "text/html"),
+        (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn when_page() {}
+
+#[utoipa::path(get, path = "/assets/{file}", tag = "pages",
+    params(("file" = String, Path, description = "style.css, htmx.min.js or favicon.svg")),
+    responses(
+        (status = 200, description = "A vendored asset", body = String),
+        (status = 404, description = "No such asset", body = ErrorBody),
+    ))]
+fn asset() {}
+
+#[utoipa::path(get, path = "/favicon.ico", tag = "pages",
+    responses((status = 200, description = "The icon (SVG)", body = String, content_type = "image/svg+xml")))]
+fn favicon() {}

@@ -1,0 +1,17 @@
+//! `web` owns the one HTTP face every route of a node shares: the error answer
+//! ([`ApiError`] with a code from [`ErrorCode`], each code with one status), the one way a
+//! request presents a credential ([`auth::bearer`] for keys, the session cookie for people in a
+//! browser, [`Admin`] as the extractor of an admin route), and [`app`], which puts the agent,
+//! admin and page routes under the same layers once (request id, request span, errors in the
+//! contract's shape, panics answered as `500`).
+//!
+//! It must not hold routes or domain logic of its own: `ingest` and `dashboards` own their
+//! routes, `control` decides whether a key or session is valid, `queries` computes.
+
+pub mod app;
+pub mod auth;
+pub mod error;
+
+pub use app::{Face, app, cookie_header};
+pub use auth::Admin;
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
