@@ -5,6 +5,7 @@ mod admin;
 mod audit_render;
 mod bench;
 mod bench_query;
+mod compliance_cmd;
 mod dashboard;
 mod demo;
 mod maintain;
@@ -90,8 +91,10 @@ enum Command {
     /// Import and list the tenant's Intune elevation rules policies.
     #[command(subcommand)]
     Rules(suggest::RulesCommand),
-    /// A compliance evidence pack for a period.
-    Compliance,
+    /// Compliance evidence packs: make one for a period (signed), verify one, manage the
+    /// signing key.
+    #[command(subcommand)]
+    Compliance(compliance_cmd::ComplianceCommand),
     /// The dashboards as a static snapshot (links work from disk) for --tenant.
     Dashboard(dashboard::DashboardArgs),
     /// Create, list and revoke agent and admin keys.
@@ -391,7 +394,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(suggest::rules(&data, &command))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compliance => not_built("compliance", "compliance packs are not scheduled yet"),
+        Command::Compliance(command) => runtime()?.block_on(compliance_cmd::run(&data, command)),
         Command::Dashboard(args) => {
             let index = dashboard::write(&data, &args)?;
             println!("dashboard snapshot written: open {}", index.display());
@@ -439,10 +442,4 @@ fn simulate_to_dir(config: &simulator::SimConfig, out: &std::path::Path) -> Resu
     println!("ground truth: {}", written.ground_truth.display());
     println!("world:        {}", written.world.display());
     Ok(())
-}
-
-/// Says plainly that a subcommand does not exist yet, and fails: never a fake result.
-fn not_built(command: &str, why: &str) -> Result<ExitCode> {
-    eprintln!("elevation {command} is not built yet: {why}");
-    Ok(ExitCode::from(2))
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod compliance;
 mod control;
 mod crash;
 mod dashboards;

@@ -1,5 +1,6 @@
 //! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
-//! `GET /v1/suggestions`, `GET /v1/exports/rules`, and the control plane's keys, tenant
+//! `GET /v1/suggestions`, `GET /v1/exports/rules`, `GET /v1/compliance/pack` (a signed evidence
+//! pack as `.tar.gz`, made by the `compliance` crate), and the control plane's keys, tenant
 //! settings, rules policies and audit log in `control_api`) with bearer admin-key
 //! authentication and Intune's EPM roles, answering in JSON or CSV from the typed reports and
 //! suggestions of `queries`, and the browser dashboards built on the same calls (`pages`: the
@@ -9,6 +10,7 @@
 //! It must not read the warehouse directly or build SQL; it asks `queries` and `control`. It
 //! must not depend on `ingest`: the binary merges this router with the ingest router.
 
+mod compliance;
 mod control_api;
 
 pub use control_api::audit_filter;
@@ -37,6 +39,9 @@ pub struct AdminApi {
     pub warehouse: Arc<Warehouse>,
     /// The clock that sets default windows.
     pub clock: Arc<dyn Clock>,
+    /// The data folder that holds the compliance packs' signing key
+    /// (`elevation compliance keygen`); `None`: packs cannot be made here.
+    pub key_dir: Option<std::path::PathBuf>,
 }
 
 /// The admin routes with their state applied, ready to merge with the ingest router.
@@ -45,6 +50,7 @@ pub fn router(api: AdminApi) -> Router {
         .route("/v1/reports/{name}", get(report))
         .route("/v1/suggestions", get(suggestions))
         .route("/v1/exports/rules", get(export_rules))
+        .route("/v1/compliance/pack", get(compliance::pack))
         .merge(control_api::routes())
         .route("/", get(overview_page))
         .route("/reports/{name}", get(report_page))

@@ -312,8 +312,9 @@ async fn in_window(ctx: &SessionContext, table: Table, request: &ReportRequest) 
     tenant_window(ctx, table, &request.tenant, request.from, request.to).await
 }
 
-/// A table's rows of one tenant with `from <= eventDateTime < to`.
-pub(crate) async fn tenant_window(
+/// A table's rows of one tenant with `from <= eventDateTime < to` (the date bounds let Delta
+/// skip whole partitions).
+pub async fn tenant_window(
     ctx: &SessionContext,
     table: Table,
     tenant: &str,
