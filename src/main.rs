@@ -153,7 +153,7 @@ struct ServeArgs {
 #[derive(Debug, Args)]
 struct ReportArgs {
     /// Report name: elevations, managed-elevations, by-application, by-publisher, by-user,
-    /// by-device, overview, trend, denied, diagnostics.
+    /// by-device, overview, trend, denied, diagnostics, compliance.
     name: String,
     /// Start of the window, inclusive: RFC 3339 or YYYY-MM-DD (default: 30 days before --to,
     /// 48 hours for overview).

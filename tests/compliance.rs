@@ -540,3 +540,65 @@ async fn the_admin_api_hands_out_the_pack_as_tar_gz_and_audits_it() {
         .expect("the pack is audited");
     assert_eq!(entry.actor.user_principal_name, "admin@contoso.com");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_compliance_report_matches_the_sent_events() {
+    let node = Node::start().await;
+    let fleet = crate::support::land_simulated_fleet(&node, &node.agent_key, "contoso", 37, 14, 3).await;
+    let parse = |params: &[(&str, &str)]| {
+        let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        queries::ReportRequest::parse(
+            "compliance",
+            "contoso",
+            &params,
+            crate::support::test_now(),
+            warehouse::ReportingLevel::All,
+        )
+        .ok()
+    };
+    let parsed = parse(&[("from", "2026-10-01"), ("to", TO)]).expect("a valid request");
+    let report = queries::run(&node.warehouse, &parsed.request).await.unwrap();
+    let records = report.records();
+    assert_eq!(records.len(), 2, "October and November");
+    use queries::Cell;
+    let october = &records[0];
+    assert_eq!(*october["month"], Cell::Date("2026-10-01".parse().unwrap()));
+    assert_eq!(*october["elevations"], Cell::Int(0));
+    assert_eq!(*october["usersWithUnmanagedPercent"], Cell::Null);
+    let november = &records[1];
+    // Counted here from what the agents sent.
+    let users: std::collections::BTreeSet<&str> = fleet.sent.iter().map(|(_, e)| e.upn.as_str()).collect();
+    let unmanaged_users: std::collections::BTreeSet<&str> = fleet
+        .sent
+        .iter()
+        .filter(|(_, e)| e.elevation_type == ElevationType::Unmanaged)
+        .map(|(_, e)| e.upn.as_str())
+        .collect();
+    let managed = fleet
+        .sent
+        .iter()
+        .filter(|(_, e)| e.elevation_type != ElevationType::Unmanaged)
+        .count();
+    assert_eq!(*november["users"], Cell::Int(users.len() as i64));
+    assert_eq!(*november["usersWithUnmanaged"], Cell::Int(unmanaged_users.len() as i64));
+    assert_eq!(*november["elevations"], Cell::Int(fleet.sent.len() as i64));
+    assert_eq!(*november["managed"], Cell::Int(managed as i64));
+    let percent = format!("{:.1}", 100.0 * managed as f64 / fleet.sent.len() as f64);
+    assert_eq!(*november["managedPercent"], Cell::Text(percent));
+    // Devices that sent anything, and of those the ones at `all`, from the simulated world.
+    let seen = &fleet.truth.diagnostics.last_seen;
+    let at_all = fleet
+        .world
+        .devices
+        .iter()
+        .filter(|d| seen.contains_key(&d.name) && d.level == warehouse::ReportingLevel::All)
+        .count();
+    assert_eq!(*november["devices"], Cell::Int(seen.len() as i64));
+    assert_eq!(*november["devicesAtAll"], Cell::Int(at_all as i64));
+    assert!(
+        at_all > 0 && at_all < seen.len(),
+        "the fleet has devices at all and below it"
+    );
+    // Filters make no sense month by month: refused.
+    assert!(parse(&[("upn", "ada@contoso.com")]).is_none());
+}

@@ -319,7 +319,7 @@ pub(crate) fn retention_rows(
                         from.date_naive()
                     ),
                 ),
-                Some(day) => (false, format!("rows are held from {day}, before the period starts")),
+                Some(day) => (false, format!("rows are held from {day}, so the whole period is")),
             };
             if period_days > i64::from(days) {
                 note.push_str(&format!(

@@ -312,7 +312,7 @@ pub struct CellView {
 }
 
 /// The reports the Reports page lists (the Overview has its own page).
-const TABLE_REPORTS: [ReportName; 9] = [
+const TABLE_REPORTS: [ReportName; 10] = [
     ReportName::ByApplication,
     ReportName::ByPublisher,
     ReportName::ByUser,
@@ -322,12 +322,14 @@ const TABLE_REPORTS: [ReportName; 9] = [
     ReportName::Denied,
     ReportName::Trend,
     ReportName::Diagnostics,
+    ReportName::Compliance,
 ];
 
 /// Which filters a report's form offers.
 fn filter_fields(name: ReportName) -> &'static [&'static str] {
     match name {
         ReportName::Diagnostics => &["deviceName"],
+        ReportName::Compliance => &[],
         ReportName::ByUser => &[
             "elevationType",
             "upn",

@@ -18,12 +18,14 @@
 //! over the tenant's elevations and its imported policies; [`export`] writes them as text and
 //! their proposed rules as an Intune policy, EPManager CSV or our JSON.
 //!
-//! Compliance evidence (issue #18) is assembled by the `compliance` crate over
-//! [`pinned_session`] (tables read at recorded Delta versions) and
+//! The `compliance` report (`monthly`) shows, per calendar month, the progress toward removing
+//! local admin rights. Compliance evidence packs (issue #18) are assembled by the `compliance`
+//! crate over [`pinned_session`] (tables read at recorded Delta versions) and
 //! [`reports::tenant_window`].
 
 mod distinct;
 pub mod export;
+mod monthly;
 pub mod render;
 pub mod reports;
 pub mod request;

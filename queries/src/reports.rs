@@ -275,6 +275,10 @@ async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> 
             diagnostics(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
+        ReportName::Compliance => {
+            crate::monthly::compliance(&ctx, request, &mut report).await?;
+            return Ok(report);
+        }
     };
     let frame = frame.limit(request.offset, request.limit)?;
     let (columns, rows) = collect(frame).await?;
