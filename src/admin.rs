@@ -226,7 +226,7 @@ pub(crate) enum AuditCommand {
         #[arg(long, value_name = "UPN")]
         actor: Option<String>,
         /// Only this activity: createKey, revokeKey, setTenantSettings, importRulesPolicy,
-        /// exportRules, migrateJsonFiles.
+        /// exportRules, produceCompliancePack, migrateJsonFiles.
         #[arg(long)]
         activity: Option<String>,
         /// At most this many entries.

@@ -46,6 +46,7 @@ pub(crate) async fn pages(data: &DataArgs, location: warehouse::Location, args: 
     let from = to - chrono::Duration::days(args.days.max(1));
     let from_48h = to - chrono::Duration::hours(48);
     let api = dashboards::AdminApi {
+        key_dir: None,
         control,
         warehouse: warehouse.clone(),
         clock: Arc::new(warehouse::FixedClock(to)),

@@ -44,6 +44,7 @@ pub(crate) fn write(data: &DataArgs, args: &DashboardArgs) -> Result<std::path::
         control: runtime.block_on(crate::admin::open(data))?,
         warehouse: Arc::new(warehouse::Warehouse::new(crate::node::location(data)?)),
         clock: Arc::new(warehouse::SystemClock),
+        key_dir: None,
     };
     let viewer = dashboards::pages::Viewer {
         tenant: data.tenant.clone(),

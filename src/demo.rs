@@ -3,9 +3,10 @@
 //! the server land them in the warehouse, reads the tables back with DataFusion, checks them
 //! against the simulator's ground truth, prints the Overview report computed by `queries`, then
 //! imports the tenant's rules policies and ends with the top rule suggestions and the three
-//! exports (Intune policy JSON, EPManager CSV, our JSON with the evidence).
+//! exports (Intune policy JSON, EPManager CSV, our JSON with the evidence), and a signed
+//! compliance pack of the whole window, verified.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -147,6 +148,8 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
     }
     anyhow::ensure!(missed.is_empty(), "the suggestions missed planted patterns: {missed:?}");
     println!();
+    let pack = compliance_pack(&node, &control, t).await?;
+    println!();
     println!("Wrote");
     println!("  upload-ready batches  {}", written.batches_dir.display());
     println!("  ground truth          {}", written.ground_truth.display());
@@ -159,6 +162,7 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
         println!("  export                {}", path.display());
     }
     println!();
+    println!("  compliance pack       {} (signed; verified)", pack.display());
     println!("  warehouse tables      {}", landed.warehouse);
     println!();
     println!(
@@ -191,6 +195,35 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
     );
     println!("  admin key (endpoint-privilege-manager): {admin_key}");
     Ok(())
+}
+
+/// A signing key for the demo node, a compliance pack of the fleet's whole window checked
+/// against the ground truth, and its verification.
+async fn compliance_pack(node: &DataArgs, control: &ControlPlane, truth: &simulator::GroundTruth) -> Result<PathBuf> {
+    let key = compliance::keys::keygen(&node.data_dir)?;
+    let midnight = |day: NaiveDate| day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let (from, to) = (midnight(truth.from), midnight(truth.to));
+    let request = crate::compliance_cmd::pack_request(control, &truth.tenant, from, to, None).await?;
+    let warehouse = Warehouse::new(crate::node::location(node)?);
+    let out = node.data_dir.join("compliance-pack");
+    let summary = compliance::pack(&warehouse, &request, &key, &out).await?;
+    let draft = control::audit::compliance_pack_draft(from, to, &summary.manifest_sha256, summary.elevations);
+    control.record(&AuditContext::cli(None), &truth.tenant, draft).await?;
+    anyhow::ensure!(
+        summary.elevations == truth.totals.elevations,
+        "the pack holds {} elevations, the fleet sent {}",
+        summary.elevations,
+        truth.totals.elevations
+    );
+    let verification = compliance::verify(&out, key.public());
+    anyhow::ensure!(
+        verification.ok(),
+        "the demo's pack does not verify: {:?}",
+        verification.problems
+    );
+    println!("Compliance evidence pack (computed by `compliance` from the warehouse, signed, verified)");
+    crate::compliance_cmd::print_summary(&summary, key.public());
+    Ok(out)
 }
 
 /// Whether a planted pattern's evidence in this fleet is strong enough for the default

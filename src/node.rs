@@ -56,6 +56,7 @@ pub(crate) async fn serve(
         control: control.clone(),
         warehouse: warehouse.clone(),
         clock: Arc::new(warehouse::SystemClock),
+        key_dir: Some(data.data_dir.clone()),
     });
     let router = web::app([ingest.face(), admin]);
     ingest::serve(listener, ingest, router, shutdown_signal()).await?;

@@ -30,16 +30,6 @@ fn demo_prints_real_figures_from_a_simulated_fleet() {
 }
 
 #[test]
-fn subcommands_not_built_yet_say_so_and_fail() {
-    let dir = temp_dir();
-    let output = elevation(&["compliance"], dir.path());
-    assert_eq!(output.status.code(), Some(2), "compliance must exit 2");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("is not built yet"), "compliance said: {stderr}");
-    assert!(output.stdout.is_empty(), "compliance must print no result");
-}
-
-#[test]
 fn bad_simulator_settings_are_refused_with_the_reason() {
     let dir = temp_dir();
     let out = dir.path().join("out");

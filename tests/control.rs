@@ -59,8 +59,14 @@ async fn every_role_on_every_admin_route_is_allowed_or_forbidden_as_the_table_sa
         );
         node.land_all().await;
         // The permission each route needs: the specification this test holds the code to.
-        let routes: [(&str, &str, Permission); 12] = [
+        compliance::keys::keygen(node.dir.path()).unwrap();
+        let routes: [(&str, &str, Permission); 13] = [
             ("GET", "/v1/reports/by-user", Permission::ViewReports),
+            (
+                "GET",
+                "/v1/compliance/pack?from=2026-11-01&to=2026-11-21",
+                Permission::ViewReports,
+            ),
             ("GET", "/v1/suggestions", Permission::ViewReports),
             ("GET", "/v1/exports/rules", Permission::ViewReports),
             ("GET", "/v1/audit", Permission::ViewAudit),
@@ -113,7 +119,7 @@ async fn every_role_on_every_admin_route_is_allowed_or_forbidden_as_the_table_sa
             let (status, _, _) = call(&node.base, method, path, "elv_admin_00_unknown", None).await;
             assert_eq!(status, 401, "{}: unknown key on {method} {path}", t.backend);
         }
-        assert_eq!(checked, 48);
+        assert_eq!(checked, 52);
         // Another tenant's key cannot be revoked by id (BOLA): it is unknown here.
         let (other, other_record) = crate::support::create_key(&node.control, "fabrikam", KeyKind::Agent, None).await;
         let (manager, _) = crate::support::create_key(

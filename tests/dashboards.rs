@@ -202,7 +202,7 @@ async fn every_page_serves_the_report_apis_numbers() {
             }
         }
     }
-    assert_eq!(pages, 13);
+    assert_eq!(pages, 14);
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod support;
 
 mod browser;
 mod cli;
+mod compliance;
 mod control;
 mod crash;
 mod dashboards;

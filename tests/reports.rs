@@ -1207,6 +1207,10 @@ async fn a_key_sees_only_its_own_tenant_whatever_the_parameters() {
                 if name == queries::ReportName::Diagnostics && !filter.starts_with("deviceName") {
                     continue;
                 }
+                // Month by month over the whole tenant: it takes no filters.
+                if name == queries::ReportName::Compliance {
+                    continue;
+                }
                 let body = get_json(&node, key, &format!("/v1/reports/{}?{window}&{filter}", name.as_str())).await;
                 let leaked: Vec<&serde_json::Value> = body["rows"]
                     .as_array()

@@ -122,6 +122,7 @@ impl Node {
             control: self.control.clone(),
             warehouse: self.warehouse.clone(),
             clock,
+            key_dir: Some(self.dir.path().to_owned()),
         });
         let router = web::app([ingest.face(), admin]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -153,14 +153,31 @@ pub fn export_draft(file: &str, from: DateTime<Utc>, to: DateTime<Utc>, suggesti
         resource_type: "export",
         resource_id: file.to_owned(),
         modified: vec![
-            ModifiedProperty::new(
-                "window",
-                None,
-                Some(format!("{} to {}", time_text(from), time_text(to))),
-            ),
+            span("window", from, to),
             ModifiedProperty::new("suggestions", None, Some(suggestions.to_string())),
         ],
     }
+}
+
+/// What producing a compliance evidence pack records (the command line and the API alike): the
+/// period, the SHA-256 of the pack's manifest (which names every file's hash) and its elevations.
+pub fn compliance_pack_draft(from: DateTime<Utc>, to: DateTime<Utc>, manifest_sha256: &str, elevations: u64) -> Draft {
+    Draft {
+        activity: "produceCompliancePack",
+        operation: "Action",
+        result: "success",
+        resource_type: "compliancePack",
+        resource_id: manifest_sha256.to_owned(),
+        modified: vec![
+            span("period", from, to),
+            ModifiedProperty::new("elevations", None, Some(elevations.to_string())),
+        ],
+    }
+}
+
+/// A time span as a new value: `FROM to TO`.
+fn span(name: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> ModifiedProperty {
+    ModifiedProperty::new(name, None, Some(format!("{} to {}", time_text(from), time_text(to))))
 }
 
 /// One entry of the audit log.

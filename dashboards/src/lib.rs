@@ -1,5 +1,6 @@
 //! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
-//! `GET /v1/suggestions`, `GET /v1/exports/rules`, and the control plane's keys, tenant
+//! `GET /v1/suggestions`, `GET /v1/exports/rules`, `GET /v1/compliance/pack` (a signed evidence
+//! pack as `.tar.gz`, made by the `compliance` crate), and the control plane's keys, tenant
 //! settings, rules policies and audit log in `control_api`) for admin keys and signed-in
 //! sessions (`sign_in`) with Intune's EPM roles, answering in JSON or CSV from the typed reports and
 //! suggestions of `queries`, and the browser dashboards built on the same calls (`pages`: the
@@ -10,6 +11,7 @@
 //! must not depend on `ingest`: `web::app` puts this router and the ingest router under the
 //! same layers. Errors and credentials are `web`'s, the same for every route.
 
+mod compliance;
 mod control_api;
 mod openapi;
 mod sign_in;
@@ -41,6 +43,9 @@ pub struct AdminApi {
     pub warehouse: Arc<Warehouse>,
     /// The clock that sets default windows.
     pub clock: Arc<dyn Clock>,
+    /// The data folder that holds the compliance packs' signing key
+    /// (`elevation compliance keygen`); `None`: packs cannot be made here.
+    pub key_dir: Option<std::path::PathBuf>,
 }
 
 impl FromRef<AdminApi> for Arc<ControlPlane> {
@@ -63,6 +68,7 @@ fn router(api: AdminApi) -> Router {
         .route("/v1/reports/{name}", get(report))
         .route("/v1/suggestions", get(suggestions))
         .route("/v1/exports/rules", get(export_rules))
+        .route("/v1/compliance/pack", get(compliance::pack))
         .merge(control_api::routes())
         .route("/", get(overview_page))
         .route("/reports/{name}", get(report_page))

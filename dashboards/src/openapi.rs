@@ -19,7 +19,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        report, suggestions, export_rules, audit_list, audit_verify, keys_list, keys_create, keys_revoke,
+        report, suggestions, export_rules, compliance_pack, audit_list, audit_verify, keys_list, keys_create, keys_revoke,
         tenant_show, tenant_update, rules_list, rules_import, sign_in_form, sign_in_submit, sign_out,
         overview_page, report_page, elevation_page, suggestions_page, fleet_page, when_page, asset, favicon
     ),
@@ -28,6 +28,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
     tags(
         (name = "reports", description = "Intune's EPM reports, the Overview and the trend, live over any window"),
         (name = "suggestions", description = "Rule suggestions with their rationale, and their export as rules"),
+        (name = "compliance", description = "Signed evidence packs an auditor verifies offline"),
         (name = "control", description = "Keys, tenant settings, imported rules policies and the audit log"),
         (name = "pages", description = "The dashboards: HTML for people in a browser (sign in first)"),
     )
@@ -220,7 +221,7 @@ struct AuditParams {
 }
 
 #[utoipa::path(get, path = "/v1/reports/{name}", tag = "reports",
-    params(("name" = String, Path, description = "elevations, managed-elevations, by-application, by-publisher, by-user, by-device, overview, trend, denied or diagnostics"), ReportParams),
+    params(("name" = String, Path, description = "elevations, managed-elevations, by-application, by-publisher, by-user, by-device, overview, trend, denied, diagnostics or compliance"), ReportParams),
     responses(
         (status = 200, description = "The report", body = ReportAnswer, content_type = "application/json"),
         (status = 200, description = "The report as CSV (format=csv)", body = String, content_type = "text/csv"),
@@ -254,6 +255,22 @@ fn suggestions() {}
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn export_rules() {}
+
+#[utoipa::path(get, path = "/v1/compliance/pack", tag = "compliance",
+    params(
+        ("from" = String, Query, description = "Start of the period, RFC 3339 or a date"),
+        ("to" = String, Query, description = "End of the period (exclusive), RFC 3339 or a date"),
+    ),
+    responses(
+        (status = 200, description = "The evidence pack as a .tar.gz of the folder `elevation compliance pack` writes", body = String, content_type = "application/gzip"),
+        (status = 400, description = "Missing or bad period, or no elevation in it", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Reports", body = ErrorBody),
+        (status = 409, description = "The server has no signing key (`elevation compliance keygen`)", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; no pack was made", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn compliance_pack() {}
 
 #[utoipa::path(get, path = "/v1/audit", tag = "control", params(AuditParams),
     responses(

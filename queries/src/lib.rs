@@ -16,11 +16,16 @@
 //!
 //! Suggestions (issue #6): [`suggest`] decides the rule-tuning suggestions from aggregates
 //! over the tenant's elevations and its imported policies; [`export`] writes them as text and
-//! their proposed rules as an Intune policy, EPManager CSV or our JSON. Compliance evidence is
-//! not built yet.
+//! their proposed rules as an Intune policy, EPManager CSV or our JSON.
+//!
+//! The `compliance` report (`monthly`) shows, per calendar month, the progress toward removing
+//! local admin rights. Compliance evidence packs (issue #18) are assembled by the `compliance`
+//! crate over [`pinned_session`] (tables read at recorded Delta versions) and
+//! [`reports::tenant_window`].
 
 mod distinct;
 pub mod export;
+mod monthly;
 pub mod render;
 pub mod reports;
 pub mod request;
@@ -92,20 +97,52 @@ pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
     // is known.
     for table in Table::EVERY {
         let delta = warehouse.latest(table).await?;
-        let failed = |source| QueryError::Delta {
-            table: table.name(),
-            source,
-        };
-        delta.update_datafusion_session(&ctx.state()).map_err(failed)?;
-        // The provider's errors are DataFusion errors.
-        let provider = delta.table_provider().await?;
-        ctx.register_table(table.name(), provider)?;
+        register(&ctx, table, &delta).await?;
         if table == Table::Elevations {
             elevations = Some(delta);
         }
     }
     let elevations = elevations.expect("Table::EVERY holds elevations");
     Ok(Opened { ctx, elevations })
+}
+
+/// Registers one table snapshot in a session under the table's name.
+async fn register(
+    ctx: &SessionContext,
+    table: Table,
+    delta: &warehouse::deltalake::DeltaTable,
+) -> Result<(), QueryError> {
+    let failed = |source| QueryError::Delta {
+        table: table.name(),
+        source,
+    };
+    delta.update_datafusion_session(&ctx.state()).map_err(failed)?;
+    // The provider's errors are DataFusion errors.
+    let provider = delta.table_provider().await?;
+    ctx.register_table(table.name(), provider)?;
+    Ok(())
+}
+
+/// A session over some tables, each pinned to one Delta version: `Some(v)` reads the table as
+/// it was at version `v` (time travel), `None` at its latest version. Answers the versions
+/// read, so a later reader can ask for exactly the same rows (a compliance pack re-made from
+/// its manifest). Fails when a version's log or files are gone (the log is kept 7 days after
+/// a checkpoint; a retention pass vacuums the files of older versions).
+pub async fn pinned_session(
+    warehouse: &Warehouse,
+    tables: &[(Table, Option<u64>)],
+) -> Result<(SessionContext, Vec<(Table, u64)>), QueryError> {
+    let ctx = SessionContext::new();
+    let mut versions = Vec::with_capacity(tables.len());
+    for &(table, version) in tables {
+        let delta = match version {
+            Some(version) => warehouse.at_version(table, version).await?,
+            None => warehouse.latest(table).await?,
+        };
+        register(&ctx, table, &delta).await?;
+        versions.push((table, delta.version().unwrap_or(0)));
+    }
+    Ok((ctx, versions))
 }
 
 /// Rows landed for one tenant: elevations per `elevationType`, and diagnostics.

@@ -116,7 +116,7 @@ fn graph_columns(name: ReportName) -> Option<(&'static str, &'static [GraphColum
                 ("DailyElevationCount", "count", Plain),
             ],
         ),
-        ReportName::ByDevice | ReportName::Overview | ReportName::Diagnostics => return None,
+        ReportName::ByDevice | ReportName::Overview | ReportName::Diagnostics | ReportName::Compliance => return None,
     })
 }
 

@@ -30,11 +30,14 @@ pub enum ReportName {
     Denied,
     /// Agent health.
     Diagnostics,
+    /// Per month: shares of users with unmanaged elevations, of managed elevations and of
+    /// devices at `all` (progress toward removing local admin rights).
+    Compliance,
 }
 
 impl ReportName {
     /// Every report.
-    pub const ALL: [ReportName; 10] = [
+    pub const ALL: [ReportName; 11] = [
         ReportName::Elevations,
         ReportName::ManagedElevations,
         ReportName::ByApplication,
@@ -45,6 +48,7 @@ impl ReportName {
         ReportName::Trend,
         ReportName::Denied,
         ReportName::Diagnostics,
+        ReportName::Compliance,
     ];
 
     /// The contract name.
@@ -60,6 +64,7 @@ impl ReportName {
             ReportName::Trend => "trend",
             ReportName::Denied => "denied",
             ReportName::Diagnostics => "diagnostics",
+            ReportName::Compliance => "compliance",
         }
     }
 
@@ -350,10 +355,10 @@ impl ReportRequest {
             }
         }
         let to = to.unwrap_or(now);
-        let default_span = if name == ReportName::Overview {
-            Duration::hours(48)
-        } else {
-            Duration::days(30)
+        let default_span = match name {
+            ReportName::Overview => Duration::hours(48),
+            ReportName::Compliance => Duration::days(365),
+            _ => Duration::days(30),
         };
         let from = from.unwrap_or(to - default_span);
         if from >= to {
@@ -372,6 +377,11 @@ impl ReportRequest {
                     "diagnostics hold no user, file, hash or elevation type; filter them by deviceName only".into(),
                 ));
             }
+        }
+        if name == ReportName::Compliance && !filters.text().is_empty() {
+            return Err(bad(
+                "compliance covers the whole tenant month by month; it takes no filters".into(),
+            ));
         }
         let limit = match limit {
             Some(n) => Some(n),

@@ -413,6 +413,23 @@ impl Warehouse {
         Ok(handle.clone())
     }
 
+    /// A table as it was at `version` (Delta time travel), for readers that must see exactly
+    /// what an earlier reader saw. Fails when that version's log or files are gone.
+    pub async fn at_version(
+        &self,
+        table: Table,
+        version: deltalake::kernel::Version,
+    ) -> Result<DeltaTable, WarehouseError> {
+        self.builder(table)?
+            .with_version(version)
+            .load()
+            .await
+            .map_err(|source| WarehouseError::Delta {
+                table: table.name(),
+                source,
+            })
+    }
+
     /// Writes a checkpoint of the table's current version, so that the next process to open
     /// the table reads one Parquet file instead of replaying every commit since the last
     /// checkpoint (and, after a compaction, the removal of every file it replaced).

@@ -49,6 +49,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: the thing changed since the caller read it.
     Conflict,
+    /// 409: the server is not set up for this (no compliance signing key, say).
+    NotConfigured,
     /// 413: the body is too large before or after decompression.
     BodyTooLarge,
     /// 413: the batch holds more events than the server takes at once.
@@ -71,7 +73,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 27] = {
+    pub const ALL: [ErrorCode; 28] = {
         use ErrorCode::*;
         [
             BadRequest,
@@ -92,6 +94,7 @@ impl ErrorCode {
             NotFound,
             MethodNotAllowed,
             Conflict,
+            NotConfigured,
             BodyTooLarge,
             TooManyEvents,
             UnsupportedMediaType,
@@ -124,7 +127,7 @@ impl ErrorCode {
             Forbidden | CsrfRejected => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict => StatusCode::CONFLICT,
+            Conflict | NotConfigured => StatusCode::CONFLICT,
             BodyTooLarge | TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType | UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -154,6 +157,7 @@ impl ErrorCode {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
+            NotConfigured => "not_configured",
             BodyTooLarge => "body_too_large",
             TooManyEvents => "too_many_events",
             UnsupportedMediaType => "unsupported_media_type",

@@ -52,7 +52,7 @@ pub struct CellView {
 }
 
 /// The reports the Reports page lists (the Overview has its own page).
-pub(super) const TABLE_REPORTS: [ReportName; 9] = [
+pub(super) const TABLE_REPORTS: [ReportName; 10] = [
     ReportName::ByApplication,
     ReportName::ByPublisher,
     ReportName::ByUser,
@@ -62,12 +62,14 @@ pub(super) const TABLE_REPORTS: [ReportName; 9] = [
     ReportName::Denied,
     ReportName::Trend,
     ReportName::Diagnostics,
+    ReportName::Compliance,
 ];
 
 /// Which filters a report's form offers.
 fn filter_fields(name: ReportName) -> &'static [&'static str] {
     match name {
         ReportName::Diagnostics => &["deviceName"],
+        ReportName::Compliance => &[],
         ReportName::ByUser => &[
             "elevationType",
             "upn",
