@@ -23,7 +23,8 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-fn random_hex() -> String {
+/// A random secret for a cookie or a form: 32 bytes as hex.
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -45,10 +46,10 @@ pub(crate) async fn create(
             "only admin keys sign in to the dashboards".into(),
         ));
     }
-    let token = random_hex();
+    let token = random_token();
     let session = Session {
         principal: principal.clone(),
-        csrf_secret: random_hex(),
+        csrf_secret: random_token(),
         expires_at: now + ttl,
     };
     crate::on!(tx, conn => {

@@ -9,11 +9,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use control::{AuditContext, KeyKind};
+use control::KeyKind;
 use web::auth::{SESSION_COOKIE, cookie, random_token, same_secret};
 use web::{ApiError, ErrorCode, cookie_header};
 
-use crate::AdminApi;
+use crate::{AdminApi, audit_context};
 
 /// How long a sign-in lasts: a working day.
 pub(crate) const SESSION_HOURS: i64 = 8;
@@ -145,7 +145,7 @@ pub(crate) async fn submit(State(api): State<AdminApi>, headers: HeaderMap, uri:
         Ok(created) => created,
         Err(e) => return message(ApiError::from(e)),
     };
-    let context = AuditContext::http(&principal, request_id(&headers));
+    let context = audit_context(&principal, &headers);
     if let Err(e) = api
         .control
         .record(&context, &principal.tenant, session_draft("signIn", &principal))
@@ -189,7 +189,7 @@ pub(crate) async fn sign_out(State(api): State<AdminApi>, headers: HeaderMap, ur
     if let Err(e) = api.control.delete_session(token).await {
         return message(ApiError::from(e));
     }
-    let context = AuditContext::http(&session.principal, request_id(&headers));
+    let context = audit_context(&session.principal, &headers);
     let draft = session_draft("signOut", &session.principal);
     if let Err(e) = api.control.record(&context, &session.principal.tenant, draft).await {
         return message(ApiError::from(e));
@@ -199,10 +199,6 @@ pub(crate) async fn sign_out(State(api): State<AdminApi>, headers: HeaderMap, ur
         .headers_mut()
         .append(header::SET_COOKIE, cookie_header(SESSION_COOKIE, "", 0, secure));
     response
-}
-
-fn request_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get("x-request-id").and_then(|v| v.to_str().ok())
 }
 
 /// What a sign-in or sign-out records in the audit log (AU-2: logons are auditable events).
