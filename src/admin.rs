@@ -77,6 +77,10 @@ pub(crate) enum KeysCommand {
         /// everything done with it.
         #[arg(long, value_name = "UPN")]
         upn: Option<String>,
+        /// Bind an agent key to one device (its Intune device id): it then asks for and reads
+        /// elevation approvals of that device only.
+        #[arg(long, value_name = "DEVICE_ID")]
+        device: Option<String>,
         #[command(flatten)]
         acting: Acting,
     },
@@ -99,12 +103,20 @@ pub(crate) async fn keys(data: &DataArgs, command: KeysCommand) -> Result<()> {
             kind,
             role,
             upn,
+            device,
             acting,
         } => {
             let kind = KeyKind::parse(&kind)?;
             let role = role.as_deref().map(Role::parse).transpose()?;
             let (secret, record) = control
-                .create_key(&acting.context(), &data.tenant, kind, role, upn.as_deref())
+                .create_key_for(
+                    &acting.context(),
+                    &data.tenant,
+                    kind,
+                    role,
+                    upn.as_deref(),
+                    device.as_deref(),
+                )
                 .await?;
             let role = record
                 .role
@@ -115,8 +127,13 @@ pub(crate) async fn keys(data: &DataArgs, command: KeysCommand) -> Result<()> {
                 .as_deref()
                 .map(|u| format!(", held by {u}"))
                 .unwrap_or_default();
+            let device = record
+                .device_id
+                .as_deref()
+                .map(|d| format!(", for device {d} only"))
+                .unwrap_or_default();
             println!(
-                "created {} key {} for tenant {}{role}{upn}; it is shown only this once:",
+                "created {} key {} for tenant {}{role}{upn}{device}; it is shown only this once:",
                 record.kind.short(),
                 record.id,
                 record.tenant
@@ -167,6 +184,15 @@ pub(crate) enum TenantCommand {
         /// Days of diagnostic events kept (default 90).
         #[arg(long)]
         diagnostic_retention_days: Option<u32>,
+        /// Hours an approved elevation request lasts when the approver names none (default 24).
+        #[arg(long)]
+        approval_hours: Option<u32>,
+        /// The most hours an approver may give one approval (default 168).
+        #[arg(long)]
+        max_approval_hours: Option<u32>,
+        /// Hours a request waits for a decision before it expires (default 48).
+        #[arg(long)]
+        request_expiry_hours: Option<u32>,
         #[command(flatten)]
         acting: Acting,
     },
@@ -181,6 +207,9 @@ pub(crate) async fn tenant(data: &DataArgs, command: TenantCommand) -> Result<()
             reporting_cap,
             elevation_retention_days,
             diagnostic_retention_days,
+            approval_hours,
+            max_approval_hours,
+            request_expiry_hours,
             acting,
         } => {
             let cap = reporting_cap
@@ -198,16 +227,29 @@ pub(crate) async fn tenant(data: &DataArgs, command: TenantCommand) -> Result<()
                     if let Some(days) = diagnostic_retention_days {
                         s.diagnostic_retention_days = Some(days);
                     }
+                    for (new, setting) in [
+                        (approval_hours, &mut s.approval_hours),
+                        (max_approval_hours, &mut s.max_approval_hours),
+                        (request_expiry_hours, &mut s.request_expiry_hours),
+                    ] {
+                        if new.is_some() {
+                            *setting = new;
+                        }
+                    }
                 })
                 .await?
         }
     };
     println!(
-        "tenant {}: reporting cap {}, elevations kept {} days, diagnostics kept {} days",
+        "tenant {}: reporting cap {}, elevations kept {} days, diagnostics kept {} days; \
+         approvals last {} h (at most {} h), requests expire after {} h",
         data.tenant,
         settings.reporting_cap.as_str(),
         settings.retention_days(warehouse::Table::Elevations),
-        settings.retention_days(warehouse::Table::Diagnostics)
+        settings.retention_days(warehouse::Table::Diagnostics),
+        settings.approval_hours(),
+        settings.max_approval_hours(),
+        settings.request_expiry_hours()
     );
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use compliance::{PackRequest, PublicKey};
+use compliance::PublicKey;
 
 use crate::DataArgs;
 use crate::admin::Acting;
@@ -102,7 +102,7 @@ pub(crate) async fn pack(data: &DataArgs, args: &PackArgs) -> Result<()> {
     let key = compliance::keys::load(&data.data_dir)?;
     let versions = args.versions_from.as_deref().map(versions_of).transpose()?;
     let control = crate::admin::open(data).await?;
-    let request = pack_request(&control, &data.tenant, from, to, versions).await?;
+    let request = dashboards::pack_request(&control, &data.tenant, from, to, versions).await?;
     let warehouse = warehouse::Warehouse::new(crate::node::location(data)?);
     let summary = compliance::pack(&warehouse, &request, &key, &args.out).await?;
     let draft = control::audit::compliance_pack_draft(from, to, &summary.manifest_sha256, summary.elevations);
@@ -112,28 +112,6 @@ pub(crate) async fn pack(data: &DataArgs, args: &PackArgs) -> Result<()> {
     }
     print_summary(&summary, key.public());
     Ok(())
-}
-
-/// A pack request for `tenant` with its settings from the control plane.
-pub(crate) async fn pack_request(
-    control: &control::ControlPlane,
-    tenant: &str,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-    versions: Option<BTreeMap<String, u64>>,
-) -> Result<PackRequest> {
-    let settings = control.settings_of(tenant).await?;
-    let known =
-        !control.list_keys(Some(tenant)).await?.is_empty() || control.tenant_settings().await?.contains_key(tenant);
-    Ok(PackRequest {
-        tenant: tenant.to_owned(),
-        from,
-        to,
-        cap: settings.reporting_cap,
-        retention: settings.retention(),
-        known_tenant: known,
-        versions,
-    })
 }
 
 pub(crate) fn print_summary(summary: &compliance::PackSummary, public: &PublicKey) {

@@ -39,6 +39,9 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
     };
     std::fs::create_dir_all(&node_dir)?;
     let control = crate::admin::open(&node).await?;
+    // The requests come first: the uploads' support-approved elevations then find the
+    // approvals they ran under.
+    let requests = crate::demo_requests::replay(&node, &config).await?;
     let landed = upload_and_land(&node_dir, &control, &config.tenant, bodies).await?;
     let t = &written.truth;
     let last_day = t.to.pred_opt().unwrap_or(t.to);
@@ -92,6 +95,8 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
         "frequentlyApprovedBySupport",
     );
     print_files("Frequently denied", &overview, "frequentlyDenied");
+    println!();
+    requests.check_and_print(&config).await?;
     println!();
     let found = suggestions(&node_dir, &control, &written, &t.tenant).await?;
     println!("Top rule suggestions (computed by `queries` from the warehouse and the imported policies)");
@@ -203,7 +208,7 @@ async fn compliance_pack(node: &DataArgs, control: &ControlPlane, truth: &simula
     let key = compliance::keys::keygen(&node.data_dir)?;
     let midnight = |day: NaiveDate| day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
     let (from, to) = (midnight(truth.from), midnight(truth.to));
-    let request = crate::compliance_cmd::pack_request(control, &truth.tenant, from, to, None).await?;
+    let request = dashboards::pack_request(control, &truth.tenant, from, to, None).await?;
     let warehouse = Warehouse::new(crate::node::location(node)?);
     let out = node.data_dir.join("compliance-pack");
     let summary = compliance::pack(&warehouse, &request, &key, &out).await?;
@@ -265,7 +270,7 @@ async fn suggestions(
         truth.from.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
         truth.to.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
     );
-    request.imported = control.imported_policies(tenant).await?;
+    dashboards::suggest_inputs(control, &mut request).await?;
     let suggestions = queries::suggest::suggest(&warehouse, &request)
         .await
         .context("computing the suggestions")?;

@@ -9,8 +9,10 @@ mod bench_query;
 mod compliance_cmd;
 mod dashboard;
 mod demo;
+mod demo_requests;
 mod maintain;
 mod node;
+mod requests_cmd;
 mod suggest;
 
 use std::path::PathBuf;
@@ -107,6 +109,13 @@ enum Command {
     /// The audit log: list it, verify its hash chains.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Support-approved elevation requests of --tenant: list, show, approve, deny, revoke,
+    /// and their numbers.
+    #[command(subcommand)]
+    Requests(requests_cmd::RequestsCommand),
+    /// Webhooks told about --tenant's requests (Standard Webhooks or Teams).
+    #[command(subcommand)]
+    Webhooks(requests_cmd::WebhooksCommand),
     /// Merge the small files of the warehouse tables into large sorted ones, dropping duplicate
     /// event ids (the server also does this on its maintenance schedule).
     Compact {
@@ -152,6 +161,10 @@ struct ServeArgs {
     /// minutes keep uploading (admin calls answer 503).
     #[arg(long, env = "ELEVATION_OFFLINE_GRACE_MINUTES", default_value_t = 15)]
     offline_grace_minutes: u64,
+    /// Let webhooks target http:// on this machine's loopback (a local receiver, tests); by
+    /// default a webhook must be https and never a private or link-local address.
+    #[arg(long)]
+    webhooks_allow_http_loopback: bool,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +347,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .then(|| std::time::Duration::from_secs(args.maintenance_interval_minutes * 60));
             let control = control::ControlOptions {
                 offline_grace: std::time::Duration::from_secs(args.offline_grace_minutes * 60),
+                webhooks_allow_http_loopback: args.webhooks_allow_http_loopback,
                 ..Default::default()
             };
             runtime()?.block_on(node::serve(&data, config, location, &args.listen, maintenance, control))?;
@@ -348,6 +362,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => runtime()?.block_on(admin::audit(&data, command)),
+        Command::Requests(command) => {
+            runtime()?.block_on(requests_cmd::run(&data, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Webhooks(command) => {
+            runtime()?.block_on(requests_cmd::webhooks(&data, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Query(args)) => {
             let location = node::location(&data)?;
             runtime()?.block_on(bench_query::query(location, &data.tenant, args))?;

@@ -59,7 +59,16 @@ pub(crate) async fn serve(
         key_dir: Some(data.data_dir.clone()),
     });
     let router = web::app([ingest.face(), admin]);
+    // Webhooks of elevation requests: sent from the control plane's outbox, never in the way
+    // of a request; a send cut short by the stop is claimed again after its lease.
+    let (stop_deliveries, stopped) = tokio::sync::oneshot::channel::<()>();
+    let deliveries = tokio::spawn(control.clone().run_webhook_deliveries(async {
+        let _ = stopped.await;
+    }));
     ingest::serve(listener, ingest, router, shutdown_signal()).await?;
+    // The loop ends its pass (a claimed delivery's bookkeeping) before the pool closes.
+    let _ = stop_deliveries.send(());
+    let _ = deliveries.await;
     control.close().await;
     println!("stopped; every acknowledged batch has landed");
     Ok(())

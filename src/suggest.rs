@@ -65,13 +65,14 @@ impl SuggestOptions {
         data: &DataArgs,
         format: &str,
     ) -> Result<(queries::suggest::ParsedSuggest, Vec<queries::suggest::Suggestion>)> {
-        let imported = crate::admin::open(data).await?.imported_policies(&data.tenant).await?;
-        let parsed = queries::suggest::SuggestRequest::parse(
+        let control = crate::admin::open(data).await?;
+        let mut parsed = queries::suggest::SuggestRequest::parse(
             &data.tenant,
             &self.params(format)?,
             warehouse::SystemClock.now(),
-            imported,
+            Vec::new(),
         )?;
+        dashboards::suggest_inputs(&control, &mut parsed.request).await?;
         let warehouse = warehouse::Warehouse::new(crate::node::location(data)?);
         let found = parsed.run(&warehouse).await?;
         Ok((parsed, found))

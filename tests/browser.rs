@@ -417,3 +417,84 @@ async fn the_dashboards_work_in_chromium_as_an_admin_uses_them() {
     assert_page_matches(&plain, &node, "id").await;
     plain.stop().await;
 }
+
+/// Support-approved requests in the browser (issue #17): a device asks, the help-desk lead
+/// finds the request on the Requests page, approves it with a reason from the form, and the
+/// API shows the decision; a reader sees the request but no form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_help_desk_lead_approves_a_request_in_chromium() {
+    // One clock for the control plane and the pages, as on a real node.
+    let db = control::testing::TestDb::sqlite();
+    let clock = std::sync::Arc::new(warehouse::ManualClock::new(crate::support::test_now()));
+    let node = Node::start_with_clock(&db.db, clock.clone()).await;
+    let (lead, _) = create_key(
+        &node.control,
+        "contoso",
+        control::KeyKind::Admin,
+        Some(control::Role::EndpointPrivilegeManager),
+    )
+    .await;
+    let request = serde_json::json!({
+        "requestId": "browser-1", "requestedByUserPrincipalName": "bob@contoso.com",
+        "requestedOnDeviceId": "device-7", "deviceName": "LAPTOP-7", "requestJustification": "print driver",
+        "applicationDetail": {"fileHash": "ab".repeat(32), "fileName": "PrinterSetup.exe"}
+    });
+    let asked: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/agent/requests", node.base))
+        .bearer_auth(&node.agent_key)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = asked["id"].as_str().unwrap().to_owned();
+    let base = node.base.clone();
+    // The lead looks a minute later.
+    clock.advance(chrono::Duration::minutes(1));
+
+    let browser = Browser::start(true).await;
+    browser.sign_in(&base, "/requests?status=pending", &lead).await;
+    browser.check("requests").await;
+    let rows = browser
+        .texts("#request-list ~ .scroll tbody tr, section .scroll tbody tr")
+        .await;
+    assert!(rows.iter().any(|r| r.contains("PrinterSetup.exe")), "{rows:?}");
+    browser.click(Locator::Css(&format!("a[href='/requests/{id}']"))).await;
+    browser.check("request").await;
+    let reason = browser
+        .client
+        .find(Locator::Css(
+            "form[aria-label=Approve] input[name=reviewerJustification]",
+        ))
+        .await
+        .unwrap();
+    reason.send_keys("signed by the vendor").await.unwrap();
+    browser
+        .click(Locator::Css("form[aria-label=Approve] button[type=submit]"))
+        .await;
+    assert_eq!(browser.here().await, format!("/requests/{id}"));
+    browser.check("request-approved").await;
+    let detail = browser.texts("dl.detail dd").await;
+    assert_eq!(detail.first().map(String::as_str), Some("approved"), "{detail:?}");
+    let (_, api) = node.get_with_key(&lead, &format!("/v1/requests/{id}")).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["status"], "approved");
+    assert_eq!(api["reviewerJustification"], "signed by the vendor");
+    assert_eq!(api["reviewCompletedByUserPrincipalName"], "admin@contoso.com");
+    browser.stop().await;
+
+    // A reader sees the request and no decision form.
+    let reader = Browser::start(true).await;
+    reader.sign_in(&base, &format!("/requests/{id}"), &node.admin_key).await;
+    assert!(
+        reader
+            .client
+            .find_all(Locator::Css("form.decision"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    reader.stop().await;
+}

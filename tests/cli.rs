@@ -24,6 +24,11 @@ fn demo_prints_real_figures_from_a_simulated_fleet() {
         "Patterns planted",
         "Top rule suggestions",
         "recommendations.csv",
+        // The support-approved requests, checked by the demo against the simulator's count
+        // (it fails otherwise).
+        "Support-approved requests",
+        "every figure matches the simulator's ground truth",
+        "quick.approver@contoso.com",
     ] {
         assert!(stdout.contains(heading), "no {heading} in:\n{stdout}");
     }

@@ -16,6 +16,7 @@ mod ingest;
 mod maintenance;
 mod object_storage;
 mod reports;
+mod requests;
 mod simulator_truth;
 mod suggestions;
 mod tidy;

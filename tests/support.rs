@@ -48,6 +48,8 @@ pub(crate) struct Node {
     pub(crate) admin_key: String,
     pub(crate) warehouse: std::sync::Arc<warehouse::Warehouse>,
     pub(crate) stats: std::sync::Arc<ingest::LandingStats>,
+    /// The clock of the ingest and admin sides (stopped at [`test_now`] unless a test moves it).
+    pub(crate) clock: std::sync::Arc<dyn warehouse::Clock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), ingest::IngestError>>>,
     flusher: Option<ingest::Flusher>,
@@ -71,13 +73,35 @@ impl Node {
         Node::start_in(temp_dir(), db, |_| {}).await
     }
 
+    /// A node on `db` whose every clock (control plane, ingest, admin) is `clock`, and whose
+    /// webhooks may go to loopback over http (a receiver in the test).
+    pub(crate) async fn start_with_clock(db: &control::ControlDb, clock: std::sync::Arc<dyn warehouse::Clock>) -> Node {
+        let options = control::ControlOptions {
+            clock: clock.clone(),
+            webhooks_allow_http_loopback: true,
+            ..control::ControlOptions::default()
+        };
+        Node::start_in_with(temp_dir(), db, options, clock, |_| {}).await
+    }
+
     async fn start_in(
         dir: tempfile::TempDir,
         db: &control::ControlDb,
         adjust: impl FnOnce(&mut ingest::IngestConfig),
     ) -> Node {
+        let clock = std::sync::Arc::new(warehouse::FixedClock(test_now()));
+        Node::start_in_with(dir, db, control::ControlOptions::default(), clock, adjust).await
+    }
+
+    async fn start_in_with(
+        dir: tempfile::TempDir,
+        db: &control::ControlDb,
+        options: control::ControlOptions,
+        clock: std::sync::Arc<dyn warehouse::Clock>,
+        adjust: impl FnOnce(&mut ingest::IngestConfig),
+    ) -> Node {
         let control = std::sync::Arc::new(
-            control::ControlPlane::open(db, control::ControlOptions::default())
+            control::ControlPlane::open(db, options)
                 .await
                 .expect("the control plane opens"),
         );
@@ -96,6 +120,7 @@ impl Node {
                 warehouse::Location::Local(Default::default()),
             )),
             stats: Default::default(),
+            clock,
             stop: None,
             server: None,
             flusher: None,
@@ -110,7 +135,7 @@ impl Node {
         adjust(&mut config);
         let location = warehouse::Location::parse(self.dir.path().join("warehouse").to_str().unwrap()).unwrap();
         self.warehouse = std::sync::Arc::new(warehouse::Warehouse::new(location));
-        let clock = std::sync::Arc::new(warehouse::FixedClock(test_now()));
+        let clock = self.clock.clone();
         let ingest = ingest::Ingest::start(config, self.warehouse.clone(), clock.clone(), self.control.clone())
             .await
             .expect("the node starts");

@@ -27,6 +27,8 @@ pub(crate) const ELEVATIONS_CSV: &str = "elevations.csv";
 pub(crate) const ELEVATIONS_PARQUET: &str = "elevations.parquet";
 pub(crate) const PRIVILEGED_USE: &str = "privileged-use.csv";
 pub(crate) const COVERAGE: &str = "coverage.csv";
+/// The support-approved requests of the period, as of its end.
+pub(crate) const SUPPORT_REQUESTS: &str = "support-requests.csv";
 pub(crate) const RETENTION: &str = "retention.json";
 
 /// Rows per Parquet write: the file's pages depend on how rows are handed to the writer, so
@@ -154,8 +156,14 @@ pub(crate) fn instant_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Writes `privileged-use.csv`: one row per user, by user principal name.
-pub(crate) fn privileged_use(dir: &Path, users: &BTreeMap<String, UserUse>) -> Result<(), ComplianceError> {
+/// Writes `privileged-use.csv`: one row per user, by user principal name, with the
+/// support-approved requests they made in the period (a user who asked but never elevated has
+/// a row too).
+pub(crate) fn privileged_use(
+    dir: &Path,
+    users: &BTreeMap<String, UserUse>,
+    requests: &[SupportRequest],
+) -> Result<(), ComplianceError> {
     let mut rows = vec![vec![
         "upn".to_owned(),
         "elevations".into(),
@@ -165,25 +173,130 @@ pub(crate) fn privileged_use(dir: &Path, users: &BTreeMap<String, UserUse>) -> R
         "supportApproved".into(),
         "usesLocalAdminRights".into(),
         "finding".into(),
+        "supportRequests".into(),
+        "supportRequestsApproved".into(),
+        "supportRequestsDenied".into(),
     ]];
-    for (upn, u) in users {
+    // requests, approved, denied — by requester.
+    let mut asked: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+    for r in requests {
+        let counts = asked.entry(r.requested_by.as_str()).or_default();
+        counts[0] += 1;
+        counts[1] += u64::from(r.approval_expiry.is_some());
+        counts[2] += u64::from(r.status == "denied");
+    }
+    let nobody = UserUse::default();
+    let mut everyone: BTreeMap<&str, &UserUse> = users.iter().map(|(u, n)| (u.as_str(), n)).collect();
+    for upn in asked.keys() {
+        everyone.entry(upn).or_insert(&nobody);
+    }
+    for (upn, u) in everyone {
         let finding = if u.unmanaged > 0 {
             "CIS 5.4: elevates with local administrator rights outside EPM"
         } else {
             ""
         };
-        rows.push(vec![
-            upn.clone(),
-            u.elevations.to_string(),
-            u.managed.to_string(),
-            u.unmanaged.to_string(),
-            u.denied.to_string(),
-            u.support_approved.to_string(),
-            (u.unmanaged > 0).to_string(),
-            finding.into(),
-        ]);
+        rows.push(
+            vec![
+                upn.to_owned(),
+                u.elevations.to_string(),
+                u.managed.to_string(),
+                u.unmanaged.to_string(),
+                u.denied.to_string(),
+                u.support_approved.to_string(),
+                (u.unmanaged > 0).to_string(),
+                finding.into(),
+            ]
+            .into_iter()
+            .chain(asked.get(upn).copied().unwrap_or_default().map(|n| n.to_string()))
+            .collect(),
+        );
     }
     write_csv(dir, PRIVILEGED_USE, &rows)
+}
+
+/// One support-approved request as the pack records it: its state and decision as of the
+/// period's end (a decision after the end is not shown), so a pack made again later for the
+/// same period is the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportRequest {
+    /// The request's id.
+    pub id: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// The device's name.
+    pub device_name: String,
+    /// Its id.
+    pub device_id: String,
+    /// The file's name.
+    pub file_name: String,
+    /// Its SHA-256.
+    pub file_hash: String,
+    /// When it was asked.
+    pub created_at: DateTime<Utc>,
+    /// Its state at the period's end.
+    pub status: String,
+    /// Who decided it (empty when undecided at the end).
+    pub reviewed_by: String,
+    /// When.
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// The reviewer's reason.
+    pub reviewer_justification: String,
+    /// The end of the approval's window, when approved.
+    pub approval_expiry: Option<DateTime<Utc>>,
+    /// Who revoked it, when revoked before the end.
+    pub revoked_by: String,
+    /// The first elevation under the approval before the end.
+    pub first_used_at: Option<DateTime<Utc>>,
+}
+
+/// Writes `support-requests.csv`: every request of the period with requester and reviewer side
+/// by side (AC-5 separation of duties, AU-10 non-repudiation of the approver).
+pub(crate) fn support_requests(dir: &Path, requests: &[SupportRequest]) -> Result<(), ComplianceError> {
+    let time = |t: Option<DateTime<Utc>>| t.map(instant_text).unwrap_or_default();
+    let mut rows = vec![
+        [
+            "id",
+            "requestCreatedDateTime",
+            "requestedByUserPrincipalName",
+            "deviceName",
+            "deviceId",
+            "fileName",
+            "fileHash",
+            "status",
+            "reviewCompletedByUserPrincipalName",
+            "reviewCompletedDateTime",
+            "reviewerJustification",
+            "approvalExpiryDateTime",
+            "revokedByUserPrincipalName",
+            "firstUsedDateTime",
+            "reviewerIsRequester",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    let mut sorted: Vec<&SupportRequest> = requests.iter().collect();
+    sorted.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    for r in sorted {
+        rows.push(vec![
+            r.id.clone(),
+            instant_text(r.created_at),
+            r.requested_by.clone(),
+            r.device_name.clone(),
+            r.device_id.clone(),
+            r.file_name.clone(),
+            r.file_hash.clone(),
+            r.status.clone(),
+            r.reviewed_by.clone(),
+            time(r.reviewed_at),
+            r.reviewer_justification.clone(),
+            time(r.approval_expiry),
+            r.revoked_by.clone(),
+            time(r.first_used_at),
+            (!r.reviewed_by.is_empty() && r.reviewed_by.eq_ignore_ascii_case(&r.requested_by)).to_string(),
+        ]);
+    }
+    write_csv(dir, SUPPORT_REQUESTS, &rows)
 }
 
 /// One device of `coverage.csv`.

@@ -39,6 +39,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+pub use files::SupportRequest;
 pub use keys::{PackKey, PublicKey};
 pub use manifest::Manifest;
 pub use pack::{PackRequest, PackSummary, pack, pack_archive};

@@ -32,6 +32,9 @@ pub struct PackRequest {
     /// Read the tables at these versions (by table name, as a manifest records them) instead
     /// of their latest: re-makes an earlier pack byte for byte.
     pub versions: Option<BTreeMap<String, u64>>,
+    /// The support-approved requests made in the period, as of its end (from the control
+    /// plane; this crate does not read it).
+    pub support_requests: Vec<crate::SupportRequest>,
 }
 
 /// What a pack holds, for the caller to report and audit.
@@ -115,12 +118,13 @@ pub async fn pack(
 }
 
 /// The data files in the order they are written (each may cite the ones before it).
-const DATA_FILES: [&str; 5] = [
+const DATA_FILES: [&str; 6] = [
     files::COVERAGE,
     files::ELEVATIONS_CSV,
     files::ELEVATIONS_PARQUET,
     files::PRIVILEGED_USE,
     files::RETENTION,
+    files::SUPPORT_REQUESTS,
 ];
 
 async fn write_pack(
@@ -137,7 +141,8 @@ async fn write_pack(
     }
     let elevations = files::elevations(&source.ctx, tenant, from, to, dir).await?;
     let users = read::privileged_use(&source.ctx, tenant, from, to).await?;
-    files::privileged_use(dir, &users)?;
+    files::privileged_use(dir, &users, &request.support_requests)?;
+    files::support_requests(dir, &request.support_requests)?;
     let lookback = from - Duration::days(files::LOOKBACK_DAYS);
     let devices = read::devices(&source.ctx, tenant, lookback, from, to).await?;
     let coverage = files::coverage_rows(devices, request.cap, to);

@@ -14,6 +14,29 @@ pub enum ControlError {
     /// The key does not exist (or belongs to another tenant).
     #[error("no key with id {0:?}; `elevation keys list` shows the ids")]
     UnknownKey(String),
+    /// A field of a request body has a bad value; the message names the field.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The field, as the body names it.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No elevation request (or webhook) with this id in the caller's tenant, or for the
+    /// caller's device: the same answer either way, so ids cannot be probed.
+    #[error("no {what} with id {id:?}")]
+    NotFound {
+        /// `elevation request` or `webhook`.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The request is no longer in a state that allows this; the message gives its state now.
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller may not do this to this request (approving their own, say).
+    #[error("{0}")]
+    Refused(String),
     /// The database cannot be reached or stopped answering: nothing was changed, retry later.
     #[error("the control-plane database is unavailable: {0}")]
     Unavailable(String),

@@ -66,6 +66,10 @@ pub struct KeyRecord {
     /// When it was revoked, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The one device an agent key speaks for (`keys create --kind agent --device ID`); a key
+    /// without one speaks for every device of its tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 impl KeyRecord {
@@ -88,6 +92,7 @@ impl KeyRecord {
             kind: self.kind,
             role: self.role,
             upn: self.upn.clone(),
+            device_id: self.device_id.clone(),
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Principal {
     pub role: Option<Role>,
     /// The person holding an admin key.
     pub upn: Option<String>,
+    /// The device a device-bound agent key speaks for.
+    pub device_id: Option<String>,
 }
 
 impl Principal {
@@ -211,6 +218,7 @@ pub fn generate(
         secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
         created_at: now,
         revoked_at: None,
+        device_id: None,
     };
     Ok((format!("elv_{}_{id}_{secret}", kind.short()), record))
 }

@@ -28,8 +28,10 @@ pub struct ControlOptions {
     pub auth_ttl: Duration,
     /// How long a verified key keeps working for uploads while the database is unreachable.
     pub offline_grace: Duration,
-    /// Timestamps of keys, settings, sessions and audit entries.
+    /// Timestamps of keys, settings, sessions, requests and audit entries.
     pub clock: Arc<dyn Clock>,
+    /// Whether webhooks may target `http://` on loopback (tests, a receiver on the node).
+    pub webhooks_allow_http_loopback: bool,
 }
 
 impl Default for ControlOptions {
@@ -38,6 +40,7 @@ impl Default for ControlOptions {
             auth_ttl: Duration::from_secs(1),
             offline_grace: Duration::from_secs(15 * 60),
             clock: Arc::new(warehouse::SystemClock),
+            webhooks_allow_http_loopback: false,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct ControlPlane {
     cache: Mutex<HashMap<String, Cached>>,
     /// After a failed attempt, uploads do not wait for the database again until then.
     offline_until: Mutex<Option<Instant>>,
+    /// Woken when this node queues a webhook delivery.
+    webhook_wake: tokio::sync::Notify,
 }
 
 impl ControlPlane {
@@ -86,6 +91,7 @@ impl ControlPlane {
             options,
             cache: Mutex::new(HashMap::new()),
             offline_until: Mutex::new(None),
+            webhook_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -105,6 +111,14 @@ impl ControlPlane {
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.options.clock.now()
+    }
+
+    pub(crate) fn options(&self) -> &ControlOptions {
+        &self.options
+    }
+
+    pub(crate) fn webhook_wake(&self) -> &tokio::sync::Notify {
+        &self.webhook_wake
     }
 
     // ---- authentication -------------------------------------------------------------------
@@ -219,8 +233,35 @@ impl ControlPlane {
         role: Option<Role>,
         upn: Option<&str>,
     ) -> Result<(String, KeyRecord), ControlError> {
+        self.create_key_for(context, tenant, kind, role, upn, None).await
+    }
+
+    /// Creates a key, an agent key bound to one device when `device` is given (it then speaks
+    /// for that device only: its requests and approvals).
+    pub async fn create_key_for(
+        &self,
+        context: &AuditContext,
+        tenant: &str,
+        kind: KeyKind,
+        role: Option<Role>,
+        upn: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<(String, KeyRecord), ControlError> {
         let now = self.now();
-        let (text, record) = keys::generate(tenant, kind, role, upn, now)?;
+        let (text, mut record) = keys::generate(tenant, kind, role, upn, now)?;
+        if let Some(device) = device {
+            if kind != KeyKind::Agent {
+                return Err(ControlError::Invalid(
+                    "only agent keys are bound to a device; drop --device".into(),
+                ));
+            }
+            if device.is_empty() || device.len() > 128 || device.chars().any(char::is_control) {
+                return Err(ControlError::Invalid(format!(
+                    "--device {device:?} must be a device id of 1-128 characters"
+                )));
+            }
+            record.device_id = Some(device.to_owned());
+        }
         let mut tx = self.store.begin_write().await?;
         let mut head = audit::lock_head(&mut tx, tenant).await?;
         records::insert_key(&mut tx, &record).await?;
@@ -231,11 +272,14 @@ impl ControlPlane {
             result: "success",
             resource_type: "apiKey",
             resource_id: record.id.clone(),
-            modified: vec![
+            modified: [
                 ModifiedProperty::new("kind", None, new(Some(kind.short()))),
                 ModifiedProperty::new("role", None, new(role.map(Role::as_str))),
                 ModifiedProperty::new("upn", None, new(upn)),
-            ],
+            ]
+            .into_iter()
+            .chain(device.map(|d| ModifiedProperty::new("device", None, new(Some(d)))))
+            .collect(),
         };
         audit::append(&mut tx, &mut head, context, draft, now).await?;
         tx.commit().await?;

@@ -91,6 +91,8 @@ pub(crate) async fn lookup(tx: &mut Tx, token: &str, now: DateTime<Utc>) -> Resu
             kind: KeyKind::parse(&kind)?,
             role: role.as_deref().map(crate::Role::parse).transpose()?,
             upn,
+            // Sessions are admins'; only agent keys are bound to devices.
+            device_id: None,
         },
         csrf_secret,
         expires_at: parse_time(&expires_at)?,

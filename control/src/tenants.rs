@@ -18,7 +18,26 @@ pub struct TenantSettings {
     /// Days of diagnostic events kept (default 90).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostic_retention_days: Option<u32>,
+    /// Hours an approval of an elevation request lasts when the approver names none
+    /// (default 24, Intune's fixed window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_hours: Option<u32>,
+    /// The most hours an approver may give one approval (default 168, a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_approval_hours: Option<u32>,
+    /// Hours a request waits for a decision before it expires (default 48).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_expiry_hours: Option<u32>,
 }
+
+/// Hours an approval lasts unless the tenant or the approver says otherwise.
+pub const DEFAULT_APPROVAL_HOURS: u32 = 24;
+/// The longest approval unless the tenant says otherwise.
+pub const DEFAULT_MAX_APPROVAL_HOURS: u32 = 168;
+/// Hours a request waits for a decision unless the tenant says otherwise.
+pub const DEFAULT_REQUEST_EXPIRY_HOURS: u32 = 48;
+/// No window over a year: a longer one is a rule, not an approval.
+const MAX_WINDOW_HOURS: u32 = 24 * 366;
 
 impl Default for TenantSettings {
     fn default() -> Self {
@@ -26,6 +45,9 @@ impl Default for TenantSettings {
             reporting_cap: ReportingLevel::All,
             elevation_retention_days: None,
             diagnostic_retention_days: None,
+            approval_hours: None,
+            max_approval_hours: None,
+            request_expiry_hours: None,
         }
     }
 }
@@ -44,8 +66,44 @@ impl TenantSettings {
         self.retention().days(table)
     }
 
-    /// Refuses retention windows outside 1 to 36,500 days.
+    /// Hours an approval lasts when the approver names none.
+    pub fn approval_hours(&self) -> u32 {
+        self.approval_hours.unwrap_or(DEFAULT_APPROVAL_HOURS)
+    }
+
+    /// The most hours one approval may last.
+    pub fn max_approval_hours(&self) -> u32 {
+        self.max_approval_hours.unwrap_or(DEFAULT_MAX_APPROVAL_HOURS)
+    }
+
+    /// Hours a request waits for a decision.
+    pub fn request_expiry_hours(&self) -> u32 {
+        self.request_expiry_hours.unwrap_or(DEFAULT_REQUEST_EXPIRY_HOURS)
+    }
+
+    /// Refuses retention windows outside 1 to 36,500 days, and request windows outside 1 hour
+    /// to a year or a default approval longer than the maximum.
     pub fn check(&self) -> Result<(), ControlError> {
+        for (name, hours) in [
+            ("approvalHours", self.approval_hours),
+            ("maxApprovalHours", self.max_approval_hours),
+            ("requestExpiryHours", self.request_expiry_hours),
+        ] {
+            if let Some(hours) = hours
+                && !(1..=MAX_WINDOW_HOURS).contains(&hours)
+            {
+                return Err(ControlError::Invalid(format!(
+                    "{name} must be 1 to {MAX_WINDOW_HOURS} hours, not {hours}"
+                )));
+            }
+        }
+        if self.approval_hours() > self.max_approval_hours() {
+            return Err(ControlError::Invalid(format!(
+                "approvalHours ({}) cannot exceed maxApprovalHours ({})",
+                self.approval_hours(),
+                self.max_approval_hours()
+            )));
+        }
         for days in [self.elevation_retention_days, self.diagnostic_retention_days]
             .into_iter()
             .flatten()
@@ -60,12 +118,15 @@ impl TenantSettings {
     }
 
     /// The settings as the audit log's old and new values.
-    pub(crate) fn audit_properties(&self) -> [(&'static str, String); 3] {
+    pub(crate) fn audit_properties(&self) -> [(&'static str, String); 6] {
         let days = |d: Option<u32>| d.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
         [
             ("reportingCap", self.reporting_cap.as_str().to_owned()),
             ("elevationRetentionDays", days(self.elevation_retention_days)),
             ("diagnosticRetentionDays", days(self.diagnostic_retention_days)),
+            ("approvalHours", days(self.approval_hours)),
+            ("maxApprovalHours", days(self.max_approval_hours)),
+            ("requestExpiryHours", days(self.request_expiry_hours)),
         ]
     }
 }

@@ -11,6 +11,67 @@ use web::{Admin, ApiError, ErrorCode};
 
 use crate::{AdminApi, audit_context};
 
+/// What a pack of `tenant` for `[from, to)` needs from the control plane: the tenant's
+/// settings, whether it is known (it has keys or settings), and its support-approved requests
+/// of the period as of the period's end. The command line and the API both make packs with it.
+pub async fn pack_request(
+    control: &control::ControlPlane,
+    tenant: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    versions: Option<std::collections::BTreeMap<String, u64>>,
+) -> Result<PackRequest, control::ControlError> {
+    let settings = control.settings_of(tenant).await?;
+    let known =
+        !control.list_keys(Some(tenant)).await?.is_empty() || control.tenant_settings().await?.contains_key(tenant);
+    let happened = |t: Option<chrono::DateTime<chrono::Utc>>| t.filter(|t| *t <= to);
+    let support_requests = control
+        .requests_created_between(tenant, from, to)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let reviewed_at = happened(r.review_completed_date_time);
+            let decided = reviewed_at.is_some();
+            compliance::SupportRequest {
+                status: r.status_at(to).as_str().to_owned(),
+                reviewed_by: if decided {
+                    r.review_completed_by_user_principal_name.clone()
+                } else {
+                    String::new()
+                },
+                reviewer_justification: if decided {
+                    r.reviewer_justification.clone()
+                } else {
+                    String::new()
+                },
+                approval_expiry: r.approval_expiry_date_time.filter(|_| decided),
+                revoked_by: happened(r.revoked_date_time)
+                    .and(r.revoked_by_user_principal_name.clone())
+                    .unwrap_or_default(),
+                first_used_at: happened(r.first_used_date_time),
+                reviewed_at,
+                id: r.id,
+                requested_by: r.requested_by_user_principal_name,
+                device_name: r.device_name,
+                device_id: r.requested_on_device_id,
+                file_name: r.application_detail.file_name,
+                file_hash: r.application_detail.file_hash,
+                created_at: r.request_created_date_time,
+            }
+        })
+        .collect();
+    Ok(PackRequest {
+        tenant: tenant.to_owned(),
+        from,
+        to,
+        cap: settings.reporting_cap,
+        retention: settings.retention(),
+        known_tenant: known,
+        versions,
+        support_requests,
+    })
+}
+
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::parameter(message)
 }
@@ -55,17 +116,8 @@ pub(crate) async fn pack(
         .ok_or(ComplianceError::NoSigningKey("(none)".into()))
         .map_err(refused)?;
     let key = compliance::keys::load(&key_dir).map_err(refused)?;
-    let settings = api.control.settings_of(&principal.tenant).await?;
-    // The tenant is the key's: it is known.
-    let request = PackRequest {
-        tenant: principal.tenant.clone(),
-        from,
-        to,
-        cap: settings.reporting_cap,
-        retention: settings.retention(),
-        known_tenant: true,
-        versions: None,
-    };
+    // The tenant is the key's (it has keys: it is known).
+    let request = pack_request(&api.control, &principal.tenant, from, to, None).await?;
     let scratch = std::env::temp_dir();
     let (bytes, summary) = compliance::pack_archive(&api.warehouse, &request, &key, &scratch)
         .await

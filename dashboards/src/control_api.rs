@@ -58,7 +58,7 @@ pub fn audit_filter(params: &[(String, String)]) -> Result<AuditFilter, String> 
 }
 
 /// A JSON body, or `400 invalid_json` in the contract's shape.
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
 
@@ -146,6 +146,9 @@ fn settings_json(tenant: &str, settings: &control::TenantSettings) -> serde_json
         "reportingCap": settings.reporting_cap.as_str(),
         "elevationRetentionDays": settings.retention_days(warehouse::Table::Elevations),
         "diagnosticRetentionDays": settings.retention_days(warehouse::Table::Diagnostics),
+        "approvalHours": settings.approval_hours(),
+        "maxApprovalHours": settings.max_approval_hours(),
+        "requestExpiryHours": settings.request_expiry_hours(),
     })
 }
 
@@ -155,6 +158,9 @@ struct SettingsChange {
     reporting_cap: Option<String>,
     elevation_retention_days: Option<u32>,
     diagnostic_retention_days: Option<u32>,
+    approval_hours: Option<u32>,
+    max_approval_hours: Option<u32>,
+    request_expiry_hours: Option<u32>,
 }
 
 async fn tenant_update(
@@ -183,6 +189,15 @@ async fn tenant_update(
             }
             if let Some(days) = change.diagnostic_retention_days {
                 s.diagnostic_retention_days = Some(days);
+            }
+            for (new, setting) in [
+                (change.approval_hours, &mut s.approval_hours),
+                (change.max_approval_hours, &mut s.max_approval_hours),
+                (change.request_expiry_hours, &mut s.request_expiry_hours),
+            ] {
+                if new.is_some() {
+                    *setting = new;
+                }
             }
         })
         .await?;

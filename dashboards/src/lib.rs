@@ -1,7 +1,8 @@
 //! `dashboards` owns what admins reach over HTTP: the admin API (`GET /v1/reports/{name}`,
 //! `GET /v1/suggestions`, `GET /v1/exports/rules`, `GET /v1/compliance/pack` (a signed evidence
 //! pack as `.tar.gz`, made by the `compliance` crate), and the control plane's keys, tenant
-//! settings, rules policies and audit log in `control_api`) for admin keys and signed-in
+//! settings, rules policies and audit log in `control_api`; support-approved elevation requests,
+//! their numbers and the tenant's webhooks in `requests_api`) for admin keys and signed-in
 //! sessions (`sign_in`) with Intune's EPM roles, answering in JSON or CSV from the typed reports and
 //! suggestions of `queries`, and the browser dashboards built on the same calls (`pages`: the
 //! Overview, report tables, suggestions, fleet health, the hour × weekday heatmap; served live
@@ -14,9 +15,12 @@
 mod compliance;
 mod control_api;
 mod openapi;
+mod requests_api;
 mod sign_in;
 
+pub use compliance::pack_request;
 pub use control_api::audit_filter;
+pub use requests_api::{request_filter, stats_window, suggest_inputs};
 
 use std::sync::Arc;
 
@@ -70,12 +74,16 @@ fn router(api: AdminApi) -> Router {
         .route("/v1/exports/rules", get(export_rules))
         .route("/v1/compliance/pack", get(compliance::pack))
         .merge(control_api::routes())
+        .merge(requests_api::routes())
         .route("/", get(overview_page))
         .route("/reports/{name}", get(report_page))
         .route("/elevations/{id}", get(elevation_page))
         .route("/suggestions", get(suggestions_page))
         .route("/fleet", get(fleet_page))
         .route("/when", get(when_page))
+        .route("/requests", get(requests_page))
+        .route("/requests/{id}", get(request_page))
+        .route("/requests/{id}/decide", post(request_decide_page))
         .route("/assets/{file}", get(asset))
         // Browsers ask for it on every page that names no icon (the API's JSON, say).
         .route("/favicon.ico", get(|| asset(Path("favicon.svg".to_owned()))))
@@ -90,12 +98,23 @@ fn router(api: AdminApi) -> Router {
 // only add an allocation.
 #[allow(clippy::result_large_err)]
 fn viewer(api: &AdminApi, admin: Result<Admin, ApiError>, uri: &Uri) -> Result<pages::Viewer, Response> {
+    viewer_with(api, admin, uri, Permission::ViewReports)
+}
+
+/// [`viewer`] for a page that needs `permission`.
+#[allow(clippy::result_large_err)]
+fn viewer_with(
+    api: &AdminApi,
+    admin: Result<Admin, ApiError>,
+    uri: &Uri,
+    permission: Permission,
+) -> Result<pages::Viewer, Response> {
     let admin = match admin {
         Ok(admin) => admin,
         Err(e) if e.code == ErrorCode::Unauthorized => return Err(sign_in::to_sign_in(uri)),
         Err(e) => return Err(sign_in::message(e)),
     };
-    let admin = admin.require(Permission::ViewReports).map_err(sign_in::message)?;
+    let admin = admin.require(permission).map_err(sign_in::message)?;
     let principal = &admin.principal;
     let role = principal.role.map(|r| r.as_str()).unwrap_or("-");
     let person = principal
@@ -193,6 +212,89 @@ async fn when_page(
     }
 }
 
+async fn requests_page(
+    State(api): State<AdminApi>,
+    Query(params): Query<Vec<(String, String)>>,
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    match viewer_with(&api, admin, &uri, Permission::ViewElevationRequests) {
+        Ok(viewer) => html(pages::requests(&api, &viewer, &params).await),
+        Err(refused) => refused,
+    }
+}
+
+async fn request_page(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    uri: Uri,
+    admin: Result<Admin, ApiError>,
+) -> Response {
+    let may_decide = admin
+        .as_ref()
+        .is_ok_and(|a| a.principal.may(Permission::ModifyElevationRequests));
+    match viewer_with(&api, admin, &uri, Permission::ViewElevationRequests) {
+        Ok(viewer) => match pages::request(&api, &viewer, &id, may_decide).await {
+            Ok(body) => (sign_in::html_headers(), body).into_response(),
+            Err(e) => sign_in::message(ApiError::from(e)),
+        },
+        Err(refused) => refused,
+    }
+}
+
+/// A decision from the request page's form: the session's cookie and the form's CSRF token
+/// (a form cannot send `X-CSRF-Token`), then the same decision as the API; back to the page.
+async fn request_decide_page(
+    State(api): State<AdminApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let session = match sign_in::form_session(&api, &headers, &body).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct DecisionForm {
+        decision: String,
+        #[serde(default)]
+        reviewer_justification: Option<String>,
+        #[serde(default)]
+        approval_hours: Option<String>,
+    }
+    let form: DecisionForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(e) => return sign_in::message(ApiError::parameter(format!("the form cannot be read: {e}"))),
+    };
+    let hours = match form.approval_hours.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        None => None,
+        Some(text) => match text.parse::<u32>() {
+            Ok(hours) => Some(hours),
+            Err(_) => {
+                return sign_in::message(ApiError::parameter(format!(
+                    "hours must be a whole number, not {text:?}"
+                )));
+            }
+        },
+    };
+    let decision = match form.decision.as_str() {
+        "approve" => control::Decision::Approve { hours },
+        "deny" => control::Decision::Deny,
+        "revoke" => control::Decision::Revoke,
+        other => return sign_in::message(ApiError::parameter(format!("no decision {other:?}"))),
+    };
+    let admin = Admin {
+        principal: session.principal.clone(),
+        session: Some(session),
+    };
+    let justification = form.reviewer_justification.as_deref();
+    match requests_api::decide(&api, admin, &headers, &id, decision, justification).await {
+        Ok(_) => axum::response::Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => sign_in::message(e),
+    }
+}
+
 async fn asset(Path(file): Path<String>) -> Response {
     match pages::asset(&file) {
         Some((content_type, bytes)) => (
@@ -258,9 +360,9 @@ async fn suggest_for(
     ApiError,
 > {
     let principal = admin.require(Permission::ViewReports)?.principal;
-    let imported = api.control.imported_policies(&principal.tenant).await?;
     // The tenant is the key's, whatever the parameters say.
-    let parsed = queries::suggest::SuggestRequest::parse(&principal.tenant, params, api.clock.now(), imported)?;
+    let mut parsed = queries::suggest::SuggestRequest::parse(&principal.tenant, params, api.clock.now(), Vec::new())?;
+    suggest_inputs(&api.control, &mut parsed.request).await?;
     let found = parsed.run(&api.warehouse).await?;
     Ok((principal, parsed, found))
 }

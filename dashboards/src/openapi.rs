@@ -20,16 +20,20 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
 #[openapi(
     paths(
         report, suggestions, export_rules, compliance_pack, audit_list, audit_verify, keys_list, keys_create, keys_revoke,
-        tenant_show, tenant_update, rules_list, rules_import, sign_in_form, sign_in_submit, sign_out,
+        tenant_show, tenant_update, rules_list, rules_import, requests_list, requests_stats, requests_show,
+        requests_approve, requests_deny, requests_revoke, webhooks_list, webhooks_add, webhooks_remove,
+        webhook_deliveries, sign_in_form, sign_in_submit, sign_out, requests_page, request_page, request_decide_page,
         overview_page, report_page, elevation_page, suggestions_page, fleet_page, when_page, asset, favicon
     ),
-    components(schemas(ReportAnswer, SuggestionsAnswer, NewKey, CreatedKey, SettingsChange, TenantSettings)),
+    components(schemas(ReportAnswer, SuggestionsAnswer, NewKey, CreatedKey, SettingsChange, TenantSettings,
+                       DecisionBody, NewWebhook)),
     modifiers(&AdminSecurity),
     tags(
         (name = "reports", description = "Intune's EPM reports, the Overview and the trend, live over any window"),
         (name = "suggestions", description = "Rule suggestions with their rationale, and their export as rules"),
         (name = "compliance", description = "Signed evidence packs an auditor verifies offline"),
         (name = "control", description = "Keys, tenant settings, imported rules policies and the audit log"),
+        (name = "requests", description = "Support-approved elevation requests: decide, revoke, numbers, webhooks"),
         (name = "pages", description = "The dashboards: HTML for people in a browser (sign in first)"),
     )
 )]
@@ -115,6 +119,12 @@ struct SettingsChange {
     reporting_cap: Option<String>,
     elevation_retention_days: Option<u32>,
     diagnostic_retention_days: Option<u32>,
+    /// Hours an approval lasts when the approver names none (default 24).
+    approval_hours: Option<u32>,
+    /// The most hours an approver may give (default 168).
+    max_approval_hours: Option<u32>,
+    /// Hours a request waits for a decision (default 48).
+    request_expiry_hours: Option<u32>,
 }
 
 /// A tenant's settings.
@@ -125,6 +135,9 @@ struct TenantSettings {
     reporting_cap: String,
     elevation_retention_days: u32,
     diagnostic_retention_days: u32,
+    approval_hours: u32,
+    max_approval_hours: u32,
+    request_expiry_hours: u32,
 }
 
 /// The parameters every report takes.
@@ -468,3 +481,215 @@ fn asset() {}
 #[utoipa::path(get, path = "/favicon.ico", tag = "pages",
     responses((status = 200, description = "The icon (SVG)", body = String, content_type = "image/svg+xml")))]
 fn favicon() {}
+
+/// A decision: Graph's body, plus the hours of an approval.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DecisionBody {
+    /// Optional reason, at most 1,000 characters, no control characters; it goes into the
+    /// audit log and to the device.
+    reviewer_justification: Option<String>,
+    /// Approve only: hours the approval lasts (default the tenant's approvalHours, at most its
+    /// maxApprovalHours).
+    approval_hours: Option<u32>,
+}
+
+/// A webhook to add.
+#[derive(Serialize, ToSchema)]
+struct NewWebhook {
+    /// https (http to loopback only on a node started with --webhooks-allow-http-loopback);
+    /// private and link-local addresses are refused.
+    url: String,
+    /// `standard` (Standard Webhooks, default) or `teams` (a Teams Workflows Adaptive Card).
+    format: Option<String>,
+}
+
+/// A listing's filters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RequestParams {
+    /// pending, approved, denied, expired, cancelled, revoked or completed.
+    status: Option<String>,
+    /// The requester's user principal name.
+    user: Option<String>,
+    /// A device id or name.
+    device: Option<String>,
+    /// A file's SHA-256 or name.
+    file: Option<String>,
+    /// Created at or after (default: 30 days ago, unless status=pending).
+    from: Option<String>,
+    /// Created before.
+    to: Option<String>,
+    /// At most this many (default and cap 1,000).
+    limit: Option<i64>,
+    /// Skip this many.
+    offset: Option<i64>,
+}
+
+/// The numbers' window.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StatsParams {
+    /// Requests created at or after (default: 30 days before `to`).
+    from: Option<String>,
+    /// Created before (default: now).
+    to: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestParams),
+    responses(
+        (status = 200, description = "The tenant's requests, newest first (Graph's names)", body = Object),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Elevation Requests", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn requests_list() {}
+
+#[utoipa::path(get, path = "/v1/requests/stats", tag = "requests", params(StatsParams),
+    responses(
+        (status = 200, description = "Requests per state per day, time to decision (median, p90), pending age, \
+            approvals per approver, files most requested, approvals never used, self-approval attempts", body = Object),
+        (status = 400, description = "Bad window", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Elevation Requests", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn requests_stats() {}
+
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks View Elevation Requests", body = ErrorBody),
+        (status = 404, description = "No such request in the tenant", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn requests_show() {}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", request_body = DecisionBody,
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "Approved: the request with its approvalExpiryDateTime", body = Object),
+        (status = 400, description = "Bad reason or hours, or not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Modify Elevation Requests, the admin made the request, \
+            or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such request in the tenant", body = ErrorBody),
+        (status = 409, description = "No longer pending; the message gives its state", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn requests_approve() {}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", request_body = DecisionBody,
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "Denied: the request", body = Object),
+        (status = 400, description = "Bad reason, or not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Modify Elevation Requests, the admin made the request, \
+            or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such request in the tenant", body = ErrorBody),
+        (status = 409, description = "No longer pending; the message gives its state", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn requests_deny() {}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/revoke", tag = "requests", request_body = DecisionBody,
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "Revoked: the request", body = Object),
+        (status = 400, description = "Bad reason, or not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Modify Elevation Requests, the admin made the request, \
+            or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such request in the tenant", body = ErrorBody),
+        (status = 409, description = "Not an open approval; the message gives its state", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn requests_revoke() {}
+
+#[utoipa::path(get, path = "/v1/webhooks", tag = "requests",
+    responses(
+        (status = 200, description = "The tenant's webhooks (never their secrets)", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Tenant", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn webhooks_list() {}
+
+#[utoipa::path(post, path = "/v1/webhooks", tag = "requests", request_body = NewWebhook,
+    responses(
+        (status = 201, description = "Added: with its signing secret, shown once", body = Object),
+        (status = 400, description = "A URL that is not https or reaches a private address, a bad format, or not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Tenant, or a session without its CSRF token", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn webhooks_add() {}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "requests",
+    params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, description = "Removed, with its undelivered messages", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Tenant, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such webhook in the tenant", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn webhooks_remove() {}
+
+#[utoipa::path(get, path = "/v1/webhooks/deliveries", tag = "requests",
+    responses(
+        (status = 200, description = "The newest 100 deliveries: attempts, delivered, next attempt, last error", body = Object),
+        (status = 401, description = "No or unknown admin key", body = ErrorBody),
+        (status = 403, description = "The role lacks Manage Tenant", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session" = [])))]
+fn webhook_deliveries() {}
+
+#[utoipa::path(get, path = "/requests", tag = "pages", params(RequestParams),
+    responses(
+        (status = 200, description = "Support-approved requests: the numbers and the list with filters", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "Bad parameter", body = String, content_type = "text/html"),
+        (status = 403, description = "The role lacks View Elevation Requests", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn requests_page() {}
+
+#[utoipa::path(get, path = "/requests/{id}", tag = "pages",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "One request: everything the admin center's detail pane shows, and the decision forms", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 403, description = "The role lacks View Elevation Requests", body = String, content_type = "text/html"),
+        (status = 404, description = "No such request in the tenant", body = String, content_type = "text/html"),
+    ),
+    security(("session" = []), ("admin_key" = [])))]
+fn request_page() {}
+
+#[utoipa::path(post, path = "/requests/{id}/decide", tag = "pages",
+    params(("id" = String, Path, description = "The request's id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "csrf (the session's token), decision (approve, deny or revoke), reviewerJustification, approvalHours"),
+    responses(
+        (status = 303, description = "Decided: back to the request's page; not signed in: to /sign-in"),
+        (status = 400, description = "Bad form", body = String, content_type = "text/html"),
+        (status = 403, description = "CSRF token missing or wrong, the role lacks Modify Elevation Requests, or the admin made the request", body = String, content_type = "text/html"),
+        (status = 404, description = "No such request in the tenant", body = String, content_type = "text/html"),
+        (status = 409, description = "No longer in a state the decision starts from", body = String, content_type = "text/html"),
+    ),
+    security(("session" = [])))]
+fn request_decide_page() {}

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use control::KeyKind;
+use control::{KeyKind, Session};
 use web::auth::{SESSION_COOKIE, cookie, random_token, same_secret};
 use web::{ApiError, ErrorCode, cookie_header};
 
@@ -163,29 +163,40 @@ pub(crate) async fn submit(State(api): State<AdminApi>, headers: HeaderMap, uri:
     response
 }
 
-#[derive(serde::Deserialize)]
-struct SignOutForm {
-    csrf: String,
+/// The session of a form posted from one of our pages: the cookie's session, and the form's
+/// `csrf` field equal to its token (a form cannot send `X-CSRF-Token`; the cookie is
+/// `SameSite=Strict` too). Refusals are pages; no session goes to the sign-in form.
+pub(crate) async fn form_session(api: &AdminApi, headers: &HeaderMap, body: &[u8]) -> Result<Session, Response> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Err(Redirect::to("/sign-in").into_response());
+    };
+    let session = match api.control.session(token).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(Redirect::to("/sign-in").into_response()),
+        Err(e) => return Err(message(ApiError::from(e))),
+    };
+    #[derive(serde::Deserialize)]
+    struct Token {
+        csrf: String,
+    }
+    let form = serde_urlencoded::from_bytes::<Token>(body).ok();
+    if !form.is_some_and(|f| same_secret(&f.csrf, &session.csrf_secret)) {
+        return Err(message(ApiError::new(
+            ErrorCode::CsrfRejected,
+            "send this form from a page of this server (its CSRF token is missing or wrong)",
+        )));
+    }
+    Ok(session)
 }
 
 /// `POST /sign-out` with the session's CSRF token: ends the session and clears the cookie.
 pub(crate) async fn sign_out(State(api): State<AdminApi>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
     let secure = over_tls(&headers, &uri);
-    let Some(token) = cookie(&headers, SESSION_COOKIE) else {
-        return Redirect::to("/sign-in").into_response();
+    let session = match form_session(&api, &headers, &body).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
     };
-    let session = match api.control.session(token).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
-        Err(e) => return message(ApiError::from(e)),
-    };
-    let form = serde_urlencoded::from_bytes::<SignOutForm>(&body).ok();
-    if !form.is_some_and(|f| same_secret(&f.csrf, &session.csrf_secret)) {
-        return message(ApiError::new(
-            ErrorCode::CsrfRejected,
-            "sign out from the button of a page of this server",
-        ));
-    }
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     if let Err(e) = api.control.delete_session(token).await {
         return message(ApiError::from(e));
     }

@@ -25,6 +25,8 @@ pub enum Page {
     Fleet,
     /// Hour × weekday heatmap.
     When,
+    /// Support-approved elevation requests.
+    Requests,
 }
 
 /// Header, navigation and who is signed in: the parts of every page.
@@ -64,6 +66,7 @@ impl Chrome {
             (Page::Suggestions, "Suggestions"),
             (Page::Fleet, "Fleet health"),
             (Page::When, "When"),
+            (Page::Requests, "Requests"),
         ]
         .into_iter()
         .map(|(p, label)| NavItem {
@@ -94,11 +97,13 @@ pub fn page_href(mode: Mode, page: Page) -> String {
         (Mode::Live, Page::Suggestions) => "/suggestions".into(),
         (Mode::Live, Page::Fleet) => "/fleet".into(),
         (Mode::Live, Page::When) => "/when".into(),
+        (Mode::Live, Page::Requests) => "/requests".into(),
         (Mode::Static, Page::Overview) => "index.html".into(),
         (Mode::Static, Page::Reports) => "report-by-application.html".into(),
         (Mode::Static, Page::Suggestions) => "suggestions.html".into(),
         (Mode::Static, Page::Fleet) => "fleet.html".into(),
         (Mode::Static, Page::When) => "when.html".into(),
+        (Mode::Static, Page::Requests) => "requests.html".into(),
     }
 }
 

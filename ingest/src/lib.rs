@@ -1,4 +1,4 @@
-//! `ingest` owns the agent upload service: `POST /v1/agent/batches` with agent keys, body
+//! `ingest` owns the agent side of a node: `POST /v1/agent/batches` with agent keys, body
 //! limits and decompression, per-event validation (the rules themselves live in
 //! `warehouse::validate`), reporting-level enforcement, idempotency, the write-ahead log that
 //! makes a batch durable before it is acknowledged, and landing durable batches in the
@@ -15,6 +15,8 @@
 //! * `landing`: durable records → Delta commits that record how far the log has landed.
 //! * `dedup`: `(tenant, deviceId, batchId)` → first answer, across restarts (a compact index in
 //!   memory, the answers in day files).
+//! * `requests`: the device side of support-approved requests (ask, cancel, fetch approvals)
+//!   and marking the approvals an upload's support-approved elevations used.
 //! * [`client`]: the agent's upload with gzip and retries.
 //!
 //! # The path of a batch
@@ -30,6 +32,7 @@ pub mod batch;
 pub mod client;
 mod dedup;
 mod landing;
+mod requests;
 pub mod server;
 mod wal;
 

@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use control::{ControlPlane, KeyKind};
+use control::ControlPlane;
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, Semaphore};
@@ -268,6 +268,7 @@ impl Ingest {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .with_state(self.shared.clone())
+            .merge(crate::requests::routes(self.shared.control.clone()))
     }
 
     /// Stops the log thread and lands what is left. Call after the HTTP server stopped.
@@ -399,37 +400,15 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
         ));
     };
     let (parts, body) = request.into_parts();
-    let authenticated = match web::auth::bearer(&parts.headers) {
-        None => None,
-        Some(token) => shared.control.authenticate_upload(token).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot check the agent key");
-            if e.is_unavailable() {
-                // A key not verified within the offline grace: nothing was stored, retry.
-                ApiError::unavailable(
-                    ErrorCode::StorageUnavailable,
-                    "the server cannot check keys right now; nothing was stored, retry later",
-                    5,
-                )
-            } else {
-                ApiError::internal()
+    let control::Authenticated { principal, settings } = web::auth::agent(&shared.control, &parts.headers)
+        .await
+        .inspect_err(|e| {
+            if e.code == ErrorCode::Unauthorized {
+                metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "unauthorized")
+                    .increment(1);
             }
-        })?,
-    };
-    let Some(control::Authenticated { principal, settings }) = authenticated else {
-        metrics::counter!("elevation_ingest_batches_total", "tenant" => "unknown", "outcome" => "unauthorized")
-            .increment(1);
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "send an agent key as `Authorization: Bearer <key>`; create one with `elevation keys create --kind agent`",
-        ));
-    };
+        })?;
     let tenant = principal.tenant.clone();
-    if principal.kind != KeyKind::Agent {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this is an admin key; uploads need an agent key of the tenant",
-        ));
-    }
     if !is_json(&parts.headers) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -534,6 +513,13 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
                 })?;
                 guard.finish(Arc::new(processed.answer.clone()), now);
                 record_accepted(&tenant, &processed.answer);
+                // Durable now: mark the approvals its support-approved elevations used.
+                let uses = processed
+                    .elevations
+                    .as_ref()
+                    .map(crate::requests::approved_uses)
+                    .unwrap_or_default();
+                crate::requests::record_uses(&shared.control, &tenant, uses).await;
                 break processed.answer.clone();
             }
         }
@@ -624,7 +610,8 @@ async fn metrics_text() -> Response {
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "elevation", description = "Elevation telemetry and reporting for Endpoint Privilege Management"),
-    paths(upload, healthz, readyz, metrics_text),
+    paths(upload, healthz, readyz, metrics_text, crate::requests::submit, crate::requests::approvals,
+          crate::requests::cancel),
     components(schemas(BatchAnswer, crate::answer::Counts, ErrorBody, web::ErrorDetail, web::ErrorCode)),
     modifiers(&BearerKeys)
 )]

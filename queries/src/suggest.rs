@@ -282,6 +282,27 @@ pub struct Evidence {
     /// Every device, by name, likewise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_names: Vec<String>,
+    /// The help desk's support-approved requests for the file in the window, when it had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_requests: Option<RequestEvidence>,
+}
+
+/// What the help desk's support-approved requests say about one file in the window (the
+/// control plane counts them; the caller hands them in, as it does the imported policies).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestEvidence {
+    /// Requests for the file.
+    pub requests: u64,
+    /// Approved.
+    pub approved: u64,
+    /// Denied.
+    pub denied: u64,
+    /// Distinct requesters.
+    pub users: u64,
+    /// Median seconds from a request to its decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_seconds_to_decision: Option<i64>,
 }
 
 /// One suggestion.
@@ -333,6 +354,8 @@ pub struct SuggestRequest {
     pub trusted_publishers: BTreeSet<String>,
     /// Rules policies imported for the tenant.
     pub imported: Vec<RulesPolicy>,
+    /// The tenant's support-approved requests in the window, by lower-case file name.
+    pub support_requests: BTreeMap<String, RequestEvidence>,
     /// Only these kinds (all when empty).
     pub kinds: BTreeSet<SuggestionKind>,
 }
@@ -347,6 +370,7 @@ impl SuggestRequest {
             thresholds: Thresholds::default(),
             trusted_publishers: BTreeSet::new(),
             imported: Vec::new(),
+            support_requests: BTreeMap::new(),
             kinds: BTreeSet::new(),
         }
     }
@@ -515,6 +539,7 @@ impl Acc {
             sample_users: self.users.iter().take(5).cloned().collect(),
             user_names: self.users.iter().cloned().collect(),
             device_names: self.device_names.iter().cloned().collect(),
+            support_requests: None,
         }
     }
 }
@@ -943,11 +968,22 @@ fn decide(request: &SuggestRequest, groups: &[Group], rules: &[KnownRule], unman
         let subject = format!("{lower}\u{1f}{}", company.clone().unwrap_or_default());
         if approved_users >= t.support_min_users && approval_percent >= t.support_min_approval_percent {
             let rule = proposed_rule(&acc, RuleType::UserConfirmed, "approved by support too often");
+            let asked = request.support_requests.get(lower.as_str());
+            let desk = asked.map_or_else(String::new, |r| {
+                let wait = r
+                    .median_seconds_to_decision
+                    .map(|s| format!("; users waited {} min for a decision (median)", s / 60))
+                    .unwrap_or_default();
+                format!(
+                    " The help desk answered {} requests for it from {} users: {} approved, {} denied{wait}.",
+                    r.requests, r.users, r.approved, r.denied
+                )
+            });
             let rationale = format!(
                 "Support approved {} for {approved_users} different users ({approved} approvals, {approval_percent}% of \
-                 the {} requests) in the window, and no rule names it. Each approval is a help-desk ticket and a waiting \
-                 user; a user-confirmed rule with a business justification lets users elevate it themselves while keeping \
-                 the justification on record (thresholds: {} users, {}% approved). {}",
+                 the {} requests) in the window, and no rule names it.{desk} Each approval is a help-desk ticket and a \
+                 waiting user; a user-confirmed rule with a business justification lets users elevate it themselves while \
+                 keeping the justification on record (thresholds: {} users, {}% approved). {}",
                 display_name(&acc),
                 approved + support_denied,
                 t.support_min_users,
@@ -966,6 +1002,9 @@ fn decide(request: &SuggestRequest, groups: &[Group], rules: &[KnownRule], unman
                 None,
                 Some(rule),
             ));
+            if let Some(made) = out.last_mut() {
+                made.evidence.support_requests = asked.cloned();
+            }
         } else if acc.events >= t.min_events && acc.users.len() as u64 >= t.min_users {
             let (rule_type, why) = new_rule_type(&acc, t, &trusted);
             let rule = proposed_rule(&acc, rule_type, "elevated often without a rule");

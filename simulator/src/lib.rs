@@ -16,10 +16,12 @@
 //! * [`world`]: users, devices, policies and rules, and who acts out the planted patterns.
 //! * [`generate`]: what each device does each day, and its upload batches.
 //! * [`truth`]: the ground truth, accumulated batch by batch.
+//! * [`requests`]: the support-approved requests the world implies, and their truth.
 
 pub mod catalog;
 pub mod generate;
 mod names;
+pub mod requests;
 pub mod truth;
 pub mod world;
 

@@ -46,7 +46,7 @@ pub mod tables;
 pub mod user_sets;
 pub mod validate;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use levels::ReportingLevel;
 pub use model::{
     AgentBatch, DiagnosticEvent, ElevationEvent, ElevationType, ProcessType, UnknownValue, UserType, file_name_of,

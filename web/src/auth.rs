@@ -75,6 +75,57 @@ impl Admin {
     }
 }
 
+/// An agent that sent a known agent key: the device side (`/v1/agent/...`).
+#[derive(Debug, Clone)]
+pub struct Agent(pub control::Authenticated);
+
+/// Checks the agent key of a request: `401` without a known key, `403` for an admin key, `503`
+/// when the control plane cannot say (uploads keep working on recently verified keys).
+pub async fn agent(control: &ControlPlane, headers: &HeaderMap) -> Result<control::Authenticated, ApiError> {
+    let authenticated = match bearer(headers) {
+        None => None,
+        Some(token) => control.authenticate_upload(token).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot check the agent key");
+            if e.is_unavailable() {
+                // A key not verified within the offline grace: nothing was stored, retry.
+                ApiError::unavailable(
+                    ErrorCode::StorageUnavailable,
+                    "the server cannot check keys right now; nothing was stored, retry later",
+                    5,
+                )
+            } else {
+                ApiError::internal()
+            }
+        })?,
+    };
+    let authenticated = authenticated.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "send an agent key as `Authorization: Bearer <key>`; create one with `elevation keys create --kind agent`",
+        )
+    })?;
+    if authenticated.principal.kind != control::KeyKind::Agent {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this is an admin key; the agent routes need an agent key of the tenant",
+        ));
+    }
+    Ok(authenticated)
+}
+
+impl<S> FromRequestParts<S> for Agent
+where
+    Arc<ControlPlane>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Agent, ApiError> {
+        let control = Arc::<ControlPlane>::from_ref(state);
+        agent(&control, &parts.headers).await.map(Agent)
+    }
+}
+
 fn unauthorized() -> ApiError {
     ApiError::new(
         ErrorCode::Unauthorized,

@@ -270,6 +270,10 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> ApiError {
         match e {
             ControlError::Invalid(m) => ApiError::parameter(m),
+            e @ ControlError::InvalidField { .. } => ApiError::new(ErrorCode::InvalidField, e.to_string()),
+            e @ ControlError::NotFound { .. } => ApiError::new(ErrorCode::NotFound, e.to_string()),
+            ControlError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            ControlError::Refused(m) => ApiError::new(ErrorCode::Forbidden, m),
             ControlError::UnknownKey(id) => {
                 ApiError::new(ErrorCode::NotFound, format!("no key with id {id:?} in your tenant"))
             }

@@ -25,18 +25,32 @@ pub(crate) struct Migration {
 }
 
 /// The SQLite migrations, in order.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "keys, tenant settings, rules policies, sign-in sessions, audit log",
-    sql: include_str!("../../migrations/sqlite/0001_control_plane.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "keys, tenant settings, rules policies, sign-in sessions, audit log",
+        sql: include_str!("../../migrations/sqlite/0001_control_plane.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "elevation requests, approval windows, device-bound agent keys, webhook outbox",
+        sql: include_str!("../../migrations/sqlite/0002_elevation_requests.sql"),
+    },
+];
 
 /// The PostgreSQL migrations, in order (the same versions as SQLite's).
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "keys, tenant settings, rules policies, sign-in sessions, audit log",
-    sql: include_str!("../../migrations/postgres/0001_control_plane.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "keys, tenant settings, rules policies, sign-in sessions, audit log",
+        sql: include_str!("../../migrations/postgres/0001_control_plane.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "elevation requests, approval windows, device-bound agent keys, webhook outbox",
+        sql: include_str!("../../migrations/postgres/0002_elevation_requests.sql"),
+    },
+];
 
 /// Serialises nodes migrating one PostgreSQL database at the same time.
 const MIGRATION_LOCK: i64 = 0x656c_6576_6174_6531; // "elevate1"

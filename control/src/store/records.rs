@@ -19,12 +19,13 @@ type KeyRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
 );
 
-const KEY_COLUMNS: &str = "id, tenant, kind, role, upn, secret_sha256, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, tenant, kind, role, upn, secret_sha256, created_at, revoked_at, device_id";
 
 fn key_from_row(row: KeyRow) -> Result<KeyRecord, ControlError> {
-    let (id, tenant, kind, role, upn, secret_sha256, created_at, revoked_at) = row;
+    let (id, tenant, kind, role, upn, secret_sha256, created_at, revoked_at, device_id) = row;
     let corrupt = |e: ControlError| ControlError::Corrupt(format!("key {id}: {e}"));
     Ok(KeyRecord {
         kind: KeyKind::parse(&kind).map_err(corrupt)?,
@@ -35,6 +36,7 @@ fn key_from_row(row: KeyRow) -> Result<KeyRecord, ControlError> {
         tenant,
         upn,
         secret_sha256,
+        device_id,
     })
 }
 
@@ -42,7 +44,7 @@ fn key_from_row(row: KeyRow) -> Result<KeyRecord, ControlError> {
 pub(crate) async fn insert_key(tx: &mut Tx, key: &KeyRecord) -> Result<bool, ControlError> {
     let done = crate::on!(tx, conn => {
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
         ))
         .bind(&key.id)
         .bind(&key.tenant)
@@ -52,6 +54,7 @@ pub(crate) async fn insert_key(tx: &mut Tx, key: &KeyRecord) -> Result<bool, Con
         .bind(&key.secret_sha256)
         .bind(time_text(key.created_at))
         .bind(key.revoked_at.map(time_text))
+        .bind(&key.device_id)
         .execute(&mut *conn)
         .await?
         .rows_affected()
@@ -95,10 +98,18 @@ pub(crate) async fn revoke_key(tx: &mut Tx, id: &str, at: chrono::DateTime<chron
     Ok(())
 }
 
-type SettingsRow = (String, String, Option<i64>, Option<i64>);
+type SettingsRow = (
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn settings_from_row(row: SettingsRow) -> Result<(String, TenantSettings), ControlError> {
-    let (tenant, cap, elevation, diagnostic) = row;
+    let (tenant, cap, elevation, diagnostic, approval, max_approval, request_expiry) = row;
     let days = |d: Option<i64>| d.map(|d| u32::try_from(d).unwrap_or(u32::MAX));
     let reporting_cap = ReportingLevel::parse(&cap)
         .map_err(|e| ControlError::Corrupt(format!("reporting cap of tenant {tenant}: {e}")))?;
@@ -108,6 +119,9 @@ fn settings_from_row(row: SettingsRow) -> Result<(String, TenantSettings), Contr
             reporting_cap,
             elevation_retention_days: days(elevation),
             diagnostic_retention_days: days(diagnostic),
+            approval_hours: days(approval),
+            max_approval_hours: days(max_approval),
+            request_expiry_hours: days(request_expiry),
         },
     ))
 }
@@ -119,8 +133,8 @@ pub(crate) async fn settings(
 ) -> Result<BTreeMap<String, TenantSettings>, ControlError> {
     let rows: Vec<SettingsRow> = crate::on!(tx, conn => {
         sqlx::query_as(
-            "SELECT tenant, reporting_cap, elevation_retention_days, diagnostic_retention_days \
-             FROM tenant_settings WHERE ($1 IS NULL OR tenant = $1)",
+            "SELECT tenant, reporting_cap, elevation_retention_days, diagnostic_retention_days, \
+             approval_hours, max_approval_hours, request_expiry_hours FROM tenant_settings WHERE ($1 IS NULL OR tenant = $1)",
         )
         .bind(tenant)
         .fetch_all(&mut *conn)
@@ -139,19 +153,25 @@ pub(crate) async fn put_settings(
 ) -> Result<bool, ControlError> {
     let conflict = if replace {
         "DO UPDATE SET reporting_cap = excluded.reporting_cap, elevation_retention_days = excluded.elevation_retention_days, \
-         diagnostic_retention_days = excluded.diagnostic_retention_days, updated_at = excluded.updated_at"
+         diagnostic_retention_days = excluded.diagnostic_retention_days, approval_hours = excluded.approval_hours, \
+         max_approval_hours = excluded.max_approval_hours, request_expiry_hours = excluded.request_expiry_hours, \
+         updated_at = excluded.updated_at"
     } else {
         "DO NOTHING"
     };
     let done = crate::on!(tx, conn => {
         sqlx::query(&format!(
             "INSERT INTO tenant_settings (tenant, reporting_cap, elevation_retention_days, diagnostic_retention_days, \
-             updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant) {conflict}"
+             approval_hours, max_approval_hours, request_expiry_hours, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant) {conflict}"
         ))
         .bind(tenant)
         .bind(settings.reporting_cap.as_str())
         .bind(settings.elevation_retention_days.map(i64::from))
         .bind(settings.diagnostic_retention_days.map(i64::from))
+        .bind(settings.approval_hours.map(i64::from))
+        .bind(settings.max_approval_hours.map(i64::from))
+        .bind(settings.request_expiry_hours.map(i64::from))
         .bind(time_text(at))
         .execute(&mut *conn)
         .await?

@@ -96,6 +96,7 @@ async fn run_report(
 mod fleet;
 mod overview;
 mod report;
+mod requests;
 mod suggestions;
 mod when;
 
@@ -103,14 +104,15 @@ pub use fleet::fleet;
 pub use overview::overview;
 use report::TABLE_REPORTS;
 pub use report::{CellView, elevation, report};
+pub use requests::{request, requests};
 pub use suggestions::suggestions;
 pub use when::{heat_grid, when};
 
-async fn imported(api: &AdminApi, tenant: &str) -> Result<Vec<warehouse::policy::RulesPolicy>, QueryError> {
-    api.control
-        .imported_policies(tenant)
+/// Fills a suggestions request with what the control plane holds (imported rules, requests).
+async fn suggest_inputs(api: &AdminApi, request: &mut queries::suggest::SuggestRequest) -> Result<(), QueryError> {
+    crate::suggest_inputs(&api.control, request)
         .await
-        .map_err(|e| QueryError::Render(format!("the imported rules cannot be read: {e}")))
+        .map_err(|e| QueryError::Render(format!("the imported rules and requests cannot be read: {e}")))
 }
 
 async fn reporting_cap(api: &AdminApi, tenant: &str) -> Result<warehouse::ReportingLevel, QueryError> {
@@ -141,6 +143,10 @@ pub async fn snapshot(
         ),
         (page_href(Mode::Static, Page::Fleet), fleet(api, viewer, &window).await?),
         (page_href(Mode::Static, Page::When), when(api, viewer, &window).await?),
+        (
+            page_href(Mode::Static, Page::Requests),
+            requests(api, viewer, &window).await?,
+        ),
     ];
     for name in TABLE_REPORTS {
         let mut params = window.clone();

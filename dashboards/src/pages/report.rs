@@ -312,12 +312,9 @@ pub async fn elevation(
             links.push((label.into(), href(target, &link)));
         }
         let suggest_window = params_of(&[("from", instant(to - Duration::days(30))), ("to", instant(to))]);
-        let parsed = queries::suggest::SuggestRequest::parse(
-            &viewer.tenant,
-            &suggest_window,
-            viewer.now,
-            imported(api, &viewer.tenant).await?,
-        )?;
+        let mut parsed =
+            queries::suggest::SuggestRequest::parse(&viewer.tenant, &suggest_window, viewer.now, Vec::new())?;
+        suggest_inputs(api, &mut parsed.request).await?;
         let file = value("fileName");
         proposal = match parsed.run(&api.warehouse).await?.into_iter().find(|s| {
             s.proposed_rule.is_some() && s.file_name.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(&file))

@@ -33,12 +33,8 @@ pub async fn suggestions(api: &AdminApi, viewer: &Viewer, params: &[(String, Str
     let (from, to) = window_of(params, Duration::days(30), viewer.now)?;
     let mut query = params_of(&[("from", instant(from)), ("to", instant(to))]);
     query.extend(params.iter().filter(|(k, _)| k != "from" && k != "to").cloned());
-    let parsed = queries::suggest::SuggestRequest::parse(
-        &viewer.tenant,
-        &query,
-        viewer.now,
-        imported(api, &viewer.tenant).await?,
-    )?;
+    let mut parsed = queries::suggest::SuggestRequest::parse(&viewer.tenant, &query, viewer.now, Vec::new())?;
+    suggest_inputs(api, &mut parsed.request).await?;
     let found = parsed.run(&api.warehouse).await?;
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
     let views = found
