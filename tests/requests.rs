@@ -675,3 +675,107 @@ async fn webhooks_are_signed_retried_and_never_in_the_way() {
     kinds.sort();
     assert_eq!(kinds, ["elevationRequest.created", "message"]);
 }
+
+/// Two `serve` processes on one PostgreSQL both run the delivery loop: every message reaches
+/// the receiver once, each delivered on its first attempt (a second claim would have counted a
+/// second attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_send_each_webhook_once() {
+    let pg = control::testing::TestDb::postgres().await;
+    let control = control::ControlPlane::open(&pg.db, control::ControlOptions::default())
+        .await
+        .unwrap();
+    let actor = crate::support::test_actor();
+    let (admin, _) = control
+        .create_key(
+            &actor,
+            "contoso",
+            control::KeyKind::Admin,
+            Some(control::Role::EndpointPrivilegeManager),
+            Some("ada@contoso.com"),
+        )
+        .await
+        .unwrap();
+    let (agent, _) = control
+        .create_key(&actor, "contoso", control::KeyKind::Agent, None, None)
+        .await
+        .unwrap();
+    let dir = crate::support::temp_dir();
+    let shared = dir.path().join("shared-warehouse");
+    let db = pg.db.as_arg();
+    let nodes: Vec<crate::support::Server> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| {
+            crate::support::start_server(
+                &dir.path().join(n),
+                &[
+                    "--warehouse",
+                    shared.to_str().unwrap(),
+                    "--control-db",
+                    &db,
+                    "--webhooks-allow-http-loopback",
+                ],
+            )
+        })
+        .collect();
+
+    let (sent, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let sent = sent.clone();
+            async move {
+                let _ = sent.send(headers["webhook-id"].to_str().unwrap().to_owned());
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let a = Http {
+        client: reqwest::Client::new(),
+        base: nodes[0].base.clone(),
+    };
+    let b = Http {
+        client: reqwest::Client::new(),
+        base: nodes[1].base.clone(),
+    };
+    let (status, _) = a
+        .send("POST", "/v1/webhooks", &admin, Some(json!({"url": target})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let asks = 10;
+    for n in 0..asks {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let (status, _) = node
+            .send(
+                "POST",
+                "/v1/agent/requests",
+                &agent,
+                Some(request_body(&format!("n-{n}"), "bob@contoso.com", "device-1")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < asks {
+        let id = tokio::time::timeout(std::time::Duration::from_secs(30), received.recv())
+            .await
+            .expect("every message arrives")
+            .unwrap();
+        assert!(ids.insert(id.clone()), "{id} arrived twice");
+    }
+    let (_, deliveries) = a.send("GET", "/v1/webhooks/deliveries", &admin, None).await;
+    let deliveries = deliveries["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), asks);
+    for d in deliveries {
+        // Delivered by one node on one attempt; the bookkeeping may trail the receipt.
+        assert!(d["attempts"] == 1, "{d}");
+    }
+    control.close().await;
+    for node in nodes {
+        node.terminate();
+    }
+}

@@ -73,7 +73,7 @@ fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) 
         (status = 400, description = "A field is missing or wrong; the message names it", body = web::ErrorBody),
         (status = 401, description = "No or unknown agent key", body = web::ErrorBody),
         (status = 403, description = "Not an agent key", body = web::ErrorBody),
-        (status = 409, description = "The requestId was used for another user or file", body = web::ErrorBody),
+        (status = 409, description = "The requestId was used for another user or file, or the device has 20 requests waiting", body = web::ErrorBody),
         (status = 413, description = "Body over 128 KiB", body = web::ErrorBody),
         (status = 415, description = "Not application/json", body = web::ErrorBody),
     ),

@@ -499,6 +499,36 @@ async fn a_device_bound_key_speaks_for_its_device_only() {
             .await
             .unwrap_err();
         assert!(bound_admin.to_string().contains("only agent keys"), "{bound_admin}");
+
+        // A device cannot flood the help desk; its retries are still answered, other devices
+        // still ask.
+        for n in 0..super::MAX_PENDING_PER_DEVICE {
+            plane
+                .submit_request(
+                    &laptop,
+                    new_request(&format!("flood-{n}"), "bob@contoso.com", "d1", "cd"),
+                )
+                .await
+                .unwrap();
+        }
+        let flood = plane
+            .submit_request(&laptop, new_request("flood-x", "bob@contoso.com", "d1", "cd"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&flood, ControlError::Conflict(m) if m.contains("waiting")),
+            "{}: {flood}",
+            t.backend
+        );
+        let retry = plane
+            .submit_request(&laptop, new_request("flood-0", "bob@contoso.com", "d1", "cd"))
+            .await
+            .unwrap();
+        assert!(!retry.created);
+        plane
+            .submit_request(&fleet, new_request("other", "bob@contoso.com", "d3", "cd"))
+            .await
+            .unwrap();
     })
     .await;
 }

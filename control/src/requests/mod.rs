@@ -23,7 +23,7 @@ mod ops;
 pub mod stats;
 mod store;
 
-pub use ops::{RequestUse, Submitted};
+pub use ops::{MAX_PENDING_PER_DEVICE, RequestUse, Submitted};
 
 pub use stats::RequestStats;
 

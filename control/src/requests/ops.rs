@@ -19,6 +19,9 @@ pub(crate) const SELF_APPROVAL_ACTIVITY: &str = "refuseSelfApproval";
 /// How far back a device's first `GET /v1/agent/approvals` (no `since`) looks for decisions.
 const DEVICE_HISTORY_DAYS: i64 = 30;
 
+/// Requests one device may have waiting for a decision at once.
+pub const MAX_PENDING_PER_DEVICE: i64 = 20;
+
 /// How far back a listing looks unless told (the admin center's "last 30 days").
 const LIST_DAYS: i64 = 30;
 
@@ -89,6 +92,21 @@ impl ControlPlane {
             version: 1,
         };
         let mut tx = self.store().begin_write().await?;
+        let retried = store::by_client_id(&mut tx, tenant, &request.device_id, &request.client_request_id)
+            .await?
+            .is_some();
+        // OWASP API6: a device (or a script holding its key) cannot flood the help desk. A
+        // retry of a stored request is always answered.
+        if !retried
+            && store::pending_of_device(&mut tx, tenant, &request.device_id, now).await? >= MAX_PENDING_PER_DEVICE
+        {
+            tx.commit().await?;
+            return Err(ControlError::Conflict(format!(
+                "device {} has {MAX_PENDING_PER_DEVICE} requests waiting for a decision; wait for them, or cancel \
+                 some, before asking again",
+                request.device_id
+            )));
+        }
         if !store::insert(&mut tx, &request).await? {
             let stored = store::by_client_id(&mut tx, tenant, &request.device_id, &request.client_request_id)
                 .await?
@@ -353,6 +371,22 @@ impl ControlPlane {
     /// events of one upload), in one transaction. Returns how many approvals they matched.
     pub async fn record_request_uses(&self, tenant: &str, uses: &[RequestUse]) -> Result<u64, ControlError> {
         if uses.is_empty() {
+            return Ok(0);
+        }
+        // Most uploads carry support-approved elevations no stored approval covers (approvals
+        // given elsewhere, or before this control plane): a read says so without taking the
+        // write lock every upload would otherwise queue on.
+        let (first, last) = uses
+            .iter()
+            .fold((uses[0].at, uses[0].at), |(lo, hi), u| (lo.min(u.at), hi.max(u.at)));
+        let devices: std::collections::BTreeSet<&str> = uses.iter().map(|u| u.device_id.as_str()).collect();
+        let mut tx = self.store().begin_read().await?;
+        let mut candidates = 0;
+        for device in devices {
+            candidates += store::approvals_covering(&mut tx, tenant, device, first, last).await?;
+        }
+        tx.commit().await?;
+        if candidates == 0 {
             return Ok(0);
         }
         let mut tx = self.store().begin_write().await?;

@@ -198,6 +198,27 @@ pub(crate) async fn by_client_id(
     })
 }
 
+/// How many requests of a device wait for a decision at `now`.
+pub(crate) async fn pending_of_device(
+    tx: &mut Tx,
+    tenant: &str,
+    device_id: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, ControlError> {
+    let (count,): (i64,) = crate::on!(tx, conn => {
+        sqlx::query_as(
+            "SELECT COUNT(*) FROM elevation_requests WHERE tenant = $1 AND device_id = $2 \
+             AND status = 'pending' AND request_expiry_at > $3",
+        )
+        .bind(tenant)
+        .bind(device_id)
+        .bind(time_text(now))
+        .fetch_one(&mut *conn)
+        .await?
+    });
+    Ok(count)
+}
+
 /// A tenant's requests matching `filter` at `now`, newest first.
 pub(crate) async fn list(
     tx: &mut Tx,
@@ -343,6 +364,30 @@ pub(crate) async fn record_use(
         .rows_affected()
     });
     Ok(done)
+}
+
+/// How many approvals of a device could cover a use between `first` and `last` (given before
+/// `last`, open after `first`).
+pub(crate) async fn approvals_covering(
+    tx: &mut Tx,
+    tenant: &str,
+    device_id: &str,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+) -> Result<i64, ControlError> {
+    let (count,): (i64,) = crate::on!(tx, conn => {
+        sqlx::query_as(
+            "SELECT COUNT(*) FROM elevation_requests WHERE tenant = $1 AND device_id = $2 \
+             AND status IN ('approved', 'revoked') AND reviewed_at <= $4 AND approval_expiry_at > $3",
+        )
+        .bind(tenant)
+        .bind(device_id)
+        .bind(time_text(first))
+        .bind(time_text(last))
+        .fetch_one(&mut *conn)
+        .await?
+    });
+    Ok(count)
 }
 
 /// Self-approval refusals of a tenant recorded in `[from, to)`.
