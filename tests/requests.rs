@@ -674,6 +674,23 @@ async fn webhooks_are_signed_retried_and_never_in_the_way() {
     }
     kinds.sort();
     assert_eq!(kinds, ["elevationRequest.created", "message"]);
+
+    // A Teams Workflows URL's query is its credential: neither the listing nor the audit log
+    // (which readers see) shows it.
+    let (status, _) = http
+        .send(
+            "POST",
+            "/v1/webhooks",
+            &ada,
+            Some(json!({"url": format!("{target}?sig=s3cret-sig"), "format": "teams"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, listed) = http.send("GET", "/v1/webhooks", &ada, None).await;
+    let (_, log) = http.send("GET", "/v1/audit?activity=addWebhook", &ada, None).await;
+    for shown in [listed.to_string(), log.to_string()] {
+        assert!(!shown.contains("s3cret-sig") && shown.contains("/hook"), "{shown}");
+    }
 }
 
 /// Two `serve` processes on one PostgreSQL both run the delivery loop: every message reaches

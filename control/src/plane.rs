@@ -117,6 +117,15 @@ impl ControlPlane {
         &self.options
     }
 
+    /// Whether a recent attempt found the database unreachable: background writes that must
+    /// not hold up an upload skip it for a while instead of waiting.
+    pub(crate) fn known_offline(&self) -> bool {
+        self.offline_until
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     pub(crate) fn webhook_wake(&self) -> &tokio::sync::Notify {
         &self.webhook_wake
     }

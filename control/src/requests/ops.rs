@@ -373,6 +373,12 @@ impl ControlPlane {
         if uses.is_empty() {
             return Ok(0);
         }
+        if self.known_offline() {
+            // The upload is durable already; it must not wait out a dead database.
+            return Err(ControlError::Unavailable(
+                "the control-plane database was unreachable moments ago".into(),
+            ));
+        }
         // Most uploads carry support-approved elevations no stored approval covers (approvals
         // given elsewhere, or before this control plane): a read says so without taking the
         // write lock every upload would otherwise queue on.

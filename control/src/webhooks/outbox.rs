@@ -79,7 +79,8 @@ impl WebhookFormat {
 pub struct Webhook {
     /// Id.
     pub id: String,
-    /// The target.
+    /// The target, its query hidden ([`send::redacted`]): a Teams Workflows URL's query is a
+    /// credential, and neither listings nor the audit log may show it.
     pub url: String,
     /// Standard or Teams.
     pub format: WebhookFormat,
@@ -214,7 +215,7 @@ impl ControlPlane {
         let secret = send::new_secret();
         let webhook = Webhook {
             id: uuid::Uuid::new_v4().to_string(),
-            url: url.to_string(),
+            url: send::redacted(&url),
             format,
             created_at: now,
         };
@@ -224,7 +225,7 @@ impl ControlPlane {
             sqlx::query("INSERT INTO webhooks (id, tenant, url, format, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&webhook.id)
                 .bind(tenant)
-                .bind(&webhook.url)
+                .bind(url.as_str())
                 .bind(format.as_str())
                 .bind(&secret)
                 .bind(time_text(now))
@@ -259,11 +260,14 @@ impl ControlPlane {
         tx.commit().await?;
         rows.into_iter()
             .map(|(id, url, format, created_at)| {
+                let shown = url::Url::parse(&url)
+                    .map(|u| send::redacted(&u))
+                    .map_err(|e| ControlError::Corrupt(format!("webhook {id}: {e}")))?;
                 Ok(Webhook {
                     format: WebhookFormat::parse(&format).map_err(|e| ControlError::Corrupt(e.to_string()))?,
                     created_at: parse_time(&created_at)?,
                     id,
-                    url,
+                    url: shown,
                 })
             })
             .collect()

@@ -98,6 +98,16 @@ fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// A target URL as listings and the audit log show it: without its query, which may hold a
+/// credential (a Teams Workflows URL's `sig`), so only whoever added it knows it.
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.query().is_some() {
+        shown.set_query(Some("…"));
+    }
+    shown.to_string()
+}
+
 /// Checks a target URL an admin gives (OWASP API7, server-side request forgery): `https`, or
 /// `http` only when `allow_http_loopback` is true and the host is a loopback IP literal or
 /// `localhost` (a receiver on the same machine, and the tests); no user or password (they
