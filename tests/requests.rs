@@ -346,7 +346,7 @@ fn urlencode(text: &str) -> String {
 async fn races_self_approval_hostile_bodies_and_other_tenants_are_refused() {
     let clock = Arc::new(ManualClock::new(test_now()));
     let db = control::testing::TestDb::sqlite();
-    let node = Node::start_with_clock(&db.db, clock).await;
+    let node = Node::start_with_clock(&db.db, clock.clone()).await;
     let http = Http {
         client: reqwest::Client::new(),
         base: node.base.clone(),
@@ -379,6 +379,21 @@ async fn races_self_approval_hostile_bodies_and_other_tenants_are_refused() {
             d.1
         );
     }
+
+    // The Requests page pages its list (the API key works for pages too).
+    clock.advance(Duration::minutes(1));
+    let page = http
+        .client
+        .get(format!("{}/requests?limit=2", node.base))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("<a href=\"/requests/").count(), 2, "{page}");
+    assert!(page.contains("Next page") && page.contains("offset=2"), "{page}");
 
     // An admin cannot approve their own request; the attempt is in the audit log.
     let (_, own) = http

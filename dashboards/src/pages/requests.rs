@@ -25,6 +25,8 @@ struct RequestsPage {
     filter_file: String,
     keep: Vec<(String, String)>,
     rows: Vec<RequestRow>,
+    /// The next page of the list, when this one is full.
+    next: Option<String>,
 }
 
 struct RequestRow {
@@ -68,7 +70,8 @@ pub async fn requests(api: &AdminApi, viewer: &Viewer, params: &[(String, String
     let mut filter = crate::request_filter(params).map_err(bad)?;
     filter.from = Some(from);
     filter.to = Some(to);
-    filter.limit = Some(filter.limit.unwrap_or(PAGE_ROWS as i64));
+    let limit = filter.limit.unwrap_or(PAGE_ROWS as i64).clamp(1, 1000);
+    filter.limit = Some(limit);
     let stats: RequestStats = api
         .control
         .request_stats(&viewer.tenant, from, to)
@@ -162,6 +165,16 @@ pub async fn requests(api: &AdminApi, viewer: &Viewer, params: &[(String, String
             ]
         })
         .collect();
+    let next = (live && listed.len() as i64 == limit).then(|| {
+        let mut link: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, v)| k != "offset" && k != "from" && k != "to" && !v.is_empty())
+            .cloned()
+            .collect();
+        link.extend(window_params(from, to));
+        link.push(("offset".into(), (filter.offset.unwrap_or(0) + limit).to_string()));
+        href("/requests", &link)
+    });
     let rows = listed
         .iter()
         .map(|r| RequestRow {
@@ -202,6 +215,7 @@ pub async fn requests(api: &AdminApi, viewer: &Viewer, params: &[(String, String
         filter_file: text("file"),
         keep: window_params(from, to),
         rows,
+        next,
     };
     page.render().map_err(|e| QueryError::Render(e.to_string()))
 }
