@@ -333,6 +333,23 @@ async fn the_whole_lifecycle_runs_over_http_on_both_backends() {
                 .find(|row| row["upn"] == "bob@contoso.com")
                 .expect("bob asked");
             assert_eq!(bob["supportRequests"], if hours == 1 { "1" } else { "2" });
+            // AC-5: every decision was made by someone other than the requester.
+            let results: Value =
+                serde_json::from_slice(&std::fs::read(out.join("assessment-results.json")).unwrap()).unwrap();
+            let ac5 = results["assessment-results"]["results"][0]["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["target"]["target-id"] == "ac-5_obj")
+                .expect("a separation-of-duties finding")
+                .clone();
+            assert_eq!(ac5["target"]["status"]["state"], "satisfied", "{ac5}");
+            let decided = if hours == 1 {
+                "1 were decided by 1 approvers"
+            } else {
+                "3 were decided by 1 approvers"
+            };
+            assert!(ac5["description"].as_str().unwrap().contains(decided), "{ac5}");
         }
     })
     .await;

@@ -21,6 +21,7 @@ pub(crate) struct Facts {
     pub(crate) users: BTreeMap<String, UserUse>,
     pub(crate) coverage: Vec<CoverageRow>,
     pub(crate) retention: Vec<TableRetention>,
+    pub(crate) support_requests: Vec<files::SupportRequest>,
 }
 
 /// One control's finding.
@@ -84,6 +85,38 @@ impl Facts {
             .iter()
             .filter(|r| r.lowest.is_none_or(|l| l < ReportingLevel::Managed))
             .count()
+    }
+
+    /// AC-5: who decided the support-approved requests of the period, against who made them.
+    fn separation_of_duties(&self) -> Finding {
+        let requests = &self.support_requests;
+        let decided: Vec<&files::SupportRequest> = requests.iter().filter(|r| !r.reviewed_by.is_empty()).collect();
+        let own = decided
+            .iter()
+            .filter(|r| r.reviewed_by.eq_ignore_ascii_case(&r.requested_by))
+            .count();
+        let approvers: std::collections::BTreeSet<String> =
+            decided.iter().map(|r| r.reviewed_by.to_lowercase()).collect();
+        let approved = requests.iter().filter(|r| r.approval_expiry.is_some()).count();
+        let unused = requests
+            .iter()
+            .filter(|r| r.approval_expiry.is_some() && r.first_used_at.is_none() && r.status != "approved")
+            .count();
+        Finding {
+            control: "ac-5",
+            title: "Separation of duties",
+            satisfied: own == 0,
+            text: format!(
+                "{} support-approved elevation requests were made in the period; {} were decided by {} approvers, \
+                 {own} of them by the person who made the request (elevation refuses self-approval and records \
+                 the attempt in its audit log). {approved} were approved, {unused} of those ended unused.",
+                requests.len(),
+                decided.len(),
+                approvers.len()
+            ),
+            evidence: &[files::SUPPORT_REQUESTS, files::PRIVILEGED_USE],
+            cis: None,
+        }
     }
 
     /// The findings, in the order the documents list them.
@@ -164,6 +197,7 @@ impl Facts {
                 evidence: &[files::RETENTION],
                 cis: None,
             },
+            self.separation_of_duties(),
             Finding {
                 control: "cm-11",
                 title: "User-installed software",

@@ -159,6 +159,7 @@ async fn write_pack(
         users,
         coverage,
         retention,
+        support_requests: request.support_requests.clone(),
     };
     summary::write(dir, &facts)?;
     let mut entries = DATA_FILES
