@@ -145,6 +145,8 @@ async fn the_whole_lifecycle_runs_over_http_on_both_backends() {
         let mut upload = batch("b-1", "all", vec![event], vec![]);
         upload["deviceId"] = json!("device-1");
         assert_eq!(node.upload(&upload).await.status, 200);
+        // Landing marks the approval used (before the rows commit).
+        node.land_all().await;
         let (_, used) = http.send("GET", &format!("/v1/requests/{id}"), &reader, None).await;
         assert_eq!(used["status"], "approved", "{backend}: {used}");
         assert!(used["firstUsedDateTime"].is_string(), "{used}");

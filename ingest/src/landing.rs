@@ -129,6 +129,8 @@ pub(crate) struct Lander {
     pub(crate) node_id: String,
     pub(crate) stats: Arc<LandingStats>,
     pub(crate) clock: Arc<dyn warehouse::Clock>,
+    /// Where the approvals the landed support-approved elevations ran under are marked used.
+    pub(crate) control: Arc<control::ControlPlane>,
     /// One landing at a time: a flush that finds the timer's landing in progress waits for
     /// it, so "flush returned" always means "everything acknowledged before is in the tables".
     pub(crate) landing: tokio::sync::Mutex<()>,
@@ -169,6 +171,9 @@ impl Lander {
 
     async fn land(&self, chunk: &mut [Pending]) -> Result<u64, LandingError> {
         let max_seq = chunk.iter().map(|p| p.record.seq).max().expect("chunk is not empty");
+        // Before the rows are committed: a crash between the two replays these records and
+        // marks them again (marking is idempotent), where a mark after the commit could be lost.
+        self.mark_approvals_used(chunk).await;
         let mut rows = 0;
         for (slot, table) in Table::ALL.into_iter().enumerate() {
             let batches: Vec<RecordBatch> = chunk
@@ -229,6 +234,31 @@ impl Lander {
             .retire_through(max_seq)
             .map_err(|e| LandingError::Bookkeeping(e.to_string()))?;
         Ok(rows)
+    }
+
+    /// Marks the support-approved requests whose approvals the chunk's not yet landed
+    /// `supportApprovedElevation` rows ran under (off the upload's path: one control-plane
+    /// call per tenant per landing). A failure is logged and never holds up landing: those
+    /// approvals then end `expired` instead of `completed`.
+    async fn mark_approvals_used(&self, chunk: &[Pending]) {
+        let mut by_tenant: std::collections::BTreeMap<&str, Vec<control::requests::RequestUse>> =
+            std::collections::BTreeMap::new();
+        for pending in chunk.iter().filter(|p| p.needs[0]) {
+            if let Some(elevations) = &pending.record.elevations {
+                let uses = crate::requests::approved_uses(elevations);
+                if !uses.is_empty() {
+                    by_tenant
+                        .entry(pending.record.header.key.tenant.as_str())
+                        .or_default()
+                        .extend(uses);
+                }
+            }
+        }
+        for (tenant, uses) in by_tenant {
+            if let Err(e) = self.control.record_request_uses(tenant, &uses).await {
+                tracing::warn!(error = %e, tenant, uses = uses.len(), "cannot mark the approvals landed elevations used");
+            }
+        }
     }
 
     /// Lands on a timer until `stop` fires, then lands what is left.

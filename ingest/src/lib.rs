@@ -12,11 +12,12 @@
 //! * [`batch`]: body → checked envelope → accepted rows, dropped and rejected counts (pure).
 //! * [`server`]: the axum routes, the node's start (replay), group-committed uploads, shutdown.
 //! * `wal`: the write-ahead log (segments, frames, replay, group commit on one thread).
-//! * `landing`: durable records → Delta commits that record how far the log has landed.
+//! * `landing`: durable records → Delta commits that record how far the log has landed (and,
+//!   just before, the support approvals their rows ran under marked used).
 //! * `dedup`: `(tenant, deviceId, batchId)` → first answer, across restarts (a compact index in
 //!   memory, the answers in day files).
 //! * `requests`: the device side of support-approved requests (ask, cancel, fetch approvals)
-//!   and marking the approvals an upload's support-approved elevations used.
+//!   and finding the support-approved elevations whose approvals the lander marks used.
 //! * [`client`]: the agent's upload with gzip and retries.
 //!
 //! # The path of a batch

@@ -1,9 +1,8 @@
 //! The device side of support-approved elevation requests: a device asks
 //! (`POST /v1/agent/requests`), withdraws (`POST /v1/agent/requests/{id}/cancel`) and learns
 //! what it may elevate and what was decided (`GET /v1/agent/approvals`). The workflow itself
-//! (states, compare-and-set, expiry) is `control::requests`; this module reads the wire and
-//! records, after an upload is durable, which approvals its `supportApprovedElevation` events
-//! used.
+//! (states, compare-and-set, expiry) is `control::requests`; this module reads the wire, and
+//! finds the `supportApprovedElevation` rows whose approvals the lander marks used.
 
 use std::sync::Arc;
 
@@ -208,12 +207,4 @@ pub(crate) fn approved_uses(elevations: &RecordBatch) -> Vec<RequestUse> {
             })
         })
         .collect()
-}
-
-/// Marks the approvals a durable batch used. The batch is stored whatever happens here: a
-/// failure is logged, and the approval then ends as `expired` instead of `completed`.
-pub(crate) async fn record_uses(control: &ControlPlane, tenant: &str, uses: Vec<RequestUse>) {
-    if let Err(e) = control.record_request_uses(tenant, &uses).await {
-        tracing::warn!(error = %e, uses = uses.len(), "cannot record the approvals an upload used");
-    }
 }

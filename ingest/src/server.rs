@@ -194,6 +194,7 @@ impl Ingest {
             node_id: node_id.clone(),
             stats: stats.clone(),
             clock: clock.clone(),
+            control: control.clone(),
             landing: tokio::sync::Mutex::new(()),
         });
         if replayed > 0 {
@@ -513,13 +514,6 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
                 })?;
                 guard.finish(Arc::new(processed.answer.clone()), now);
                 record_accepted(&tenant, &processed.answer);
-                // Durable now: mark the approvals its support-approved elevations used.
-                let uses = processed
-                    .elevations
-                    .as_ref()
-                    .map(crate::requests::approved_uses)
-                    .unwrap_or_default();
-                crate::requests::record_uses(&shared.control, &tenant, uses).await;
                 break processed.answer.clone();
             }
         }
