@@ -119,7 +119,8 @@ async fn every_role_on_every_admin_route_is_allowed_or_forbidden_as_the_table_sa
                 let ask = |n: &str| control::NewRequest {
                     request_id: format!("{n}-{}", victim_record.id),
                     requested_by_user_principal_name: "bob@contoso.com".into(),
-                    requested_on_device_id: "device-1".into(),
+                    // A device of its own: one device may have only 20 requests waiting.
+                    requested_on_device_id: format!("device-{}", victim_record.id),
                     device_name: String::new(),
                     request_justification: String::new(),
                     application_detail: control::requests::ApplicationDetail {
