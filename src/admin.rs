@@ -212,31 +212,19 @@ pub(crate) async fn tenant(data: &DataArgs, command: TenantCommand) -> Result<()
             request_expiry_hours,
             acting,
         } => {
-            let cap = reporting_cap
-                .as_deref()
-                .map(warehouse::ReportingLevel::parse)
-                .transpose()?;
+            let change = control::SettingsChange {
+                reporting_cap: reporting_cap
+                    .as_deref()
+                    .map(warehouse::ReportingLevel::parse)
+                    .transpose()?,
+                elevation_retention_days,
+                diagnostic_retention_days,
+                approval_hours,
+                max_approval_hours,
+                request_expiry_hours,
+            };
             control
-                .update_settings(&acting.context(), &data.tenant, |s| {
-                    if let Some(cap) = cap {
-                        s.reporting_cap = cap;
-                    }
-                    if let Some(days) = elevation_retention_days {
-                        s.elevation_retention_days = Some(days);
-                    }
-                    if let Some(days) = diagnostic_retention_days {
-                        s.diagnostic_retention_days = Some(days);
-                    }
-                    for (new, setting) in [
-                        (approval_hours, &mut s.approval_hours),
-                        (max_approval_hours, &mut s.max_approval_hours),
-                        (request_expiry_hours, &mut s.request_expiry_hours),
-                    ] {
-                        if new.is_some() {
-                            *setting = new;
-                        }
-                    }
-                })
+                .update_settings(&acting.context(), &data.tenant, |s| change.apply(s))
                 .await?
         }
     };

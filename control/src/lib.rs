@@ -46,7 +46,7 @@ pub use requests::{Decision, ElevationRequest, NewRequest, RequestFilter, Reques
 pub use roles::{Permission, Role};
 pub use sessions::Session;
 pub use store::ControlDb;
-pub use tenants::TenantSettings;
+pub use tenants::{SettingsChange, TenantSettings};
 
 #[cfg(test)]
 mod plane_tests;

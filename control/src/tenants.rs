@@ -131,6 +131,44 @@ impl TenantSettings {
     }
 }
 
+/// A change to a tenant's settings: fields left `None` stay as they are. The command line and
+/// the admin API both change settings with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// The highest reporting level accepted.
+    pub reporting_cap: Option<ReportingLevel>,
+    /// Days of raw elevations kept.
+    pub elevation_retention_days: Option<u32>,
+    /// Days of diagnostic events kept.
+    pub diagnostic_retention_days: Option<u32>,
+    /// Hours an approval lasts when the approver names none.
+    pub approval_hours: Option<u32>,
+    /// The most hours one approval may last.
+    pub max_approval_hours: Option<u32>,
+    /// Hours a request waits for a decision.
+    pub request_expiry_hours: Option<u32>,
+}
+
+impl SettingsChange {
+    /// Applies the change (the caller checks the result with [`TenantSettings::check`]).
+    pub fn apply(&self, settings: &mut TenantSettings) {
+        if let Some(cap) = self.reporting_cap {
+            settings.reporting_cap = cap;
+        }
+        for (new, setting) in [
+            (self.elevation_retention_days, &mut settings.elevation_retention_days),
+            (self.diagnostic_retention_days, &mut settings.diagnostic_retention_days),
+            (self.approval_hours, &mut settings.approval_hours),
+            (self.max_approval_hours, &mut settings.max_approval_hours),
+            (self.request_expiry_hours, &mut settings.request_expiry_hours),
+        ] {
+            if new.is_some() {
+                *setting = new;
+            }
+        }
+    }
+}
+
 /// Checks a tenant name: lower-case letters, digits and dashes, 1–63 characters, so it is
 /// safe as a partition value and a path segment everywhere.
 pub fn check_tenant_name(tenant: &str) -> Result<(), ControlError> {
@@ -175,5 +213,32 @@ mod tests {
             .is_err()
         );
         assert!(check_tenant_name("-x").is_err() && check_tenant_name("north-wind2").is_ok());
+    }
+
+    #[test]
+    fn a_change_touches_only_the_fields_it_names() {
+        let mut settings = TenantSettings {
+            elevation_retention_days: Some(800),
+            approval_hours: Some(8),
+            ..TenantSettings::default()
+        };
+        SettingsChange {
+            reporting_cap: Some(ReportingLevel::Managed),
+            request_expiry_hours: Some(12),
+            ..SettingsChange::default()
+        }
+        .apply(&mut settings);
+        assert_eq!(settings.reporting_cap, ReportingLevel::Managed);
+        assert_eq!(
+            (
+                settings.elevation_retention_days,
+                settings.approval_hours,
+                settings.request_expiry_hours
+            ),
+            (Some(800), Some(8), Some(12))
+        );
+        assert_eq!(settings.diagnostic_retention_days, None);
+        settings.approval_hours = Some(200);
+        assert!(settings.check().unwrap_err().to_string().contains("maxApprovalHours"));
     }
 }

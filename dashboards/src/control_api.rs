@@ -171,35 +171,23 @@ async fn tenant_update(
 ) -> Result<Response, ApiError> {
     let principal = admin.require(Permission::ManageTenant)?.principal;
     let change: SettingsChange = json_body(&body)?;
-    let cap = change
-        .reporting_cap
-        .as_deref()
-        .map(warehouse::ReportingLevel::parse)
-        .transpose()
-        .map_err(|e| ApiError::parameter(e.to_string()))?;
+    let change = control::SettingsChange {
+        reporting_cap: change
+            .reporting_cap
+            .as_deref()
+            .map(warehouse::ReportingLevel::parse)
+            .transpose()
+            .map_err(|e| ApiError::parameter(e.to_string()))?,
+        elevation_retention_days: change.elevation_retention_days,
+        diagnostic_retention_days: change.diagnostic_retention_days,
+        approval_hours: change.approval_hours,
+        max_approval_hours: change.max_approval_hours,
+        request_expiry_hours: change.request_expiry_hours,
+    };
     let context = audit_context(&principal, &headers);
     let settings = api
         .control
-        .update_settings(&context, &principal.tenant, |s| {
-            if let Some(cap) = cap {
-                s.reporting_cap = cap;
-            }
-            if let Some(days) = change.elevation_retention_days {
-                s.elevation_retention_days = Some(days);
-            }
-            if let Some(days) = change.diagnostic_retention_days {
-                s.diagnostic_retention_days = Some(days);
-            }
-            for (new, setting) in [
-                (change.approval_hours, &mut s.approval_hours),
-                (change.max_approval_hours, &mut s.max_approval_hours),
-                (change.request_expiry_hours, &mut s.request_expiry_hours),
-            ] {
-                if new.is_some() {
-                    *setting = new;
-                }
-            }
-        })
+        .update_settings(&context, &principal.tenant, |s| change.apply(s))
         .await?;
     Ok(axum::Json(settings_json(&principal.tenant, &settings)).into_response())
 }
