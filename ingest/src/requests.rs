@@ -38,15 +38,7 @@ pub(crate) fn routes(control: Arc<ControlPlane>) -> Router {
 
 /// A JSON body of the expected shape, or `400` saying where it is wrong.
 fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    let is_json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
+    if !crate::server::is_json(headers) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "send the request as `Content-Type: application/json`",

@@ -98,7 +98,7 @@ impl ControlPlane {
         // OWASP API6: a device (or a script holding its key) cannot flood the help desk. A
         // retry of a stored request is always answered.
         if !retried
-            && store::pending_of_device(&mut tx, tenant, &request.device_id, now).await? >= MAX_PENDING_PER_DEVICE
+            && store::pending_count(&mut tx, tenant, Some(&request.device_id), now).await? >= MAX_PENDING_PER_DEVICE
         {
             tx.commit().await?;
             return Err(ControlError::Conflict(format!(
@@ -141,6 +141,15 @@ impl ControlPlane {
         let found = store::by_id(&mut tx, tenant, id).await?;
         tx.commit().await?;
         found.map(|r| r.view(self.now())).ok_or_else(|| not_found(id))
+    }
+
+    /// How many of a tenant's requests wait for a decision now (all of them: a listing is
+    /// capped at 1,000 rows, a count is not).
+    pub async fn pending_requests(&self, tenant: &str) -> Result<i64, ControlError> {
+        let mut tx = self.store().begin_read().await?;
+        let count = store::pending_count(&mut tx, tenant, None, self.now()).await?;
+        tx.commit().await?;
+        Ok(count)
     }
 
     /// A tenant's requests, newest first: by default those created in the last 30 days (with

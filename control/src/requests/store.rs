@@ -198,16 +198,16 @@ pub(crate) async fn by_client_id(
     })
 }
 
-/// How many requests of a device wait for a decision at `now`.
-pub(crate) async fn pending_of_device(
+/// How many requests of a tenant (of one device, with `Some`) wait for a decision at `now`.
+pub(crate) async fn pending_count(
     tx: &mut Tx,
     tenant: &str,
-    device_id: &str,
+    device_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64, ControlError> {
     let (count,): (i64,) = crate::on!(tx, conn => {
         sqlx::query_as(
-            "SELECT COUNT(*) FROM elevation_requests WHERE tenant = $1 AND device_id = $2 \
+            "SELECT COUNT(*) FROM elevation_requests WHERE tenant = $1 AND ($2 IS NULL OR device_id = $2) \
              AND status = 'pending' AND request_expiry_at > $3",
         )
         .bind(tenant)

@@ -85,16 +85,9 @@ pub async fn requests(api: &AdminApi, viewer: &Viewer, params: &[(String, String
     let live = viewer.mode == Mode::Live;
     let open_now = api
         .control
-        .list_requests(
-            &viewer.tenant,
-            &control::RequestFilter {
-                status: Some(RequestStatus::Pending),
-                ..control::RequestFilter::default()
-            },
-        )
+        .pending_requests(&viewer.tenant)
         .await
-        .map_err(control_error)?
-        .len();
+        .map_err(control_error)?;
     let status_link = |status: &str| {
         let mut link = window_params(from, to);
         link.push(("status".into(), status.to_owned()));
