@@ -181,6 +181,7 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         warehouse: None,
         tenant: "bench".into(),
         control_db: data.control_db.clone(),
+        query_memory: data.query_memory,
     };
     let control_db = crate::admin::control_db(&node_data);
     let control = crate::admin::open(&node_data).await?;

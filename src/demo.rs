@@ -36,6 +36,7 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
         warehouse: None,
         tenant: config.tenant.clone(),
         control_db: data.control_db.clone(),
+        query_memory: data.query_memory,
     };
     std::fs::create_dir_all(&node_dir)?;
     let control = crate::admin::open(&node).await?;

@@ -72,6 +72,38 @@ pub(crate) struct DataArgs {
         hide_env_values = true
     )]
     control_db: Option<String>,
+    /// Memory all queries of this process may hold at once (reports, suggestions, compliance
+    /// packs): `4GiB`, `512MiB`, or a share of the machine such as `25%` (the default). Sorts
+    /// and aggregations beyond it spill to temporary files; a query that cannot spill fails
+    /// with a clear error (`503 query_memory_exhausted` over HTTP) instead of the process
+    /// being killed.
+    #[arg(long, global = true, env = "ELEVATION_QUERY_MEMORY", value_name = "SIZE", value_parser = parse_memory)]
+    query_memory: Option<u64>,
+}
+
+/// A memory size: bytes with a unit (`512MiB`, `4 GiB`, `2G`) or a share of the machine (`25%`).
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bytes = if let Some(percent) = text.strip_suffix('%') {
+        let share: f64 = percent
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a percentage such as 25%"))?;
+        if !(share > 0.0 && share <= 100.0) {
+            return Err(format!(
+                "{text:?}: a share of the machine is more than 0% and at most 100%"
+            ));
+        }
+        (queries::memory::machine_memory() as f64 * share / 100.0) as u64
+    } else {
+        text.parse::<bytesize::ByteSize>()
+            .map_err(|e| format!("{text:?} is not a size such as 512MiB or 4GiB: {e}"))?
+            .as_u64()
+    };
+    if bytes == 0 {
+        return Err("the query memory must be more than 0 bytes".into());
+    }
+    Ok(bytes)
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +334,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Some(bytes) = cli.data.query_memory {
+        queries::set_query_memory(bytes);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -403,7 +438,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = runtime.block_on(queries::run(&warehouse, &parsed.request))?;
             let text = match parsed.format.unwrap_or(queries::Format::Table) {
                 queries::Format::Table => queries::render::to_table(&report, parsed.profile)?,
-                queries::Format::Csv => queries::render::to_csv(&report, parsed.profile)?,
+                queries::Format::Csv => {
+                    // The table and JSON carry it; CSV has no place for it.
+                    if let Some(note) = report.coverage.describe() {
+                        eprintln!("note: {note}");
+                    }
+                    queries::render::to_csv(&report, parsed.profile)?
+                }
                 queries::Format::Json => {
                     let mut text = serde_json::to_string_pretty(&queries::render::to_json(&report, parsed.profile)?)?;
                     text.push('\n');

@@ -77,7 +77,8 @@ pub(crate) async fn retention(data: &DataArgs, location: Location, today: NaiveD
     Ok(())
 }
 
-/// The server's schedule: retention, compaction, then the rollups, every `every`. Failures are logged and
+/// The server's schedule: one `warehouse::maintenance::scheduled_pass` every `every`, with the
+/// tenants' retention windows read from the control plane each time. Failures are logged and
 /// retried next time; they never stop ingest.
 pub(crate) async fn every(warehouse: Arc<Warehouse>, control: Arc<ControlPlane>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
@@ -85,35 +86,14 @@ pub(crate) async fn every(warehouse: Arc<Warehouse>, control: Arc<ControlPlane>,
     loop {
         ticks.tick().await;
         let today = warehouse::SystemClock.now().date_naive();
-        // Without the tenants' windows (control plane unreachable) retention waits: applying
-        // the defaults could delete what a tenant chose to keep longer.
-        match retention_windows(&control).await {
-            Ok(lookup) => match warehouse::maintenance::retention_all(&warehouse, &lookup, today).await {
-                Ok(reports) => tracing::info!(?reports, "retention applied"),
-                Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
-            },
-            Err(e) => tracing::error!(error = %e, "tenant settings unavailable; retention retries next pass"),
-        }
-        // Compact the raw tables before the rollups are refreshed: compaction changes a day's
-        // files, and rollups computed from the files it replaced would no longer answer reports.
-        for table in Table::ALL {
-            compact_logged(&warehouse, table).await;
-        }
-        match warehouse.refresh_rollups().await {
-            Ok(report) => tracing::info!(?report, "rollups refreshed"),
-            Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
-        }
-        // `user_numbers` gains a small file for each day with new users; a compaction that
-        // overlaps a refresh makes that refresh stop and retry next pass, never renumber.
-        for table in Table::ROLLUPS.into_iter().chain([Table::UserNumbers]) {
-            compact_logged(&warehouse, table).await;
-        }
-    }
-}
-
-async fn compact_logged(warehouse: &Warehouse, table: Table) {
-    match warehouse.compact(table, &|_, _| {}).await {
-        Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
-        Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
+        let lookup = match retention_windows(&control).await {
+            Ok(lookup) => Some(lookup),
+            Err(e) => {
+                tracing::error!(error = %e, "tenant settings unavailable");
+                None
+            }
+        };
+        let lookup = lookup.as_ref().map(|l| l as &(dyn Fn(&str) -> Retention + Sync));
+        warehouse::maintenance::scheduled_pass(&warehouse, lookup, today).await;
     }
 }

@@ -13,17 +13,24 @@ use simulator::GroundTruth;
 use crate::support::{Node, batch, elevation, elevation_event, one_event_batch, stdout_of, temp_dir, test_now};
 
 /// Simulates a fleet for `tenant`, uploads it with `key` through the node, lands it.
-async fn land_fleet(node: &Node, key: &str, tenant: &str, seed: u64, devices: u32, days: u32) -> GroundTruth {
+pub(crate) async fn land_fleet(
+    node: &Node,
+    key: &str,
+    tenant: &str,
+    seed: u64,
+    devices: u32,
+    days: u32,
+) -> GroundTruth {
     crate::support::land_simulated_fleet(node, key, tenant, seed, devices, days)
         .await
         .truth
 }
 
-async fn key_for(node: &Node, tenant: &str, kind: KeyKind, role: Option<Role>) -> String {
+pub(crate) async fn key_for(node: &Node, tenant: &str, kind: KeyKind, role: Option<Role>) -> String {
     crate::support::create_key(&node.control, tenant, kind, role).await.0
 }
 
-fn midnight(day: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn midnight(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).unwrap().and_utc()
 }
 
@@ -32,7 +39,7 @@ fn owned(params: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Runs a report through the library, as the API and CLI do.
-async fn report(node: &Node, tenant: &str, name: &str, params: &[(&str, &str)]) -> Report {
+pub(crate) async fn report(node: &Node, tenant: &str, name: &str, params: &[(&str, &str)]) -> Report {
     let parsed =
         queries::ReportRequest::parse(name, tenant, &owned(params), test_now(), warehouse::ReportingLevel::All)
             .unwrap();
@@ -47,18 +54,18 @@ fn window(truth: &GroundTruth) -> [(String, String); 2] {
     ]
 }
 
-async fn report_in(node: &Node, truth: &GroundTruth, name: &str, extra: &[(&str, &str)]) -> Report {
+pub(crate) async fn report_in(node: &Node, truth: &GroundTruth, name: &str, extra: &[(&str, &str)]) -> Report {
     let w = window(truth);
     let mut params: Vec<(&str, &str)> = w.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     params.extend_from_slice(extra);
     report(node, &truth.tenant, name, &params).await
 }
 
-fn text(cell: &Cell) -> Option<String> {
+pub(crate) fn text(cell: &Cell) -> Option<String> {
     cell.as_text().map(str::to_owned)
 }
 
-fn int(cell: &Cell) -> u64 {
+pub(crate) fn int(cell: &Cell) -> u64 {
     cell.as_int().unwrap_or_else(|| panic!("{cell:?} is not a number")) as u64
 }
 
@@ -78,11 +85,11 @@ fn time(cell: &Cell) -> DateTime<Utc> {
 }
 
 /// Each row of a report as a map, by column name.
-fn rows(report: &Report) -> Vec<BTreeMap<&str, &Cell>> {
+pub(crate) fn rows(report: &Report) -> Vec<BTreeMap<&str, &Cell>> {
     report.records()
 }
 
-fn trend_of(report: &Report) -> BTreeMap<(String, String), u64> {
+pub(crate) fn trend_of(report: &Report) -> BTreeMap<(String, String), u64> {
     rows(report)
         .iter()
         .map(|r| {
@@ -95,7 +102,7 @@ fn trend_of(report: &Report) -> BTreeMap<(String, String), u64> {
         .collect()
 }
 
-fn truth_trend(truth: &GroundTruth, only: Option<&str>) -> BTreeMap<(String, String), u64> {
+pub(crate) fn truth_trend(truth: &GroundTruth, only: Option<&str>) -> BTreeMap<(String, String), u64> {
     let mut out = BTreeMap::new();
     for day in &truth.per_day {
         for (t, n) in &day.by_type {
@@ -169,7 +176,7 @@ fn truth_applications(
         .collect()
 }
 
-fn split_of(report: &Report, key: &str) -> BTreeMap<String, (u64, u64, u64)> {
+pub(crate) fn split_of(report: &Report, key: &str) -> BTreeMap<String, (u64, u64, u64)> {
     rows(report)
         .iter()
         .map(|r| {
@@ -182,10 +189,10 @@ fn split_of(report: &Report, key: &str) -> BTreeMap<String, (u64, u64, u64)> {
 }
 
 /// Tiles by name, and the "frequently …" lists of (file name, hash, count, users).
-type OverviewFigures = (BTreeMap<String, u64>, BTreeMap<String, Vec<(String, String, u64, u64)>>);
+pub(crate) type OverviewFigures = (BTreeMap<String, u64>, BTreeMap<String, Vec<(String, String, u64, u64)>>);
 
 /// The Overview as (tiles, lists) to compare with the truth's.
-fn overview_of(report: &Report) -> OverviewFigures {
+pub(crate) fn overview_of(report: &Report) -> OverviewFigures {
     let mut tiles = BTreeMap::new();
     let mut lists: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for r in rows(report) {
@@ -204,7 +211,7 @@ fn overview_of(report: &Report) -> OverviewFigures {
     (tiles, lists)
 }
 
-fn truth_overview(o: &simulator::truth::Overview) -> OverviewFigures {
+pub(crate) fn truth_overview(o: &simulator::truth::Overview) -> OverviewFigures {
     let tiles = BTreeMap::from([
         ("usersOnlyUnmanaged".to_owned(), o.users_only_unmanaged),
         ("usersBoth".to_owned(), o.users_both),
@@ -230,7 +237,7 @@ fn truth_overview(o: &simulator::truth::Overview) -> OverviewFigures {
 }
 
 /// Every page of an event list, 500 rows at a time.
-async fn all_events(
+pub(crate) async fn all_events(
     node: &Node,
     truth: &GroundTruth,
     name: &str,

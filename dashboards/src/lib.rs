@@ -335,15 +335,32 @@ async fn report(
     };
     queries::render::check_profile(parsed.request.name, parsed.profile)?;
     let report = queries::run(&api.warehouse, &parsed.request).await?;
-    Ok(match format {
+    let mut response = match format {
         Format::Csv => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             queries::render::to_csv(&report, parsed.profile)?,
         )
             .into_response(),
         _ => axum::Json(queries::render::to_json(&report, parsed.profile)?).into_response(),
-    })
+    };
+    // CSV has no place for it in the body: days past raw retention are named in headers too.
+    if !report.coverage.is_complete() {
+        let (from_rollups, unavailable) = report.coverage.header_values();
+        for (name, value) in [(DAYS_FROM_ROLLUPS, from_rollups), (DAYS_UNAVAILABLE, unavailable)] {
+            if let Ok(value) = header::HeaderValue::from_str(&value)
+                && !value.is_empty()
+            {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+    Ok(response)
 }
+
+/// Days of a report's window whose raw events are past retention, answered from the rollups.
+const DAYS_FROM_ROLLUPS: &str = "elevation-days-from-rollups";
+/// Days of a report's window whose raw events are past retention and missing from the answer.
+const DAYS_UNAVAILABLE: &str = "elevation-days-unavailable";
 
 /// Authorizes the key, then runs the suggestions it asks for over the key's tenant, with the
 /// tenant's imported rules.

@@ -68,6 +68,25 @@ struct ReportAnswer {
     /// One object per row.
     #[schema(value_type = Vec<Object>)]
     rows: Vec<serde_json::Value>,
+    /// Present only when the window holds days whose raw elevations retention deleted.
+    coverage: Option<CoverageAnswer>,
+}
+
+/// Days of a report's window whose raw elevations are past retention.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct CoverageAnswer {
+    /// Those the answer counted from the daily rollups.
+    from_rollups: Vec<DaySpanAnswer>,
+    /// Those the answer could not include (it needs raw rows for them).
+    unavailable: Vec<DaySpanAnswer>,
+}
+
+/// Consecutive days, both included (`YYYY-MM-DD`).
+#[derive(Serialize, ToSchema)]
+struct DaySpanAnswer {
+    first: String,
+    last: String,
 }
 
 /// Ranked suggestions with the thresholds that produced them.
@@ -241,7 +260,7 @@ struct AuditParams {
         (status = 400, description = "Unknown report or bad parameter", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached, or the report needs more memory than --query-memory allows (query_memory_exhausted)", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn report() {}
@@ -253,7 +272,7 @@ fn report() {}
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached, or the suggestions need more memory than --query-memory allows (query_memory_exhausted)", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn suggestions() {}

@@ -13,6 +13,8 @@
 //! faster than DataFusion's `count(DISTINCT)` over strings. Whole days come from the rollups
 //! while they are current (trend, by-user, by-device, diagnostics, the Overview's per-day user
 //! sets, denied), the rest of a window from the raw rows: the answer is always the raw rows'.
+//! Days whose raw rows retention deleted come from the rollups alone, and every answer says
+//! which of them it includes and which it cannot ([`days`]).
 //!
 //! Suggestions (issue #6): [`suggest`] decides the rule-tuning suggestions from aggregates
 //! over the tenant's elevations and its imported policies; [`export`] writes them as text and
@@ -23,14 +25,18 @@
 //! crate over [`pinned_session`] (tables read at recorded Delta versions) and
 //! [`reports::tenant_window`].
 
+pub mod days;
 mod distinct;
 pub mod export;
+pub mod memory;
 mod monthly;
 pub mod render;
 pub mod reports;
 pub mod request;
 pub mod suggest;
 
+pub use days::Coverage;
+pub use memory::{default_query_memory, query_memory, set_query_memory};
 pub use reports::{Cell, Report, run};
 pub use request::{Filters, Format, Parsed, Profile, Readiness, ReportName, ReportRequest};
 
@@ -60,7 +66,20 @@ pub enum QueryError {
     },
     /// DataFusion failed.
     #[error(transparent)]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
+    /// The query needed more memory than the process's query budget allows and could not
+    /// spill (`--query-memory`); retrying later, or a shorter window, may succeed.
+    #[error(
+        "the query needs more memory than the query budget of {} allows ({detail}); \
+         retry later, narrow the window, or raise --query-memory",
+        memory::human(*budget)
+    )]
+    MemoryExhausted {
+        /// The budget in bytes.
+        budget: u64,
+        /// DataFusion's words.
+        detail: String,
+    },
     /// No report has that name.
     #[error("{0}")]
     UnknownReport(String),
@@ -70,6 +89,19 @@ pub enum QueryError {
     /// Writing the answer as text failed.
     #[error("writing the report: {0}")]
     Render(String),
+}
+
+impl From<DataFusionError> for QueryError {
+    /// DataFusion's "resources exhausted", however deeply wrapped, is the memory budget.
+    fn from(error: DataFusionError) -> QueryError {
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => QueryError::MemoryExhausted {
+                budget: memory::query_memory(),
+                detail: detail.clone(),
+            },
+            _ => QueryError::DataFusion(error),
+        }
+    }
 }
 
 /// A DataFusion session with every table registered at its latest committed version.
@@ -91,7 +123,7 @@ pub(crate) struct Opened {
 }
 
 pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
-    let ctx = SessionContext::new();
+    let ctx = memory::new_session();
     let mut elevations = None;
     // In `EVERY`'s order: `user_numbers` after `daily_user_sets`, so every number a set names
     // is known.
@@ -132,7 +164,7 @@ pub async fn pinned_session(
     warehouse: &Warehouse,
     tables: &[(Table, Option<u64>)],
 ) -> Result<(SessionContext, Vec<(Table, u64)>), QueryError> {
-    let ctx = SessionContext::new();
+    let ctx = memory::new_session();
     let mut versions = Vec::with_capacity(tables.len());
     for &(table, version) in tables {
         let delta = match version {

@@ -211,8 +211,9 @@ fn text_rows(report: &Report, profile: Profile) -> Result<TextRows, QueryError> 
     }
 }
 
-/// `{ "report", "from", "to", "rows": [ {…} ] }`. Native rows keep numbers and nulls typed;
-/// Graph rows are the export's strings.
+/// `{ "report", "from", "to", "rows": [ {…} ] }`, plus `"coverage"` when the window holds days
+/// whose raw events retention deleted ([`crate::Coverage::to_json`]). Native rows keep numbers
+/// and nulls typed; Graph rows are the export's strings.
 pub fn to_json(report: &Report, profile: Profile) -> Result<serde_json::Value, QueryError> {
     use serde_json::{Map, Value};
     let rows: Vec<Value> = if profile == Profile::Native {
@@ -247,12 +248,17 @@ pub fn to_json(report: &Report, profile: Profile) -> Result<serde_json::Value, Q
             })
             .collect()
     };
-    Ok(serde_json::json!({
+    let mut answer = serde_json::json!({
         "report": report.name.as_str(),
         "from": report.from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         "to": report.to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         "rows": rows,
-    }))
+    });
+    // Only when the window holds days past raw retention: other answers keep their shape.
+    if !report.coverage.is_complete() {
+        answer["coverage"] = report.coverage.to_json();
+    }
+    Ok(answer)
 }
 
 /// CSV with a header line (nulls are empty fields in the native profile).
@@ -303,6 +309,9 @@ pub fn to_table(report: &Report, profile: Profile) -> Result<String, QueryError>
         report.to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         rows.len()
     );
+    if let Some(note) = report.coverage.describe() {
+        out.push_str(&format!("note: {note}\n"));
+    }
     out.push_str(&line(&headers));
     out.push('\n');
     for row in &rows {

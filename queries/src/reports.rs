@@ -17,6 +17,7 @@ use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionContext, ident, lit, when};
 use warehouse::{ReportingLevel, Table, Warehouse};
 
+use crate::days::{Coverage, Split, closed_days, rollup_and_raw};
 use crate::request::{Filters, ReportName, ReportRequest};
 use crate::{Opened, QueryError, distinct, open};
 
@@ -76,6 +77,9 @@ pub struct Report {
     pub columns: Vec<String>,
     /// Rows, each as long as `columns`.
     pub rows: Vec<Vec<Cell>>,
+    /// The window's days whose raw events retention deleted, and which of them the rows
+    /// include (from the daily rollups).
+    pub coverage: Coverage,
 }
 
 impl Report {
@@ -192,6 +196,7 @@ async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> 
         to: request.to,
         columns: Vec::new(),
         rows: Vec::new(),
+        coverage: Coverage::of_closed(closed_days(&ctx, &raw, &request.tenant, request.from, request.to).await?),
     };
     let frame = match request.name {
         ReportName::Elevations | ReportName::ManagedElevations => {
@@ -306,7 +311,7 @@ pub(crate) fn micros(at: DateTime<Utc>) -> Expr {
     ))
 }
 
-fn day(date: NaiveDate) -> Expr {
+pub(crate) fn day(date: NaiveDate) -> Expr {
     lit(ScalarValue::Date32(Some(warehouse::rows::date32_of_date(date))))
 }
 
@@ -343,7 +348,7 @@ pub async fn tenant_window(
 }
 
 /// The tenant's elevations in the window, narrowed by the request's filters.
-async fn elevations(ctx: &SessionContext, request: &ReportRequest) -> Result<DataFrame, QueryError> {
+pub(crate) async fn elevations(ctx: &SessionContext, request: &ReportRequest) -> Result<DataFrame, QueryError> {
     let mut frame = in_window(ctx, Table::Elevations, request).await?;
     for (column, value) in request.filters.text() {
         frame = frame.filter(ident(column).eq(lit(value)))?;
@@ -456,7 +461,15 @@ async fn overview(
         elevation_type: request.filters.elevation_type,
         ..Filters::default()
     };
-    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyUserSets, request, answerable).await?;
+    let Split { rolled, raw: raw_rows } = rollup_and_raw(
+        ctx,
+        raw,
+        Table::DailyUserSets,
+        request,
+        answerable,
+        &mut report.coverage,
+    )
+    .await?;
     // Users' numbers matter only when sets are read; raw rows alone can number users afresh.
     let mut numbers = UserNumbers::default();
     if rolled.is_some() {
@@ -736,7 +749,8 @@ async fn denied(
         hash: request.filters.hash.clone(),
         ..Filters::default()
     };
-    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyDenied, request, answerable).await?;
+    let Split { rolled, raw: raw_rows } =
+        rollup_and_raw(ctx, raw, Table::DailyDenied, request, answerable, &mut report.coverage).await?;
     // Raw days and rollup rows alike: keys, details, `elevations`, `lastSeen`.
     let columns: Vec<Expr> = DENIED_KEYS
         .iter()
@@ -831,7 +845,8 @@ async fn trend(
         elevation_type: request.filters.elevation_type,
         ..Filters::default()
     };
-    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyCounts, request, answerable).await?;
+    let Split { rolled, raw: raw_rows } =
+        rollup_and_raw(ctx, raw, Table::DailyCounts, request, answerable, &mut report.coverage).await?;
     let mut counts: BTreeMap<(NaiveDate, String), i64> = BTreeMap::new();
     if let Some(rolled) = rolled {
         let rolled = rolled.select(vec![event_date(), ident("elevationType"), ident("elevations")])?;
@@ -863,58 +878,6 @@ fn add_day_counts(counts: &mut BTreeMap<(NaiveDate, String), i64>, rows: Vec<Vec
 /// `eventDate` as a plain date (Delta hands partition columns over dictionary-encoded).
 fn event_date() -> Expr {
     datafusion::prelude::cast(ident("eventDate"), DataType::Date32).alias("eventDate")
-}
-
-/// The request's rows split by where they are counted from: the rollup table's rows (of
-/// `daily_counts` or `daily_users`) for the whole days of the window it answers exactly, and
-/// the raw elevations of every other day. A rollup answers a day when its recorded
-/// `sourceFiles` equal the fingerprint of the day's files in `raw`, the snapshot the session
-/// reads, and only when the request filters by nothing but `answerable` (the filters whose
-/// columns the rollup holds). `None` when it answers no day.
-async fn rollup_and_raw(
-    ctx: &SessionContext,
-    raw: &warehouse::deltalake::DeltaTable,
-    rollup: Table,
-    request: &ReportRequest,
-    answerable: Filters,
-) -> Result<(Option<DataFrame>, DataFrame), QueryError> {
-    let raw_rows = elevations(ctx, request).await?;
-    if request.filters != answerable {
-        return Ok((None, raw_rows));
-    }
-    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
-    let first = if midnight(request.from.date_naive()) == request.from {
-        request.from.date_naive()
-    } else {
-        request.from.date_naive() + Duration::days(1)
-    };
-    // The last day that ends inside the window.
-    let last = request.to.date_naive() - Duration::days(1);
-    if first > last {
-        return Ok((None, raw_rows));
-    }
-    let recorded =
-        warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant), Some((first, last))).await?;
-    let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
-    let days: Vec<Expr> = recorded
-        .into_iter()
-        .filter(|((_, date), _)| *date >= first && midnight(*date + Duration::days(1)) <= request.to)
-        .filter(|(key, fingerprint)| current.get(key) == Some(fingerprint))
-        .map(|((_, date), _)| day(date))
-        .collect();
-    if days.is_empty() {
-        return Ok((None, raw_rows));
-    }
-    let mut rolled = ctx
-        .table(rollup.name())
-        .await?
-        .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
-        .filter(ident("eventDate").in_list(days.clone(), false))?;
-    for (column, value) in request.filters.text() {
-        rolled = rolled.filter(ident(column).eq(lit(value)))?;
-    }
-    let raw_rows = raw_rows.filter(ident("eventDate").in_list(days, true))?;
-    Ok((Some(rolled), raw_rows))
 }
 
 /// Whom the managed/unmanaged split of `by-user` and `by-device` is made for.
@@ -962,9 +925,11 @@ async fn per_subject_counts(
     raw: &warehouse::deltalake::DeltaTable,
     request: &ReportRequest,
     subject: Subject,
+    coverage: &mut Coverage,
 ) -> Result<BTreeMap<String, [i64; 3]>, QueryError> {
     let answerable = subject.answerable(&request.filters);
-    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, subject.rollup(), request, answerable).await?;
+    let Split { rolled, raw: raw_rows } =
+        rollup_and_raw(ctx, raw, subject.rollup(), request, answerable, coverage).await?;
     let key = subject.column();
     let mut per_subject: BTreeMap<String, [i64; 3]> = BTreeMap::new();
     let mut add = |rows: Vec<Vec<Cell>>| -> Result<(), QueryError> {
@@ -1012,7 +977,7 @@ async fn by_subject(
     report.columns = [subject.column(), "managed", "unmanaged", "total"]
         .map(String::from)
         .to_vec();
-    let per_subject = per_subject_counts(ctx, raw, request, subject).await?;
+    let per_subject = per_subject_counts(ctx, raw, request, subject, &mut report.coverage).await?;
     let mut rows: Vec<(String, [i64; 3])> = per_subject.into_iter().collect();
     // Most elevations first, then by name (the map already ordered them).
     rows.sort_by_key(|(_, n)| std::cmp::Reverse(n[2]));
@@ -1061,7 +1026,15 @@ async fn diagnostics(
         ..request.clone()
     };
     let answerable = elevation_activity.filters.clone();
-    let (rolled, raw_rows) = rollup_and_raw(ctx, raw, Table::DailyDevices, &elevation_activity, answerable).await?;
+    let Split { rolled, raw: raw_rows } = rollup_and_raw(
+        ctx,
+        raw,
+        Table::DailyDevices,
+        &elevation_activity,
+        answerable,
+        &mut report.coverage,
+    )
+    .await?;
     let mut seen = collect(last_seen(raw_rows, "eventDateTime")?).await?.1;
     if let Some(rolled) = rolled {
         seen.extend(collect(last_seen(rolled, "lastSeen")?).await?.1);

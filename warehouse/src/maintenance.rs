@@ -343,11 +343,16 @@ impl Warehouse {
 
 /// Retention for every tenant with rows, each with its own window: what `elevation serve` runs
 /// on its schedule and `elevation retention` runs on demand.
+///
+/// The rollups are brought up to date first: once a day's raw elevations are deleted, its
+/// rollups are the only record of it (reports read them for that day from then on), so they
+/// must hold the day as it was last. If the refresh fails nothing is deleted.
 pub async fn retention_all(
     warehouse: &Warehouse,
     retention: &(dyn Fn(&str) -> crate::Retention + Sync),
     today: NaiveDate,
 ) -> Result<[RetentionReport; Table::EVERY.len()], WarehouseError> {
+    warehouse.refresh_rollups().await?;
     let mut reports: [RetentionReport; Table::EVERY.len()] = Default::default();
     for (slot, table) in Table::EVERY.into_iter().enumerate() {
         for tenant in warehouse.tenants_in(table).await? {
@@ -362,6 +367,44 @@ pub async fn retention_all(
         }
     }
     Ok(reports)
+}
+
+/// One pass of the server's maintenance schedule, in the order correctness needs: compact the
+/// raw tables (compaction changes a day's files, and rollups computed from the files it
+/// replaced would no longer answer reports), refresh the rollups from them, apply retention
+/// (`None`: the tenants' windows are unknown, and the defaults could delete what a tenant chose
+/// to keep longer, so retention waits), then compact the rollups (`user_numbers` gains a small
+/// file for each day with new users). A failed step is logged and retried next pass; the
+/// others still run.
+pub async fn scheduled_pass(
+    warehouse: &Warehouse,
+    retention: Option<&(dyn Fn(&str) -> crate::Retention + Sync)>,
+    today: NaiveDate,
+) {
+    for table in Table::ALL {
+        compact_logged(warehouse, table).await;
+    }
+    match warehouse.refresh_rollups().await {
+        Ok(report) => tracing::info!(?report, "rollups refreshed"),
+        Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
+    }
+    match retention {
+        Some(lookup) => match retention_all(warehouse, lookup, today).await {
+            Ok(reports) => tracing::info!(?reports, "retention applied"),
+            Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
+        },
+        None => tracing::error!("tenant settings unavailable; retention retries next pass"),
+    }
+    for table in Table::ROLLUPS.into_iter().chain([Table::UserNumbers]) {
+        compact_logged(warehouse, table).await;
+    }
+}
+
+async fn compact_logged(warehouse: &Warehouse, table: Table) {
+    match warehouse.compact(table, &|_, _| {}).await {
+        Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
+        Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
+    }
 }
 
 impl Warehouse {

@@ -69,11 +69,13 @@ pub enum ErrorCode {
     WarehouseFailing,
     /// 503: the control-plane database or the storage cannot be reached.
     StorageUnavailable,
+    /// 503: a report needed more memory than the server's query budget allows.
+    QueryMemoryExhausted,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 28] = {
+    pub const ALL: [ErrorCode; 29] = {
         use ErrorCode::*;
         [
             BadRequest,
@@ -104,6 +106,7 @@ impl ErrorCode {
             LandingBacklog,
             WarehouseFailing,
             StorageUnavailable,
+            QueryMemoryExhausted,
         ]
     };
 
@@ -131,7 +134,9 @@ impl ErrorCode {
             BodyTooLarge | TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType | UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            ServerBusy | LandingBacklog | WarehouseFailing | StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServerBusy | LandingBacklog | WarehouseFailing | StorageUnavailable | QueryMemoryExhausted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -167,6 +172,7 @@ impl ErrorCode {
             LandingBacklog => "landing_backlog",
             WarehouseFailing => "warehouse_failing",
             StorageUnavailable => "storage_unavailable",
+            QueryMemoryExhausted => "query_memory_exhausted",
         }
     }
 }
@@ -298,6 +304,10 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::UnknownReport(m) => ApiError::new(ErrorCode::UnknownReport, m),
             QueryError::BadParameter(m) => ApiError::parameter(m),
+            e @ QueryError::MemoryExhausted { .. } => {
+                tracing::warn!(error = %e, "a query ran out of its memory budget");
+                ApiError::unavailable(ErrorCode::QueryMemoryExhausted, e.to_string(), 5)
+            }
             other => {
                 tracing::error!(error = %other, "a report failed");
                 ApiError::internal()

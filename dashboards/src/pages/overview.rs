@@ -15,6 +15,8 @@ struct OverviewPage {
     trend_svg: String,
     share_svg: String,
     days: Vec<DayView>,
+    /// Days of the window past raw retention (the tiles, lists and trend read their rollups).
+    coverage: Option<String>,
 }
 
 struct TileView {
@@ -166,6 +168,7 @@ pub async fn overview(api: &AdminApi, viewer: &Viewer, params: &[(String, String
         trend_svg: charts::stacked_bars("Elevations per day, stacked by elevation type", &labels, &series),
         share_svg: charts::share_line("Share of each day's elevations that were managed", &labels, &shares),
         days,
+        coverage: report.coverage.describe().or_else(|| trend.coverage.describe()),
     }
     .render()
     .map_err(|e| QueryError::Render(e.to_string()))

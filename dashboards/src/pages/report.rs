@@ -16,6 +16,8 @@ struct ReportPage {
     to: String,
     fields: Vec<FieldView>,
     error: Option<String>,
+    /// Days of the window past raw retention: which the table includes, which it cannot.
+    coverage: Option<String>,
     csv: Option<String>,
     permalink: Option<String>,
     summary: String,
@@ -245,6 +247,7 @@ pub async fn report(
         to: instant(to),
         fields,
         error,
+        coverage: outcome.as_ref().and_then(|r| r.coverage.describe()),
         csv: live.then(|| href(&format!("/v1/reports/{name}"), &csv)),
         permalink: live.then(|| href(&path, &full)),
         summary: format!("rows {} to {}", if shown == 0 { 0 } else { offset + 1 }, offset + shown),
