@@ -219,3 +219,37 @@ fn the_heatmap_places_elevations_in_the_chosen_zones_weekday_and_hour() {
     let india = dashboards::pages::heat_grid(&[(at, 2)], chrono_tz::Asia::Kolkata);
     assert_eq!(india[1][5], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_filter_fields_leave_the_pages_address() {
+    let mut node = Node::start().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: String| {
+        client
+            .get(format!("{}{path}", node.base))
+            .bearer_auth(&node.admin_key)
+            .send()
+    };
+    // A filter form's GET sends every field; the empty ones go, the chosen ones and their
+    // order stay.
+    let response = get("/reports/by-user?from=2026-11-01&upn=&fileName=chrome.exe&hash=&limit=100".into())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/reports/by-user?from=2026-11-01&fileName=chrome.exe&limit=100"
+    );
+    let response = get("/?from=&to=".into()).await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/");
+    // A page without empty fields is the page itself; the API keeps its own rules.
+    let (status, body, _) = page(&node, "/reports/by-user?fileName=chrome.exe").await;
+    assert_eq!(status, 200, "{body}");
+    let api = get("/v1/reports/by-user?upn=".into()).await.unwrap();
+    assert_ne!(api.status(), 303);
+    node.stop().await;
+}

@@ -75,6 +75,18 @@ fn router(api: AdminApi) -> Router {
         .route("/v1/compliance/pack", get(compliance::pack))
         .merge(control_api::routes())
         .merge(requests_api::routes())
+        .merge(pages_router())
+        .route("/assets/{file}", get(asset))
+        // Browsers ask for it on every page that names no icon (the API's JSON, say).
+        .route("/favicon.ico", get(|| asset(Path("favicon.svg".to_owned()))))
+        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .with_state(api)
+}
+
+/// The pages people browse, whose filter forms send their empty fields too.
+fn pages_router() -> Router<AdminApi> {
+    Router::new()
         .route("/", get(overview_page))
         .route("/reports/{name}", get(report_page))
         .route("/elevations/{id}", get(elevation_page))
@@ -84,12 +96,30 @@ fn router(api: AdminApi) -> Router {
         .route("/requests", get(requests_page))
         .route("/requests/{id}", get(request_page))
         .route("/requests/{id}/decide", post(request_decide_page))
-        .route("/assets/{file}", get(asset))
-        // Browsers ask for it on every page that names no icon (the API's JSON, say).
-        .route("/favicon.ico", get(|| asset(Path("favicon.svg".to_owned()))))
-        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
-        .route("/sign-out", post(sign_in::sign_out))
-        .with_state(api)
+        .route_layer(axum::middleware::from_fn(without_empty_fields))
+}
+
+/// A GET form sends every field, the empty ones too (`?upn=&fileName=chrome.exe`). An empty
+/// field filters nothing, so a page asked for with empty fields answers `303` to the same page
+/// without them: the address bar, bookmarks and shared links hold only what was chosen.
+async fn without_empty_fields(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.method() == axum::http::Method::GET
+        && let Some(query) = request.uri().query()
+        && query.split('&').any(|pair| pair.is_empty() || pair.ends_with('='))
+    {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !pair.ends_with('='))
+            .collect();
+        let path = request.uri().path();
+        let location = if kept.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", kept.join("&"))
+        };
+        return axum::response::Redirect::to(&location).into_response();
+    }
+    next.run(request).await
 }
 
 /// The viewer of a page: the admin's tenant and role. A visitor who is not signed in is sent
