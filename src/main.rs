@@ -11,6 +11,7 @@ mod dashboard;
 mod demo;
 mod demo_requests;
 mod maintain;
+mod memory_stats;
 mod node;
 mod requests_cmd;
 mod suggest;

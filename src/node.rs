@@ -31,6 +31,9 @@ pub(crate) async fn serve(
     if let Some(every) = maintenance {
         tokio::spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
     }
+    // Once now, so the gauges are there from the first scrape; then every few seconds.
+    crate::memory_stats::publish();
+    tokio::spawn(crate::memory_stats::publish_every(std::time::Duration::from_secs(5)));
     let ingest = ingest::Ingest::start(
         config,
         warehouse.clone(),

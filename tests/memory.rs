@@ -59,5 +59,19 @@ async fn a_query_over_its_memory_budget_fails_clearly_and_the_process_lives_on()
     assert_eq!(body["error"]["code"], "query_memory_exhausted", "{body}");
     let health = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
     assert_eq!(health.status(), 200, "the server lives on");
+    // The process's memory, for operators watching it: live heap, allocator and kernel views.
+    let metrics = client.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for gauge in [
+        "elevation_allocator_allocated_bytes",
+        "elevation_allocator_resident_bytes",
+        "elevation_process_resident_bytes",
+    ] {
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(gauge)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{gauge} missing from /metrics:\n{metrics}"));
+        assert!(value > 1e6, "{gauge} = {value}");
+    }
     assert!(server.terminate().success());
 }
