@@ -154,17 +154,28 @@ pub(crate) async fn closed_days(
     if first > last {
         return Ok(BTreeSet::new());
     }
-    let recorded =
-        warehouse::maintenance::recorded_fingerprints(ctx, Table::DailyCounts, Some(tenant), Some((first, last)))
-            .await?;
-    if recorded.is_empty() {
-        return Ok(BTreeSet::new());
-    }
+    // From the log alone: the window's days without raw files. Usually none, and then the
+    // rollup is not read at all.
     let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
+    let missing: BTreeSet<NaiveDate> = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .filter(|d| !current.contains_key(&(tenant.to_owned(), *d)))
+        .collect();
+    let (Some(&first_missing), Some(&last_missing)) = (missing.first(), missing.last()) else {
+        return Ok(BTreeSet::new());
+    };
+    let recorded = warehouse::maintenance::recorded_fingerprints(
+        ctx,
+        Table::DailyCounts,
+        Some(tenant),
+        Some((first_missing, last_missing)),
+    )
+    .await?;
     Ok(recorded
         .into_keys()
-        .filter(|key| !current.contains_key(key))
         .map(|(_, date)| date)
+        .filter(|date| missing.contains(date))
         .collect())
 }
 
