@@ -48,7 +48,7 @@ pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> 
     }
     let rollups = warehouse.refresh_rollups().await?;
     println!(
-        "rollups (daily_elevations, daily_counts, daily_users, daily_devices, daily_user_sets, daily_denied): {} tenant-days refreshed from raw elevations ({} rows)",
+        "rollups (daily_elevations, daily_counts, daily_users, daily_devices, daily_user_sets, daily_denied, daily_suggestions): {} tenant-days refreshed from raw elevations ({} rows)",
         rollups.days_refreshed, rollups.rows_written
     );
     Ok(())
@@ -103,9 +103,13 @@ pub(crate) async fn every(warehouse: Arc<Warehouse>, control: Arc<ControlPlane>,
             Ok(report) => tracing::info!(?report, "rollups refreshed"),
             Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
         }
-        // `user_numbers` gains a small file for each day with new users; a compaction that
-        // overlaps a refresh makes that refresh stop and retry next pass, never renumber.
-        for table in Table::ROLLUPS.into_iter().chain([Table::UserNumbers]) {
+        // `user_numbers` and `value_numbers` gain a small file for each day with new values; a
+        // compaction that overlaps a refresh makes that refresh stop and retry next pass, never
+        // renumber.
+        for table in Table::ROLLUPS
+            .into_iter()
+            .chain([Table::UserNumbers, Table::ValueNumbers])
+        {
             compact_logged(&warehouse, table).await;
         }
     }
