@@ -880,11 +880,10 @@ async fn suggestions_from_daily_suggestions_are_the_raw_rows_suggestions() {
         policy_name: None,
         failed: false,
     };
-    let groups = warehouse::suggestion_days::Groups([(key, totals)].into_iter().collect());
     let row = warehouse::suggestion_days::day_batch(
         "contoso",
         day,
-        &groups,
+        &[(key, totals)],
         &warehouse::suggestion_days::Unmanaged::default(),
         &fingerprint,
     )

@@ -27,7 +27,8 @@ use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, max, min};
 use deltalake::datafusion::logical_expr::ExprFunctionExt;
 use deltalake::datafusion::prelude::{ident, lit};
-use roaring::RoaringBitmap;
+use foldhash::fast::RandomState;
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::tables::Table;
 use crate::user_sets::UserNumbers;
@@ -241,6 +242,33 @@ impl GroupTotals {
     }
 }
 
+impl GroupTotals {
+    /// A group's parts merged: sums, least and greatest values, and the sets united all at
+    /// once (a union of many bitmaps in one pass is far cheaper than one by one).
+    pub fn union(parts: Vec<GroupTotals>) -> Option<GroupTotals> {
+        let mut sets: [Vec<RoaringBitmap>; 4] = Default::default();
+        let mut merged: Option<GroupTotals> = None;
+        for mut part in parts {
+            for (slot, set) in sets.iter_mut().zip([
+                &mut part.users,
+                &mut part.devices,
+                &mut part.device_names,
+                &mut part.folders,
+            ]) {
+                slot.push(std::mem::take(set));
+            }
+            match &mut merged {
+                Some(known) => known.merge(part),
+                None => merged = Some(part),
+            }
+        }
+        let mut merged = merged?;
+        let [users, devices, device_names, folders] = sets.map(|s| s.into_iter().union());
+        (merged.users, merged.devices, merged.device_names, merged.folders) = (users, devices, device_names, folders);
+        Some(merged)
+    }
+}
+
 /// Keeps `new` in `slot` when the slot is empty or `better(new, old)`.
 fn keep(slot: &mut Option<String>, new: Option<String>, better: impl Fn(&str, &str) -> bool) {
     if let Some(new) = new
@@ -250,18 +278,21 @@ fn keep(slot: &mut Option<String>, new: Option<String>, better: impl Fn(&str, &s
     }
 }
 
-/// Groups merged from any number of days and aggregates.
+/// Groups from any number of days and aggregates, each kept in parts until [`Groups::merged`].
 #[derive(Debug, Default, Clone)]
-pub struct Groups(pub HashMap<GroupKey, GroupTotals>);
+pub struct Groups(HashMap<GroupKey, Vec<GroupTotals>, RandomState>);
 
 impl Groups {
     fn add(&mut self, key: GroupKey, totals: GroupTotals) {
-        match self.0.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut known) => known.get_mut().merge(totals),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(totals);
-            }
-        }
+        self.0.entry(key).or_default().push(totals);
+    }
+
+    /// Every group with its parts merged, in no particular order.
+    pub fn merged(self) -> Vec<(GroupKey, GroupTotals)> {
+        self.0
+            .into_iter()
+            .filter_map(|(key, parts)| Some((key, GroupTotals::union(parts)?)))
+            .collect()
     }
 
     /// Adds batches of [`groups`], numbering their users and values (new ones get new numbers).
@@ -343,11 +374,11 @@ impl Span {
 pub struct Unmanaged {
     /// The file names, by the numbers `per_file` uses (for this merge only).
     pub file_names: Vec<String>,
-    file_numbers: HashMap<String, u32>,
+    file_numbers: HashMap<String, u32, RandomState>,
     /// Per (user, file number).
-    pub per_file: HashMap<(u32, u32), Span>,
+    pub per_file: HashMap<(u32, u32), Span, RandomState>,
     /// Per user: every file, and the devices (`value_numbers` `deviceId`).
-    pub per_user: HashMap<u32, (Span, RoaringBitmap)>,
+    pub per_user: HashMap<u32, (Span, RoaringBitmap), RandomState>,
 }
 
 impl Unmanaged {
@@ -440,15 +471,15 @@ impl Unmanaged {
     }
 }
 
-/// One day's `daily_suggestions` rows: the groups, then the users' rows, each sorted.
+/// One day's `daily_suggestions` rows: the groups (merged), then the users' rows, each sorted.
 pub fn day_batch(
     tenant: &str,
     date: NaiveDate,
-    groups: &Groups,
+    groups: &[(GroupKey, GroupTotals)],
     unmanaged: &Unmanaged,
     fingerprint: &str,
 ) -> Result<RecordBatch, ArrowError> {
-    let mut groups: Vec<(&GroupKey, &GroupTotals)> = groups.0.iter().collect();
+    let mut groups: Vec<(&GroupKey, &GroupTotals)> = groups.iter().map(|(k, t)| (k, t)).collect();
     groups.sort_by(|a, b| a.0.cmp(b.0));
     let mut files: Vec<(u32, &str, Span)> = unmanaged
         .per_file
@@ -577,7 +608,7 @@ pub async fn day_rows(
     merged.add_aggregate(&aggregated, users, values)?;
     let mut unmanaged = Unmanaged::default();
     unmanaged.add_aggregate(&per_user, users, values)?;
-    Ok(day_batch(tenant, date, &merged, &unmanaged, fingerprint)?)
+    Ok(day_batch(tenant, date, &merged.merged(), &unmanaged, fingerprint)?)
 }
 
 /// The key columns of a batch of [`groups`] or of `daily_suggestions`.

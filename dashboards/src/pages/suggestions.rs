@@ -29,6 +29,17 @@ struct SuggestionView {
     evidence: Vec<(String, String)>,
 }
 
+/// The first values of a list, and how many more there are: a file in each user's profile
+/// folder has thousands of folders, which the JSON export lists and a page need not.
+fn shortened(values: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = values.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if values.len() > SHOWN {
+        text.push_str(&format!(" and {} more", values.len() - SHOWN));
+    }
+    text
+}
+
 /// The ranked suggestions with rationale and evidence; the proposals can be selected and
 /// downloaded as an Intune policy, EPManager CSV or JSON (`/v1/exports/rules?id=…`).
 pub async fn suggestions(api: &AdminApi, viewer: &Viewer, params: &[(String, String)]) -> Result<String, QueryError> {
@@ -84,7 +95,7 @@ pub async fn suggestions(api: &AdminApi, viewer: &Viewer, params: &[(String, Str
                 ("Sample justifications", &e.sample_justifications),
             ] {
                 if !values.is_empty() {
-                    evidence.push((label.into(), values.join(", ")));
+                    evidence.push((label.into(), shortened(values)));
                 }
             }
             if let Some(rule) = &s.proposed_rule {

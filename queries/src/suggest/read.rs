@@ -99,7 +99,7 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
         device_names: by_number(values.kind(1)),
         folders: by_number(values.kind(2)),
     };
-    let mut groups: Vec<Group> = groups.0.into_iter().map(|(k, t)| Group::of(k, t)).collect();
+    let mut groups: Vec<Group> = groups.merged().into_iter().map(|(k, t)| Group::of(k, t)).collect();
     // The decisions must not depend on the order of a hash map or of an aggregate's rows.
     groups.sort_by(|a, b| {
         (
