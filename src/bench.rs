@@ -35,7 +35,7 @@ pub(crate) struct IngestBenchArgs {
     seed: u64,
     /// Real agents' batches: 100,000 batches of 24 events (overrides --events and
     /// --batch-events). The figure to watch is batches per second.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["events", "batch_events"])]
     small_batches: bool,
 }
 

@@ -27,23 +27,14 @@ use warehouse::Clock;
 /// jemalloc instead of glibc's malloc: an ingest node allocates and frees large Arrow and zstd
 /// buffers for every landing on many threads, between allocations that live for days. glibc's
 /// per-thread arenas kept the freed space, so a fleet-scale run held more than twice its live
-/// heap; jemalloc returned it and ran faster (see BENCHMARKS.md).
+/// heap; jemalloc returned it and ran faster (see BENCHMARKS.md). Its settings are compiled in
+/// (`JEMALLOC_SYS_WITH_MALLOC_CONF` in `.cargo/config.toml`): freed pages go back after 1 s
+/// from a background thread instead of 10 s, because a landing frees hundreds of megabytes of
+/// Arrow, zstd and Delta log buffers at once; that cut the fleet-scale peak from 736 to 550 MiB
+/// at the same throughput. `_RJEM_MALLOC_CONF` in the environment overrides them.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's settings, read at start (`_RJEM_MALLOC_CONF` in the environment overrides them).
-/// By default jemalloc keeps freed pages for 10 s before returning them, and a landing frees
-/// hundreds of megabytes of Arrow, zstd and Delta log buffers at a time: at fleet scale the
-/// resident set ran up to twice the live heap. Returning dirty pages after 1 s, from a
-/// background thread, cut the peak from 736 to 550 MiB at the same throughput (BENCHMARKS.md).
-// SAFETY: jemalloc reads this symbol as a NUL-terminated string before the first allocation;
-// nothing else in the program defines it (tikv-jemalloc-sys only declares it), and the value is
-// a constant that ends in NUL.
-#[cfg(not(target_env = "msvc"))]
-#[allow(non_upper_case_globals, unsafe_code)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 /// Elevation telemetry and reporting for Endpoint Privilege Management: live reports, kept
 /// for years, with explained rule suggestions and tamper-evident compliance packs.
@@ -532,7 +523,8 @@ fn simulate_to_dir(config: &simulator::SimConfig, out: &std::path::Path) -> Resu
 
 #[cfg(all(test, not(target_env = "msvc")))]
 mod tests {
-    /// jemalloc picked up [`super::malloc_conf`] (its background thread is off by default).
+    /// jemalloc was built with the settings of `.cargo/config.toml` (its background thread is
+    /// off by default).
     #[test]
     fn the_allocator_runs_with_the_settings_compiled_in() {
         assert!(tikv_jemalloc_ctl::opt::background_thread::read().unwrap());

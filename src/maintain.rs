@@ -48,7 +48,7 @@ pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> 
     }
     let rollups = warehouse.refresh_rollups().await?;
     println!(
-        "rollups (daily_elevations, daily_counts, daily_users, daily_devices, daily_user_sets, daily_denied): {} tenant-days refreshed from raw elevations ({} rows)",
+        "rollups (daily_elevations, daily_counts, daily_users, daily_devices, daily_user_sets, daily_denied, daily_suggestions): {} tenant-days refreshed from raw elevations ({} rows)",
         rollups.days_refreshed, rollups.rows_written
     );
     Ok(())

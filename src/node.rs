@@ -31,9 +31,6 @@ pub(crate) async fn serve(
     if let Some(every) = maintenance {
         tokio::spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
     }
-    // Once now, so the gauges are there from the first scrape; then every few seconds.
-    crate::memory_stats::publish();
-    tokio::spawn(crate::memory_stats::publish_every(std::time::Duration::from_secs(5)));
     let ingest = ingest::Ingest::start(
         config,
         warehouse.clone(),
@@ -42,6 +39,10 @@ pub(crate) async fn serve(
     )
     .await
     .context("starting the ingest node")?;
+    // After the start, which installs the metrics recorder: once now, so the gauges are there
+    // from the first scrape, then every few seconds.
+    crate::memory_stats::publish();
+    tokio::spawn(crate::memory_stats::publish_every(std::time::Duration::from_secs(5)));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

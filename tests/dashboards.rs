@@ -243,6 +243,12 @@ async fn empty_filter_fields_leave_the_pages_address() {
         response.headers()["location"],
         "/reports/by-user?from=2026-11-01&fileName=chrome.exe&limit=100"
     );
+    let response = get("/reports/by-user?fileName==x&upn=".into()).await.unwrap();
+    assert_eq!(
+        response.headers()["location"],
+        "/reports/by-user?fileName==x",
+        "a value of '=x' stays"
+    );
     let response = get("/?from=&to=".into()).await.unwrap();
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/");

@@ -57,6 +57,12 @@ async fn a_query_over_its_memory_budget_fails_clearly_and_the_process_lives_on()
     assert!(response.headers().contains_key("retry-after"));
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "query_memory_exhausted", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("query budget of 1 KiB"), "{message}");
+    assert!(
+        !message.contains("allocate"),
+        "DataFusion's internals stay in the log: {message}"
+    );
     let health = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
     assert_eq!(health.status(), 200, "the server lives on");
     // The process's memory, for operators watching it: live heap, allocator and kernel views.

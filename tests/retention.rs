@@ -30,10 +30,19 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
     // rollups up to date itself before it deletes the only raw copy of a day.
     let today = truth.to;
     let keep_from = today - Duration::days(3);
-    let lookup = |_: &str| warehouse::Retention {
-        elevation_days: Some(3),
-        diagnostic_days: None,
-    };
+    node.control
+        .update_settings(&crate::support::test_actor(), "contoso", |s| {
+            s.elevation_retention_days = Some(3);
+        })
+        .await
+        .unwrap();
+    let settings = node.control.tenant_settings().await.unwrap();
+    let lookup = |t: &str| settings.get(t).map(|s| s.retention()).unwrap_or_default();
+    let suggest_window = || queries::suggest::SuggestRequest::new("contoso", midnight(truth.from), midnight(truth.to));
+    let suggested_before = queries::suggest::suggest(&node.warehouse, &suggest_window())
+        .await
+        .unwrap();
+    assert!(!suggested_before.is_empty());
     let deleted = warehouse::maintenance::retention_all(&node.warehouse, &lookup, today)
         .await
         .unwrap();
@@ -96,6 +105,12 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
         "denied's coverage"
     );
 
+    // The suggestions read closed days from `daily_suggestions`: the same as before retention.
+    let suggested_after = queries::suggest::suggest(&node.warehouse, &suggest_window())
+        .await
+        .unwrap();
+    assert_eq!(suggested_after, suggested_before, "suggestions over retired days");
+
     // Needing raw rows: what is left, and the days that are not.
     let events = all_events(&node, &truth, "elevations", &[]).await;
     assert_eq!(
@@ -135,6 +150,30 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
     )
     .await;
     assert!(recent.coverage.is_complete());
+
+    // A late upload cannot reopen a closed day: the event is refused by the tenant's own
+    // window, and another maintenance pass leaves the day's rollups as they were.
+    let mut late = crate::support::elevation_event("late-1", "unmanagedElevation");
+    late["eventDateTime"] = serde_json::json!(format!("{}T12:00:00Z", truth.from));
+    let answer = node
+        .upload(&crate::support::batch("late-batch", "all", vec![late], vec![]))
+        .await;
+    assert!(
+        answer
+            .json
+            .to_string()
+            .contains("older than the retention window of 3 days"),
+        "{}",
+        answer.json
+    );
+    node.land_all().await;
+    warehouse::maintenance::scheduled_pass(&node.warehouse, Some(&lookup), today).await;
+    let again = report_in(&node, &truth, "trend", &[]).await;
+    assert_eq!(
+        trend_of(&again),
+        truth_trend(&truth, None),
+        "trend after a late upload and a pass"
+    );
 
     // Over HTTP: JSON says it in the body, CSV in headers.
     let path = format!("/v1/reports/elevations?from={}&to={}&limit=1", truth.from, truth.to);

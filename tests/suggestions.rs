@@ -419,8 +419,17 @@ async fn suggestions_find_every_planted_pattern_and_only_what_the_thresholds_cal
     for (tenant, key, seed, devices, days) in fleets {
         let fleet = land_fleet(&node, &key, tenant, seed, devices, days).await;
         let imported = import_policies(&node, tenant, &fleet.world).await;
-        let found = suggest_all(&node, tenant, &fleet, imported).await;
+        let found = suggest_all(&node, tenant, &fleet, imported.clone()).await;
         check_fleet(&fleet, &found);
+        // After maintenance the whole days come from `daily_suggestions`: the same answer.
+        node.warehouse
+            .compact(warehouse::Table::Elevations, &|_, _| {})
+            .await
+            .unwrap();
+        assert!(node.warehouse.refresh_rollups().await.unwrap().days_refreshed > 0);
+        let rolled = suggest_all(&node, tenant, &fleet, imported).await;
+        check_fleet(&fleet, &rolled);
+        assert_eq!(rolled, found, "seed {seed}: from the rollup as from the raw rows");
         // Ranked best first; the same data gives the same suggestions in the same order.
         assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
         let again = suggest_all(
@@ -680,6 +689,7 @@ async fn the_admin_api_serves_suggestions_and_exports_to_the_keys_tenant_and_rol
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let served: Vec<Suggestion> = serde_json::from_value(json["suggestions"].clone()).unwrap();
     assert_eq!(served, expected);
+    check_pages(&node, &fleet, &window, &expected).await;
 
     let (status, content_type, body) = get(
         &node,
@@ -775,6 +785,221 @@ async fn the_admin_api_serves_suggestions_and_exports_to_the_keys_tenant_and_rol
         );
     }
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggestions_from_daily_suggestions_are_the_raw_rows_suggestions() {
+    let mut node = Node::start().await;
+    let fleet = land_fleet(&node, &node.agent_key.clone(), "contoso", 17, 120, 10).await;
+    let imported = import_policies(&node, "contoso", &fleet.world).await;
+    node.warehouse
+        .compact(warehouse::Table::Elevations, &|_, _| {})
+        .await
+        .unwrap();
+    let (from, to) = (midnight(fleet.truth.from), midnight(fleet.truth.to));
+    let hours = chrono::Duration::hours;
+    let request = |from, to, file: Option<&str>| {
+        let mut request = SuggestRequest::new("contoso", from, to);
+        request.imported = imported.clone();
+        request.file = file.map(str::to_owned);
+        request
+    };
+    let suggest = |request: SuggestRequest| {
+        let warehouse = &node.warehouse;
+        async move { queries::suggest::suggest(warehouse, &request).await.unwrap() }
+    };
+    let whole = suggest(request(from, to, None)).await;
+    let file = whole
+        .iter()
+        .find(|s| s.kind == SuggestionKind::NewRule)
+        .and_then(|s| s.file_name.clone())
+        .expect("a new rule");
+    // Whole days; partial first and last days (raw rows around the rollup's days); one file.
+    let cases = [
+        request(from, to, None),
+        request(from + hours(7), to - hours(5), None),
+        request(from, to, Some(&file)),
+        request(from + hours(30), to - hours(29), Some(&file)),
+    ];
+    assert_eq!(node.sql("SELECT * FROM daily_suggestions").await.len(), 0);
+    let mut raw = Vec::new();
+    for case in &cases {
+        raw.push(suggest(case.clone()).await);
+    }
+    assert_eq!(raw[0], whole);
+    assert!(!raw[2].is_empty(), "the file's new rule");
+
+    let report = node.warehouse.refresh_rollups().await.unwrap();
+    assert_eq!(report.days_refreshed, 10);
+    for (case, expected) in cases.iter().zip(&raw) {
+        assert_eq!(
+            &suggest(case.clone()).await,
+            expected,
+            "{} to {}, file {:?}: from the rollup as from the raw rows",
+            case.from,
+            case.to,
+            case.file
+        );
+    }
+
+    // The rollup is what answers: a counterfeit group shows while its day's files are the
+    // ones it was computed from, and is gone once a late upload changes that day.
+    let day = fleet.truth.from + chrono::Duration::days(3);
+    let fingerprint = node
+        .sql(&format!(
+            r#"SELECT "sourceFiles" AS f FROM daily_suggestions WHERE "eventDate" = DATE '{day}' LIMIT 1"#
+        ))
+        .await[0]["f"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let noon = midnight(day).timestamp_micros() + 12 * 3_600_000_000;
+    let totals = warehouse::suggestion_days::GroupTotals {
+        elevations: 1000,
+        first: noon,
+        last: noon,
+        maxima: [None, None, None, None],
+        certificate_low: None,
+        certificate_high: None,
+        signed: 0,
+        justification_low: None,
+        justification_high: None,
+        users: (0..5).collect(),
+        devices: (0..5).collect(),
+        device_names: (0..5).collect(),
+        folders: (0..1).collect(),
+    };
+    let key = warehouse::suggestion_days::GroupKey {
+        file_name: "counterfeit.exe".into(),
+        company_name: None,
+        hash: "C0FFEE".into(),
+        elevation_type: "unmanagedElevation".into(),
+        process_type: "parent".into(),
+        parent_process: None,
+        rule_id: None,
+        policy_name: None,
+        failed: false,
+    };
+    let row = warehouse::suggestion_days::day_batch(
+        "contoso",
+        day,
+        &[(key, totals)],
+        &warehouse::suggestion_days::Unmanaged::default(),
+        &fingerprint,
+    )
+    .unwrap();
+    node.warehouse
+        .append(warehouse::Table::DailySuggestions, vec![row], None)
+        .await
+        .unwrap();
+    let counterfeit = |found: &[Suggestion]| found.iter().any(|s| s.file_name.as_deref() == Some("counterfeit.exe"));
+    assert!(
+        counterfeit(&suggest(request(from, to, None)).await),
+        "read from the rollup"
+    );
+    let mut late = crate::support::elevation_event("late-1", "unmanagedElevation");
+    late["eventDateTime"] = serde_json::json!(format!("{day}T11:00:00Z"));
+    let late = crate::support::batch("b-late", "all", vec![late], vec![]);
+    assert_eq!(node.upload(&late).await.status, 200);
+    node.land_all().await;
+    let mixed = suggest(request(from, to, None)).await;
+    assert!(!counterfeit(&mixed), "a changed day is read raw");
+    assert_eq!(node.warehouse.refresh_rollups().await.unwrap().days_refreshed, 1);
+    assert_eq!(
+        suggest(request(from, to, None)).await,
+        mixed,
+        "one day raw and the rest rolled up, or every day rolled up: one answer"
+    );
+    node.stop().await;
+}
+
+/// The ids of the suggestions a suggestions page lists, in its order.
+fn listed_ids(page: &str) -> Vec<String> {
+    page.split("<article class=\"suggestion\" id=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The suggestions page in pages of the ranked list with the total, and an elevation's page
+/// naming the proposal for its file (computed for that file only) by the id all of them give.
+async fn check_pages(node: &Node, fleet: &Fleet, window: &str, expected: &[Suggestion]) {
+    assert!(expected.len() > 6, "{expected:?}");
+    let ids = |range: std::ops::Range<usize>| expected[range].iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    let (status, _, first) = get(node, Some(&node.admin_key), &format!("/suggestions?{window}&limit=3")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(listed_ids(&first), ids(0..3));
+    assert!(
+        first.contains(&format!("{} suggestions", expected.len())) && first.contains("showing 1 to 3"),
+        "the page states the total"
+    );
+    assert!(
+        first.contains("offset=3") && first.contains("rel=\"next\""),
+        "a next page"
+    );
+    let (status, _, second) = get(
+        node,
+        Some(&node.admin_key),
+        &format!("/suggestions?{window}&limit=3&offset=3"),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(listed_ids(&second), ids(3..6), "{second}");
+    assert!(second.contains("rel=\"prev\"") && second.contains("showing 4 to 6"));
+    let last = expected.len() - 1;
+    let (_, _, end) = get(
+        node,
+        Some(&node.admin_key),
+        &format!("/suggestions?{window}&limit=3&offset={last}"),
+    )
+    .await;
+    assert_eq!(listed_ids(&end), ids(last..expected.len()));
+    assert!(!end.contains("rel=\"next\""), "no page after the last");
+    let (_, _, default) = get(node, Some(&node.admin_key), &format!("/suggestions?{window}")).await;
+    assert_eq!(
+        listed_ids(&default),
+        ids(0..expected.len().min(100)),
+        "100 a page by default"
+    );
+
+    // Every file's suggestions, computed for that file alone, are the file's among all.
+    let imported = node.control.imported_policies("contoso").await.unwrap();
+    let files: BTreeSet<String> = expected.iter().filter_map(|s| s.file_name.clone()).collect();
+    for file in &files {
+        let mut request = SuggestRequest::new("contoso", midnight(fleet.truth.from), midnight(fleet.truth.to));
+        request.imported = imported.clone();
+        request.file = Some(file.to_uppercase());
+        let only = queries::suggest::suggest(&node.warehouse, &request).await.unwrap();
+        let about: Vec<&Suggestion> = expected
+            .iter()
+            .filter(|s| s.file_name.as_ref().is_some_and(|f| f.eq_ignore_ascii_case(file)))
+            .collect();
+        assert_eq!(only.iter().collect::<Vec<_>>(), about, "{file}");
+    }
+
+    // An elevation of a file with a proposed rule links to that proposal.
+    let proposal = expected
+        .iter()
+        .find(|s| s.kind == SuggestionKind::NewRule)
+        .expect("a new rule is proposed");
+    let file = proposal.file_name.clone().unwrap();
+    let event = fleet
+        .events
+        .iter()
+        .find(|e| e.file_name == file && e.process_type != ProcessType::Child)
+        .unwrap();
+    let (status, _, detail) = get(
+        node,
+        Some(&node.admin_key),
+        &format!("/elevations/{}?{window}", event.id),
+    )
+    .await;
+    assert_eq!(status, 200, "{detail}");
+    assert!(detail.contains(&format!("Propose a rule for {file}")), "{detail}");
+    assert!(
+        detail.contains(&format!("id={}#{}", proposal.id, proposal.id)),
+        "{detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

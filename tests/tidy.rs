@@ -57,6 +57,14 @@ fn readme_documents_the_table_schemas_column_by_column() {
             warehouse::schema::DAILY_USER_SET_COLUMNS,
         ),
         (warehouse::schema::DAILY_DENIED, warehouse::schema::DAILY_DENIED_COLUMNS),
+        (
+            warehouse::schema::DAILY_SUGGESTIONS,
+            warehouse::schema::DAILY_SUGGESTION_COLUMNS,
+        ),
+        (
+            warehouse::schema::VALUE_NUMBERS,
+            warehouse::schema::VALUE_NUMBER_COLUMNS,
+        ),
     ] {
         let expected = warehouse::schema::readme_table(columns);
         assert!(

@@ -105,12 +105,9 @@ fn pages_router() -> Router<AdminApi> {
 async fn without_empty_fields(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     if request.method() == axum::http::Method::GET
         && let Some(query) = request.uri().query()
-        && query.split('&').any(|pair| pair.is_empty() || pair.ends_with('='))
+        && query.split('&').any(empty_field)
     {
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| !pair.is_empty() && !pair.ends_with('='))
-            .collect();
+        let kept: Vec<&str> = query.split('&').filter(|pair| !empty_field(pair)).collect();
         let path = request.uri().path();
         let location = if kept.is_empty() {
             path.to_owned()
@@ -120,6 +117,11 @@ async fn without_empty_fields(request: axum::extract::Request, next: axum::middl
         return axum::response::Redirect::to(&location).into_response();
     }
     next.run(request).await
+}
+
+/// `key=` (or nothing between two `&`): a field sent empty. `key==` holds the value `=`.
+fn empty_field(pair: &str) -> bool {
+    pair.is_empty() || pair.split_once('=').is_some_and(|(_, value)| value.is_empty())
 }
 
 /// The viewer of a page: the admin's tenant and role. A visitor who is not signed in is sent

@@ -218,6 +218,8 @@ struct SuggestParams {
     format: Option<String>,
     /// At most this many suggestions.
     limit: Option<usize>,
+    /// Skip this many of the ranked suggestions first (paging).
+    offset: Option<usize>,
     /// Thresholds (`minEvents`, `minUsers`, …) as further parameters.
     minEvents: Option<u64>,
     /// Fewest distinct users for a new rule.

@@ -189,7 +189,9 @@ impl Lander {
                     | Table::DailyDevices
                     | Table::UserNumbers
                     | Table::DailyUserSets
-                    | Table::DailyDenied => None,
+                    | Table::DailyDenied
+                    | Table::DailySuggestions
+                    | Table::ValueNumbers => None,
                 })
                 .filter(|b| b.num_rows() > 0)
                 .collect();

@@ -452,7 +452,13 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     let body = body.to_bytes();
     let now = shared.clock.now();
     let cap = settings.reporting_cap;
-    let validation = ValidationContext::new(now);
+    // The tenant's own windows: an event older than its retention would reopen a day that
+    // retention closed (its rollups are then its only record, and must stay final).
+    let validation = ValidationContext {
+        elevation_retention_days: settings.retention_days(Table::Elevations),
+        diagnostic_retention_days: settings.retention_days(Table::Diagnostics),
+        ..ValidationContext::new(now)
+    };
     let processed = process(&body, &tenant, cap, now, &limits, &validation).inspect_err(|e| {
         metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code.as_str())
             .increment(1);

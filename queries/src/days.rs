@@ -142,7 +142,9 @@ pub fn spans(days: &BTreeSet<NaiveDate>) -> Vec<DaySpan> {
 
 /// The closed days among `from`'s to `to`'s (the window's days, partial ones included) of a
 /// tenant: days with a rollup (`daily_counts` holds a row for every day with elevations) and no
-/// raw file in `raw`.
+/// raw file in `raw`. Retention deletes every day before its cut-off and uploads older than the
+/// tenant's window are refused, so closed days all come before the tenant's first raw day: the
+/// rollup is read only when the window starts before it.
 pub(crate) async fn closed_days(
     ctx: &SessionContext,
     raw: &DeltaTable,
@@ -154,28 +156,24 @@ pub(crate) async fn closed_days(
     if first > last {
         return Ok(BTreeSet::new());
     }
-    // From the log alone: the window's days without raw files. Usually none, and then the
-    // rollup is not read at all.
     let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
-    let missing: BTreeSet<NaiveDate> = first
-        .iter_days()
-        .take_while(|d| *d <= last)
-        .filter(|d| !current.contains_key(&(tenant.to_owned(), *d)))
-        .collect();
-    let (Some(&first_missing), Some(&last_missing)) = (missing.first(), missing.last()) else {
-        return Ok(BTreeSet::new());
+    let first_raw = current.keys().filter(|(t, _)| t == tenant).map(|(_, date)| *date).min();
+    let last_candidate = match first_raw {
+        Some(day) if day <= first => return Ok(BTreeSet::new()),
+        Some(day) => last.min(day - Duration::days(1)),
+        None => last,
     };
     let recorded = warehouse::maintenance::recorded_fingerprints(
         ctx,
         Table::DailyCounts,
         Some(tenant),
-        Some((first_missing, last_missing)),
+        Some((first, last_candidate)),
     )
     .await?;
     Ok(recorded
         .into_keys()
+        .filter(|key| !current.contains_key(key))
         .map(|(_, date)| date)
-        .filter(|date| missing.contains(date))
         .collect())
 }
 
@@ -221,17 +219,27 @@ pub(crate) async fn rollup_and_raw(
         warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant), Some((first, last))).await?;
     let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
     let whole = |date: &NaiveDate| *date >= first && midnight(*date + Duration::days(1)) <= request.to;
+    let recorded_days: BTreeSet<NaiveDate> = recorded.keys().map(|(_, date)| *date).collect();
     let mut days: BTreeSet<NaiveDate> = recorded
         .into_iter()
         .filter(|((_, date), _)| whole(date))
         .filter(|(key, fingerprint)| current.get(key) == Some(fingerprint))
         .map(|((_, date), _)| date)
         .collect();
-    // Closed days come from the rollup whether or not this rollup holds rows for them: a
-    // closed day without denials has no `daily_denied` row, and the answer for it is none.
+    // Closed days come from this rollup when it holds them: a day retired before the rollup
+    // existed stays unavailable. A day without denials has no `daily_denied` row; its
+    // `daily_counts` vouch that the answer for it is none.
     let closed: Vec<NaiveDate> = coverage.closed.iter().copied().filter(whole).collect();
-    days.extend(&closed);
-    coverage.served.extend(closed);
+    if !closed.is_empty() {
+        let mut held: BTreeSet<NaiveDate> = recorded_days.clone();
+        if rollup == Table::DailyDenied {
+            let free = warehouse::maintenance::denial_free_days(ctx).await?;
+            held.extend(free.into_keys().filter(|(t, _)| *t == request.tenant).map(|(_, d)| d));
+        }
+        let served: Vec<NaiveDate> = closed.into_iter().filter(|d| held.contains(d)).collect();
+        days.extend(&served);
+        coverage.served.extend(served);
+    }
     if days.is_empty() {
         return Ok(unsplit(raw_rows));
     }

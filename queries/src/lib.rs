@@ -17,7 +17,8 @@
 //! which of them it includes and which it cannot ([`days`]).
 //!
 //! Suggestions (issue #6): [`suggest`] decides the rule-tuning suggestions from aggregates
-//! over the tenant's elevations and its imported policies; [`export`] writes them as text and
+//! over the tenant's elevations (whole days from the `daily_suggestions` rollup while current,
+//! the rest from the raw rows) and its imported policies; [`export`] writes them as text and
 //! their proposed rules as an Intune policy, EPManager CSV or our JSON.
 //!
 //! The `compliance` report (`monthly`) shows, per calendar month, the progress toward removing

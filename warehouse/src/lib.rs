@@ -26,6 +26,9 @@
 //!   the rollup refresh (each tenant-day recomputed when its raw files changed).
 //! * [`user_sets`]: user numbers and per-day sets of users as compressed bitmaps, so distinct
 //!   users over any window are a union of days.
+//! * [`suggestion_days`]: the elevations as the rule-tuning suggestions read them, per day and
+//!   group, with their sets as bitmaps of numbers (`value_numbers`), so any window is a merge
+//!   of days.
 //! * [`retention`]: how long each table keeps a tenant's rows.
 //! * [`policy`]: Intune's elevation rules and rules policies, and their settings-catalog JSON.
 //! * [`clock`]: the injected clock, so validation windows are testable.
@@ -42,6 +45,7 @@ pub mod policy;
 pub mod retention;
 pub mod rows;
 pub mod schema;
+pub mod suggestion_days;
 pub mod tables;
 pub mod user_sets;
 pub mod validate;

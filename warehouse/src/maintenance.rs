@@ -373,8 +373,7 @@ pub async fn retention_all(
 /// raw tables (compaction changes a day's files, and rollups computed from the files it
 /// replaced would no longer answer reports), refresh the rollups from them, apply retention
 /// (`None`: the tenants' windows are unknown, and the defaults could delete what a tenant chose
-/// to keep longer, so retention waits), then compact the rollups (`user_numbers` gains a small
-/// file for each day with new users). A failed step is logged and retried next pass; the
+/// to keep longer, so retention waits), then compact the rollups and the number tables. A failed step is logged and retried next pass; the
 /// others still run.
 pub async fn scheduled_pass(
     warehouse: &Warehouse,
@@ -395,7 +394,13 @@ pub async fn scheduled_pass(
         },
         None => tracing::error!("tenant settings unavailable; retention retries next pass"),
     }
-    for table in Table::ROLLUPS.into_iter().chain([Table::UserNumbers]) {
+    // `user_numbers` and `value_numbers` gain a small file for each day with new values; a
+    // compaction that overlaps a refresh makes that refresh stop and retry next pass, never
+    // renumber.
+    for table in Table::ROLLUPS
+        .into_iter()
+        .chain([Table::UserNumbers, Table::ValueNumbers])
+    {
         compact_logged(warehouse, table).await;
     }
 }
@@ -483,6 +488,8 @@ fn compaction_order(table: Table) -> &'static [&'static str] {
         Table::UserNumbers => &["number"],
         Table::DailyUserSets => &["elevationType", "hash"],
         Table::DailyDenied => &["upn", "deviceId", "hash"],
+        Table::DailySuggestions => &["userNumber", "fileName", "hash"],
+        Table::ValueNumbers => &["kind", "number"],
     }
 }
 
@@ -501,6 +508,17 @@ fn date_literal(date: NaiveDate) -> deltalake::datafusion::prelude::Expr {
     lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(
         crate::rows::date32_of_date(date),
     )))
+}
+
+/// Every row of one tenant in a table registered in `ctx` under its name.
+async fn tenant_rows(ctx: &SessionContext, table: Table, tenant: &str) -> Result<Vec<RecordBatch>, WarehouseError> {
+    ctx.table(table.name())
+        .await
+        .and_then(|df| df.filter(ident("tenant").eq(lit(tenant))))
+        .map_err(datafusion(table))?
+        .collect()
+        .await
+        .map_err(datafusion(table))
 }
 
 /// What a rollup refresh did.
@@ -571,7 +589,7 @@ pub async fn recorded_fingerprints(
 
 /// The tenant-days whose current `daily_counts` show no denied or failed elevation (so
 /// `daily_denied` holds no row, and no fingerprint, for them), with that fingerprint.
-async fn denial_free_days(ctx: &SessionContext) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
+pub async fn denial_free_days(ctx: &SessionContext) -> Result<BTreeMap<(String, NaiveDate), String>, WarehouseError> {
     use deltalake::datafusion::functions_aggregate::expr_fn::sum;
     use deltalake::datafusion::prelude::when;
     let table = Table::DailyCounts;
@@ -624,7 +642,8 @@ async fn fingerprints_of(
 
 impl Warehouse {
     /// Brings the rollups (`daily_elevations`, `daily_counts`, `daily_users`, `daily_devices`,
-    /// `daily_user_sets` with the `user_numbers` they name, `daily_denied`) in line with
+    /// `daily_user_sets` with the `user_numbers` they name, `daily_denied`, `daily_suggestions`
+    /// with the `value_numbers` it names) in line with
     /// `elevations`: every tenant-day whose files changed since its rollups were computed (a
     /// different [`partition_fingerprints`] from the `sourceFiles` recorded) is recomputed from
     /// the raw rows of that same snapshot and swapped in, one commit per table. Readers check
@@ -643,6 +662,8 @@ impl Warehouse {
         let mut sets = self.load(Table::DailyUserSets).await?;
         let mut numbers = self.load(Table::UserNumbers).await?;
         let mut denied = self.load(Table::DailyDenied).await?;
+        let mut suggestions = self.load(Table::DailySuggestions).await?;
+        let mut value_numbers = self.load(Table::ValueNumbers).await?;
         let ctx = SessionContext::new();
         for (table, handle) in [
             (raw_table, &raw),
@@ -652,6 +673,8 @@ impl Warehouse {
             (Table::DailyUserSets, &sets),
             (Table::UserNumbers, &numbers),
             (Table::DailyDenied, &denied),
+            (Table::DailySuggestions, &suggestions),
+            (Table::ValueNumbers, &value_numbers),
         ] {
             handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
             let provider = handle.table_provider().await.map_err(datafusion(table))?;
@@ -662,12 +685,15 @@ impl Warehouse {
         let recorded_devices = recorded_fingerprints(&ctx, Table::DailyDevices, None, None).await?;
         let recorded_sets = recorded_fingerprints(&ctx, Table::DailyUserSets, None, None).await?;
         let recorded_denied = recorded_fingerprints(&ctx, Table::DailyDenied, None, None).await?;
+        let recorded_suggestions = recorded_fingerprints(&ctx, Table::DailySuggestions, None, None).await?;
         let denial_free = denial_free_days(&ctx).await?;
         // Each tenant's user numbers, read once per tenant from the snapshot this pass started
         // from. The only commits to `user_numbers` after it are this pass's own, and those add
         // numbers of tenants already read (partitions come grouped by tenant): another refresh
         // committing meanwhile makes `append_numbers` fail rather than reuse a number.
         let mut tenant_numbers: BTreeMap<String, crate::user_sets::UserNumbers> = BTreeMap::new();
+        // Likewise the numbers of device ids, device names and folders (`value_numbers`).
+        let mut tenant_values: BTreeMap<String, crate::suggestion_days::ValueNumbers> = BTreeMap::new();
         let mut report = RollupReport::default();
         for ((tenant, date), fingerprint) in partition_fingerprints(&raw, raw_table).await? {
             let key = (tenant.clone(), date);
@@ -690,6 +716,7 @@ impl Warehouse {
                 && current(&recorded_users)
                 && current(&recorded_devices)
                 && current(&recorded_sets)
+                && current(&recorded_suggestions)
                 && denied_current
             {
                 continue;
@@ -763,26 +790,45 @@ impl Warehouse {
                 .await?;
             // The day's user sets, over numbers committed before the sets that use them.
             if !tenant_numbers.contains_key(&tenant) {
-                let stored = ctx
-                    .table(Table::UserNumbers.name())
-                    .await
-                    .and_then(|df| df.filter(ident("tenant").eq(lit(tenant.as_str()))))
-                    .map_err(datafusion(Table::UserNumbers))?
-                    .collect()
-                    .await
-                    .map_err(datafusion(Table::UserNumbers))?;
+                let stored = tenant_rows(&ctx, Table::UserNumbers, &tenant).await?;
                 let pairs = crate::user_sets::pairs_of(&stored).map_err(arrow_error(Table::UserNumbers))?;
                 tenant_numbers.insert(tenant.clone(), crate::user_sets::UserNumbers::from_pairs(pairs));
             }
+            if !tenant_values.contains_key(&tenant) {
+                let stored = tenant_rows(&ctx, Table::ValueNumbers, &tenant).await?;
+                let values = crate::suggestion_days::ValueNumbers::from_batches(&stored)
+                    .map_err(arrow_error(Table::ValueNumbers))?;
+                tenant_values.insert(tenant.clone(), values);
+            }
             let tenant_users = tenant_numbers.get_mut(&tenant).expect("inserted above");
+            let tenant_value_numbers = tenant_values.get_mut(&tenant).expect("inserted above");
             let day_sets =
                 crate::user_sets::day_sets(&rows, tenant_users).map_err(arrow_error(Table::DailyUserSets))?;
+            let per_group = crate::suggestion_days::day_rows(
+                day.clone(),
+                &tenant,
+                date,
+                &fingerprint,
+                tenant_users,
+                tenant_value_numbers,
+            )
+            .await
+            .map_err(datafusion(Table::DailySuggestions))?;
             let new = tenant_users.take_new();
             if !new.is_empty() {
                 let batch =
                     crate::user_sets::numbers_batch(&tenant, date, &new).map_err(arrow_error(Table::UserNumbers))?;
-                self.append_numbers(&mut numbers, batch).await?;
+                self.append_numbers(&mut numbers, Table::UserNumbers, batch).await?;
             }
+            if let Some(batch) = tenant_value_numbers
+                .take_new(&tenant, date)
+                .map_err(arrow_error(Table::ValueNumbers))?
+            {
+                self.append_numbers(&mut value_numbers, Table::ValueNumbers, batch)
+                    .await?;
+            }
+            self.replace_partition(&mut suggestions, Table::DailySuggestions, &tenant, date, &[per_group])
+                .await?;
             let sets_batch = crate::user_sets::sets_batch(&tenant, date, &day_sets, &fingerprint)
                 .map_err(arrow_error(Table::DailyUserSets))?;
             self.replace_partition(&mut sets, Table::DailyUserSets, &tenant, date, &[sets_batch])
@@ -807,6 +853,8 @@ impl Warehouse {
                 (Table::DailyUserSets, &sets),
                 (Table::UserNumbers, &numbers),
                 (Table::DailyDenied, &denied),
+                (Table::DailySuggestions, &suggestions),
+                (Table::ValueNumbers, &value_numbers),
             ] {
                 self.checkpoint(handle, table).await?;
             }
@@ -814,12 +862,16 @@ impl Warehouse {
         Ok(report)
     }
 
-    /// Appends new user numbers in one commit that succeeds only if nobody committed to
-    /// `user_numbers` since `handle`'s snapshot, the one the numbers were given from: two
-    /// refreshes running at once cannot give one number to two users. The loser fails and
-    /// its next pass starts from the winner's numbers.
-    async fn append_numbers(&self, handle: &mut DeltaTable, batch: RecordBatch) -> Result<(), WarehouseError> {
-        let table = Table::UserNumbers;
+    /// Appends new numbers (`user_numbers` or `value_numbers`) in one commit that succeeds only
+    /// if nobody committed to the table since `handle`'s snapshot, the one the numbers were
+    /// given from: two refreshes running at once cannot give one number to two values. The
+    /// loser fails and its next pass starts from the winner's numbers.
+    async fn append_numbers(
+        &self,
+        handle: &mut DeltaTable,
+        table: Table,
+        batch: RecordBatch,
+    ) -> Result<(), WarehouseError> {
         let mut writer = RecordBatchWriter::for_table(handle).map_err(delta(table))?;
         writer.write(batch).await.map_err(delta(table))?;
         let adds = writer.flush().await.map_err(delta(table))?;
@@ -840,7 +892,7 @@ impl Warehouse {
             .map_err(|e| WarehouseError::Delta {
                 table: table.name(),
                 source: DeltaTableError::Generic(format!(
-                    "another rollup refresh numbered users since this one began, so this one stops \
+                    "another rollup refresh numbered values since this one began, so this one stops \
                      (the next pass starts from those numbers): {e}"
                 )),
             })?;
@@ -852,7 +904,7 @@ impl Warehouse {
         if handle.version() != Some(finalized.version()) {
             return Err(WarehouseError::Delta {
                 table: table.name(),
-                source: DeltaTableError::Generic("another rollup refresh is numbering users; this one stops".into()),
+                source: DeltaTableError::Generic("another rollup refresh is numbering values; this one stops".into()),
             });
         }
         Ok(())

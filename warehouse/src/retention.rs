@@ -34,10 +34,11 @@ impl Retention {
             | Table::DailyUsers
             | Table::DailyDevices
             | Table::DailyUserSets
-            | Table::DailyDenied => self.days(Table::Elevations).max(ROLLUP_RETENTION_DAYS),
+            | Table::DailyDenied
+            | Table::DailySuggestions => self.days(Table::Elevations).max(ROLLUP_RETENTION_DAYS),
             // Numbers are never reused, so they outlive every rollup row that names them: a
             // window longer than the calendar, which retention skips.
-            Table::UserNumbers => u32::MAX,
+            Table::UserNumbers | Table::ValueNumbers => u32::MAX,
         }
     }
 }

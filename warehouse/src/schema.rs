@@ -401,6 +401,105 @@ pub const DAILY_USER_SET_COLUMNS: &[Column] = &[
     ),
 ];
 
+/// Name of the daily suggestions table.
+pub const DAILY_SUGGESTIONS: &str = "daily_suggestions";
+
+/// Columns of `daily_suggestions`: the day's elevations as the rule-tuning suggestions merge
+/// them. A *group* row (no `userNumber`) holds the elevations of one file, publisher, hash,
+/// type, process type, parent, rule, policy and outcome: their count, first and last, the
+/// version-info maxima, the certificate and justification minima and maxima, and the distinct
+/// users, devices, device names and folders as Roaring bitmaps of numbers that never change
+/// (`user_numbers`, `value_numbers`), so days unite into the window's sets. A *user* row
+/// (`userNumber` set, type `unmanagedElevation`) holds one user's unmanaged elevations of one
+/// file, or, without a file name, of every file with the user's devices. Same `sourceFiles`
+/// fingerprint as `daily_counts`.
+pub const DAILY_SUGGESTION_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col("eventDate", Date, false, "UTC date (partition)"),
+    col(
+        "userNumber",
+        Int64,
+        true,
+        "a user row's user (`user_numbers`); null on a group row",
+    ),
+    col("fileName", Text, true, "file name; null on a user's every-file row"),
+    col("companyName", Text, true, "publisher"),
+    col("hash", Text, true, "SHA-256 of the file; null on a user row"),
+    col("elevationType", Text, false, "elevation type"),
+    col(
+        "processType",
+        Text,
+        true,
+        "`parent`, `child` or `undefined`; null on a user row",
+    ),
+    col("parentProcessName", Text, true, "the process that started the file"),
+    col("ruleId", Text, true, "the rule that decided the elevations"),
+    col("policyName", Text, true, "that rule's policy"),
+    col("failed", Boolean, true, "`result` was not 0; null on a user row"),
+    col("elevations", Int64, false, "elevations that day"),
+    col("first", Timestamp, false, "the first of them"),
+    col("last", Timestamp, false, "the last of them"),
+    col("fileVersion", Text, true, "greatest version-info file version"),
+    col("productName", Text, true, "greatest version-info product name"),
+    col("internalName", Text, true, "greatest version-info internal name"),
+    col("fileDescription", Text, true, "greatest version-info file description"),
+    col("certificateLow", Text, true, "least certificate payload"),
+    col("certificateHigh", Text, true, "greatest certificate payload"),
+    col("signed", Int64, true, "elevations with a certificate payload"),
+    col("justificationLow", Text, true, "least justification"),
+    col("justificationHigh", Text, true, "greatest justification"),
+    col(
+        "users",
+        Binary,
+        true,
+        "the users (`user_numbers`), a portable Roaring bitmap",
+    ),
+    col(
+        "devices",
+        Binary,
+        true,
+        "the device ids (`value_numbers` kind `deviceId`), a Roaring bitmap",
+    ),
+    col(
+        "deviceNames",
+        Binary,
+        true,
+        "the device names (kind `deviceName`), a Roaring bitmap",
+    ),
+    col(
+        "folders",
+        Binary,
+        true,
+        "the folders of the file paths (kind `folder`), a Roaring bitmap",
+    ),
+    col(
+        "sourceFiles",
+        Text,
+        false,
+        "fingerprint of the day's `elevations` files the rows were computed from",
+    ),
+];
+
+/// Name of the value numbers table.
+pub const VALUE_NUMBERS: &str = "value_numbers";
+
+/// Columns of `value_numbers`: a number for each device id, device name and folder of a tenant,
+/// given by the rollup refresh the first time it meets the value and never changed or reused,
+/// so that the sets of `daily_suggestions` from any days can be united. Kept for as long as the
+/// tenant exists, like `user_numbers`.
+pub const VALUE_NUMBER_COLUMNS: &[Column] = &[
+    col("tenant", Text, false, "tenant (partition)"),
+    col(
+        "eventDate",
+        Date,
+        false,
+        "the day whose elevations first showed the value to the rollups (partition)",
+    ),
+    col("kind", Text, false, "`deviceId`, `deviceName` or `folder`"),
+    col("value", Text, false, "the value"),
+    col("number", Int64, false, "its number, unique within the tenant and kind"),
+];
+
 fn schema_of(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -455,6 +554,20 @@ static DAILY_USER_SET_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(D
 /// The Arrow schema of `daily_user_sets`.
 pub fn daily_user_set_schema() -> SchemaRef {
     DAILY_USER_SET_SCHEMA.clone()
+}
+
+static DAILY_SUGGESTION_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(DAILY_SUGGESTION_COLUMNS));
+
+/// The Arrow schema of `daily_suggestions`.
+pub fn daily_suggestion_schema() -> SchemaRef {
+    DAILY_SUGGESTION_SCHEMA.clone()
+}
+
+static VALUE_NUMBER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(VALUE_NUMBER_COLUMNS));
+
+/// The Arrow schema of `value_numbers`.
+pub fn value_number_schema() -> SchemaRef {
+    VALUE_NUMBER_SCHEMA.clone()
 }
 
 /// The Arrow schema of `daily_elevations`.

@@ -53,24 +53,31 @@ pub enum Table {
     /// Denied and failed elevations per tenant, day, user, device, hash and type: what the
     /// `denied` report reads for whole days.
     DailyDenied,
+    /// The day's elevations as the suggestions merge them: per group the counts, extremes and
+    /// sets of numbers, and each user's unmanaged elevations per file.
+    DailySuggestions,
+    /// The number of each device id, device name and folder of a tenant, for the sets of
+    /// `DailySuggestions`.
+    ValueNumbers,
 }
 
 impl Table {
     /// The two tables events land in.
     pub const ALL: [Table; 2] = [Table::Elevations, Table::Diagnostics];
     /// The tables derived from `elevations` by the maintenance pass.
-    pub const ROLLUPS: [Table; 6] = [
+    pub const ROLLUPS: [Table; 7] = [
         Table::DailyElevations,
         Table::DailyCounts,
         Table::DailyUsers,
         Table::DailyDevices,
         Table::DailyUserSets,
         Table::DailyDenied,
+        Table::DailySuggestions,
     ];
-    /// Every table, rollups included. `user_numbers` comes last: a reader that opens the
-    /// tables in this order sees every number the sets it opened name (numbers are committed
-    /// before the sets that use them, and only ever added).
-    pub const EVERY: [Table; 9] = [
+    /// Every table, rollups included. The numbers (`user_numbers`, `value_numbers`) come last:
+    /// a reader that opens the tables in this order sees every number the sets it opened name
+    /// (numbers are committed before the sets that use them, and only ever added).
+    pub const EVERY: [Table; 11] = [
         Table::Elevations,
         Table::Diagnostics,
         Table::DailyElevations,
@@ -79,7 +86,9 @@ impl Table {
         Table::DailyDevices,
         Table::DailyUserSets,
         Table::DailyDenied,
+        Table::DailySuggestions,
         Table::UserNumbers,
+        Table::ValueNumbers,
     ];
 
     /// The table's name (and folder).
@@ -94,6 +103,8 @@ impl Table {
             Table::UserNumbers => schema::USER_NUMBERS,
             Table::DailyUserSets => schema::DAILY_USER_SETS,
             Table::DailyDenied => schema::DAILY_DENIED,
+            Table::DailySuggestions => schema::DAILY_SUGGESTIONS,
+            Table::ValueNumbers => schema::VALUE_NUMBERS,
         }
     }
 
@@ -109,6 +120,8 @@ impl Table {
             Table::UserNumbers => schema::user_number_schema(),
             Table::DailyUserSets => schema::daily_user_set_schema(),
             Table::DailyDenied => schema::daily_denied_schema(),
+            Table::DailySuggestions => schema::daily_suggestion_schema(),
+            Table::ValueNumbers => schema::value_number_schema(),
         }
     }
 
@@ -124,6 +137,8 @@ impl Table {
             Table::UserNumbers => schema::USER_NUMBER_COLUMNS,
             Table::DailyUserSets => schema::DAILY_USER_SET_COLUMNS,
             Table::DailyDenied => schema::DAILY_DENIED_COLUMNS,
+            Table::DailySuggestions => schema::DAILY_SUGGESTION_COLUMNS,
+            Table::ValueNumbers => schema::VALUE_NUMBER_COLUMNS,
         }
     }
 
@@ -138,6 +153,8 @@ impl Table {
             Table::UserNumbers => 6,
             Table::DailyUserSets => 7,
             Table::DailyDenied => 8,
+            Table::DailySuggestions => 9,
+            Table::ValueNumbers => 10,
         }
     }
 }

@@ -52,6 +52,21 @@ impl UserNumbers {
         n
     }
 
+    /// One past the greatest number given: every number is below it.
+    pub fn len(&self) -> usize {
+        self.next as usize
+    }
+
+    /// Whether no number was given.
+    pub fn is_empty(&self) -> bool {
+        self.next == 0
+    }
+
+    /// Every value with its number, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.by_upn.iter().map(|(value, n)| (value.as_str(), *n))
+    }
+
     /// The numbers given since the last call (or since loading), to be stored.
     pub fn take_new(&mut self) -> Vec<(String, u32)> {
         std::mem::take(&mut self.new)

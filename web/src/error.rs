@@ -304,9 +304,18 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::UnknownReport(m) => ApiError::new(ErrorCode::UnknownReport, m),
             QueryError::BadParameter(m) => ApiError::parameter(m),
-            e @ QueryError::MemoryExhausted { .. } => {
+            e @ QueryError::MemoryExhausted { budget, .. } => {
+                // DataFusion's words name operators and sizes: the log has them, the answer not.
                 tracing::warn!(error = %e, "a query ran out of its memory budget");
-                ApiError::unavailable(ErrorCode::QueryMemoryExhausted, e.to_string(), 5)
+                ApiError::unavailable(
+                    ErrorCode::QueryMemoryExhausted,
+                    format!(
+                        "the query needs more memory than the server's query budget of {} allows; \
+                         retry later or narrow the window",
+                        queries::memory::human(budget)
+                    ),
+                    5,
+                )
             }
             other => {
                 tracing::error!(error = %other, "a report failed");

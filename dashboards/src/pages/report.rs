@@ -319,13 +319,21 @@ pub async fn elevation(
             queries::suggest::SuggestRequest::parse(&viewer.tenant, &suggest_window, viewer.now, Vec::new())?;
         suggest_inputs(api, &mut parsed.request).await?;
         let file = value("fileName");
-        proposal = match parsed.run(&api.warehouse).await?.into_iter().find(|s| {
-            s.proposed_rule.is_some() && s.file_name.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(&file))
-        }) {
+        // Only this file's suggestions are computed: the same as its among all of them.
+        parsed.request.file = Some(file.clone());
+        proposal = match parsed
+            .run(&api.warehouse)
+            .await?
+            .into_iter()
+            .find(|s| s.proposed_rule.is_some())
+        {
             Some(s) => {
+                // With the id, the suggestions page shows this one whatever its rank.
+                let mut link = suggest_window.clone();
+                link.push(("id".into(), s.id.clone()));
                 links.push((
                     format!("Propose a rule for {file}"),
-                    format!("{}#{}", href("/suggestions", &suggest_window), s.id),
+                    format!("{}#{}", href("/suggestions", &link), s.id),
                 ));
                 format!("A rule is proposed for {file}: {}", s.title)
             }

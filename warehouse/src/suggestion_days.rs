@@ -1,0 +1,778 @@
+//! The elevations as the rule-tuning suggestions read them, one day at a time
+//! (`daily_suggestions`), and the numbers of the device ids, device names and folders their
+//! sets name (`value_numbers`).
+//!
+//! Suggestions read a window's elevations in fine groups (file, publisher, hash, type, process
+//! type, parent, rule, policy, outcome) with the distinct users, devices, device names and
+//! folders of each, and each user's unmanaged elevations per file. Counts, first and last, and
+//! text minima and maxima merge across days by sum, min and max; distinct sets do not sum but
+//! unite, so the rollup keeps them as Roaring bitmaps of numbers that never change (users from
+//! `user_numbers`, the rest from `value_numbers`). The same aggregates ([`groups`],
+//! [`unmanaged`]) compute a day for the rollup and the days no rollup answers for the reader,
+//! and the same merge ([`Groups`], [`Unmanaged`]) unites them, so both paths give one answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::error::ArrowError;
+use chrono::NaiveDate;
+use deltalake::datafusion::dataframe::DataFrame;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, max, min};
+use deltalake::datafusion::logical_expr::ExprFunctionExt;
+use deltalake::datafusion::prelude::{ident, lit};
+use foldhash::fast::RandomState;
+use roaring::{MultiOps, RoaringBitmap};
+
+use crate::tables::Table;
+use crate::user_sets::UserNumbers;
+
+/// `elevationType` of an elevation without EPM (Run as administrator).
+pub const UNMANAGED: &str = "unmanagedElevation";
+
+/// What elevations are grouped by, besides the outcome (`failed`). Version-info fields and the
+/// certificate follow from the hash, so they are aggregated rather than grouped on; folders are
+/// collected per group (a file in each user's profile folder would otherwise make a group per
+/// user).
+pub const GROUP_COLUMNS: [&str; 8] = [
+    "fileName",
+    "companyName",
+    "hash",
+    "elevationType",
+    "processType",
+    "parentProcessName",
+    "ruleId",
+    "policyName",
+];
+
+/// The version-info fields a group keeps the greatest value of.
+pub const MAXIMA: [&str; 4] = ["fileVersion", "productName", "internalName", "fileDescription"];
+
+/// The kinds of `value_numbers`.
+pub const VALUE_KINDS: [&str; 3] = ["deviceId", "deviceName", "folder"];
+
+/// The elevations of `events` in groups: the count, first and last, version-info maxima,
+/// certificate and justification extremes, and the distinct users, devices, device names and
+/// paths as lists.
+pub fn groups(events: DataFrame) -> Result<DataFrame, DataFusionError> {
+    let mut keys: Vec<_> = GROUP_COLUMNS.iter().map(|c| ident(*c)).collect();
+    keys.push(ident("result").not_eq(lit(0i32)).alias("failed"));
+    let distinct = |column: &str| array_agg(ident(column)).distinct().build();
+    let mut aggregates = vec![
+        count(lit(1)).alias("elevations"),
+        min(ident("eventDateTime")).alias("first"),
+        max(ident("eventDateTime")).alias("last"),
+        distinct("upn")?.alias("users"),
+        distinct("deviceId")?.alias("devices"),
+        distinct("deviceName")?.alias("deviceNames"),
+        distinct("filePath")?.alias("paths"),
+    ];
+    aggregates.extend(MAXIMA.iter().map(|c| max(ident(*c)).alias(*c)));
+    aggregates.extend([
+        min(ident("certificatePayload")).alias("certificateLow"),
+        max(ident("certificatePayload")).alias("certificateHigh"),
+        count(ident("certificatePayload")).alias("signed"),
+        min(ident("justification")).alias("justificationLow"),
+        max(ident("justification")).alias("justificationHigh"),
+    ]);
+    events.aggregate(keys, aggregates)
+}
+
+/// Each user's unmanaged elevations of `events` per file: the count, the distinct devices as a
+/// list, first and last.
+pub fn unmanaged(events: DataFrame) -> Result<DataFrame, DataFusionError> {
+    events.filter(ident("elevationType").eq(lit(UNMANAGED)))?.aggregate(
+        vec![ident("upn"), ident("fileName")],
+        vec![
+            count(lit(1)).alias("elevations"),
+            array_agg(ident("deviceId")).distinct().build()?.alias("devices"),
+            min(ident("eventDateTime")).alias("first"),
+            max(ident("eventDateTime")).alias("last"),
+        ],
+    )
+}
+
+/// The folder of a Windows path (`C:\Tools\x.exe` → `C:\Tools`).
+pub fn folder_of(path: &str) -> String {
+    path.rsplit_once('\\')
+        .map_or_else(String::new, |(folder, _)| folder.to_owned())
+}
+
+/// The numbers of a tenant's device ids, device names and folders (`value_numbers`).
+#[derive(Debug, Default, Clone)]
+pub struct ValueNumbers {
+    /// By [`VALUE_KINDS`]' order.
+    kinds: [UserNumbers; 3],
+}
+
+impl ValueNumbers {
+    /// Numbers as stored: batches of `value_numbers` (`kind`, `value`, `number`).
+    pub fn from_batches(batches: &[RecordBatch]) -> Result<Self, ArrowError> {
+        let mut pairs: [Vec<(String, u32)>; 3] = Default::default();
+        for batch in batches {
+            let kinds = text(batch, "kind")?;
+            let values = text(batch, "value")?;
+            let numbers = cast(column(batch, "number")?, &DataType::Int64)?;
+            let numbers = numbers.as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                let kind = kinds.as_string::<i32>().value(row);
+                let Some(slot) = VALUE_KINDS.iter().position(|k| *k == kind) else {
+                    continue;
+                };
+                let number = u32::try_from(numbers.value(row))
+                    .map_err(|_| ArrowError::InvalidArgumentError("a value number out of range".into()))?;
+                pairs[slot].push((values.as_string::<i32>().value(row).to_owned(), number));
+            }
+        }
+        Ok(ValueNumbers {
+            kinds: pairs.map(UserNumbers::from_pairs),
+        })
+    }
+
+    /// The numbers of one kind ([`VALUE_KINDS`]' position).
+    pub fn kind(&self, slot: usize) -> &UserNumbers {
+        &self.kinds[slot]
+    }
+
+    /// The numbers given since loading (or the last call) as a batch of `value_numbers` in the
+    /// partition of `date`, or `None` when there are none.
+    pub fn take_new(&mut self, tenant: &str, date: NaiveDate) -> Result<Option<RecordBatch>, ArrowError> {
+        let new: Vec<(&str, String, u32)> = VALUE_KINDS
+            .iter()
+            .zip(&mut self.kinds)
+            .flat_map(|(kind, numbers)| numbers.take_new().into_iter().map(|(v, n)| (*kind, v, n)))
+            .collect();
+        if new.is_empty() {
+            return Ok(None);
+        }
+        let n = new.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![tenant; n])),
+            Arc::new(Date32Array::from(vec![crate::rows::date32_of_date(date); n])),
+            Arc::new(StringArray::from_iter_values(new.iter().map(|(k, _, _)| *k))),
+            Arc::new(StringArray::from_iter_values(new.iter().map(|(_, v, _)| v.as_str()))),
+            Arc::new(Int64Array::from_iter_values(new.iter().map(|(_, _, n)| i64::from(*n)))),
+        ];
+        RecordBatch::try_new(Table::ValueNumbers.schema(), columns).map(Some)
+    }
+}
+
+/// What a group is: its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// `fileName`.
+    pub file_name: String,
+    /// `companyName`.
+    pub company_name: Option<String>,
+    /// `hash`.
+    pub hash: String,
+    /// `elevationType`.
+    pub elevation_type: String,
+    /// `processType`.
+    pub process_type: String,
+    /// `parentProcessName`.
+    pub parent_process: Option<String>,
+    /// `ruleId`.
+    pub rule_id: Option<String>,
+    /// `policyName`.
+    pub policy_name: Option<String>,
+    /// `result` was not 0.
+    pub failed: bool,
+}
+
+/// A group's elevations over one day or several.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupTotals {
+    /// Elevations.
+    pub elevations: i64,
+    /// The first, microseconds since the epoch.
+    pub first: i64,
+    /// The last.
+    pub last: i64,
+    /// The greatest of each of [`MAXIMA`].
+    pub maxima: [Option<String>; 4],
+    /// The least certificate payload.
+    pub certificate_low: Option<String>,
+    /// The greatest.
+    pub certificate_high: Option<String>,
+    /// Elevations with a certificate payload.
+    pub signed: i64,
+    /// The least justification.
+    pub justification_low: Option<String>,
+    /// The greatest.
+    pub justification_high: Option<String>,
+    /// Users (`user_numbers`).
+    pub users: RoaringBitmap,
+    /// Device ids (`value_numbers` `deviceId`).
+    pub devices: RoaringBitmap,
+    /// Device names (`deviceName`).
+    pub device_names: RoaringBitmap,
+    /// Folders of the paths (`folder`).
+    pub folders: RoaringBitmap,
+}
+
+impl GroupTotals {
+    /// Adds another part of the same group: sums, least and greatest values, united sets.
+    pub fn merge(&mut self, other: GroupTotals) {
+        self.elevations += other.elevations;
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        for (mine, theirs) in self.maxima.iter_mut().zip(other.maxima) {
+            keep(mine, theirs, |new, old| new > old);
+        }
+        keep(&mut self.certificate_low, other.certificate_low, |new, old| new < old);
+        keep(&mut self.certificate_high, other.certificate_high, |new, old| new > old);
+        self.signed += other.signed;
+        keep(&mut self.justification_low, other.justification_low, |new, old| {
+            new < old
+        });
+        keep(&mut self.justification_high, other.justification_high, |new, old| {
+            new > old
+        });
+        self.users |= other.users;
+        self.devices |= other.devices;
+        self.device_names |= other.device_names;
+        self.folders |= other.folders;
+    }
+}
+
+impl GroupTotals {
+    /// A group's parts merged: sums, least and greatest values, and the sets united all at
+    /// once (a union of many bitmaps in one pass is far cheaper than one by one).
+    pub fn union(parts: Vec<GroupTotals>) -> Option<GroupTotals> {
+        let mut sets: [Vec<RoaringBitmap>; 4] = Default::default();
+        let mut merged: Option<GroupTotals> = None;
+        for mut part in parts {
+            for (slot, set) in sets.iter_mut().zip([
+                &mut part.users,
+                &mut part.devices,
+                &mut part.device_names,
+                &mut part.folders,
+            ]) {
+                slot.push(std::mem::take(set));
+            }
+            match &mut merged {
+                Some(known) => known.merge(part),
+                None => merged = Some(part),
+            }
+        }
+        let mut merged = merged?;
+        let [users, devices, device_names, folders] = sets.map(|s| s.into_iter().union());
+        (merged.users, merged.devices, merged.device_names, merged.folders) = (users, devices, device_names, folders);
+        Some(merged)
+    }
+}
+
+/// Keeps `new` in `slot` when the slot is empty or `better(new, old)`.
+fn keep(slot: &mut Option<String>, new: Option<String>, better: impl Fn(&str, &str) -> bool) {
+    if let Some(new) = new
+        && slot.as_deref().is_none_or(|old| better(&new, old))
+    {
+        *slot = Some(new);
+    }
+}
+
+/// Groups from any number of days and aggregates, each kept in parts until [`Groups::merged`].
+#[derive(Debug, Default, Clone)]
+pub struct Groups(HashMap<GroupKey, Vec<GroupTotals>, RandomState>);
+
+impl Groups {
+    fn add(&mut self, key: GroupKey, totals: GroupTotals) {
+        self.0.entry(key).or_default().push(totals);
+    }
+
+    /// Every group with its parts merged, in no particular order.
+    pub fn merged(self) -> Vec<(GroupKey, GroupTotals)> {
+        self.0
+            .into_iter()
+            .filter_map(|(key, parts)| Some((key, GroupTotals::union(parts)?)))
+            .collect()
+    }
+
+    /// Adds batches of [`groups`], numbering their users and values (new ones get new numbers).
+    pub fn add_aggregate(
+        &mut self,
+        batches: &[RecordBatch],
+        users: &mut UserNumbers,
+        values: &mut ValueNumbers,
+    ) -> Result<(), ArrowError> {
+        for batch in batches {
+            let keys = Keys::of(batch)?;
+            let extremes = Extremes::of(batch)?;
+            let user_lists = string_lists(batch, "users")?;
+            let device_lists = string_lists(batch, "devices")?;
+            let name_lists = string_lists(batch, "deviceNames")?;
+            let path_lists = string_lists(batch, "paths")?;
+            let lists = user_lists.iter().zip(&device_lists).zip(&name_lists).zip(&path_lists);
+            for (row, (((upns, devices), device_names), paths)) in lists.enumerate() {
+                let mut totals = extremes.totals(row);
+                totals.users = upns.iter().map(|u| users.number(u)).collect();
+                totals.devices = devices.iter().map(|d| values.kinds[0].number(d)).collect();
+                totals.device_names = device_names.iter().map(|d| values.kinds[1].number(d)).collect();
+                totals.folders = paths.iter().map(|p| values.kinds[2].number(&folder_of(p))).collect();
+                self.add(keys.key(row), totals);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the group rows (no `userNumber`) of batches of `daily_suggestions`.
+    pub fn add_rollup(&mut self, batches: &[RecordBatch]) -> Result<(), ArrowError> {
+        for batch in batches {
+            let keys = Keys::of(batch)?;
+            let extremes = Extremes::of(batch)?;
+            let user_numbers = column(batch, "userNumber")?;
+            let sets: Vec<ArrayRef> = ["users", "devices", "deviceNames", "folders"]
+                .iter()
+                .map(|name| cast(column(batch, name)?, &DataType::Binary))
+                .collect::<Result<_, _>>()?;
+            for row in 0..batch.num_rows() {
+                if user_numbers.is_valid(row) {
+                    continue;
+                }
+                let mut totals = extremes.totals(row);
+                let set = |i: usize| bitmap(sets[i].as_binary::<i32>(), row);
+                totals.users = set(0)?;
+                totals.devices = set(1)?;
+                totals.device_names = set(2)?;
+                totals.folders = set(3)?;
+                self.add(keys.key(row), totals);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A run of elevations: how many, the first and the last (microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Elevations.
+    pub elevations: i64,
+    /// The first.
+    pub first: i64,
+    /// The last.
+    pub last: i64,
+}
+
+impl Span {
+    fn merge(&mut self, other: Span) {
+        self.elevations += other.elevations;
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+    }
+}
+
+/// Each user's unmanaged elevations, merged from any number of days and aggregates: per user
+/// and file, and per user over every file with the user's devices.
+#[derive(Debug, Default, Clone)]
+pub struct Unmanaged {
+    /// The file names, by the numbers `per_file` uses (for this merge only).
+    pub file_names: Vec<String>,
+    file_numbers: HashMap<String, u32, RandomState>,
+    /// Per (user, file number).
+    pub per_file: HashMap<(u32, u32), Span, RandomState>,
+    /// Per user: every file, and the devices (`value_numbers` `deviceId`).
+    pub per_user: HashMap<u32, (Span, RoaringBitmap), RandomState>,
+}
+
+impl Unmanaged {
+    fn file_number(&mut self, name: &str) -> u32 {
+        if let Some(&n) = self.file_numbers.get(name) {
+            return n;
+        }
+        let n = self.file_names.len() as u32;
+        self.file_names.push(name.to_owned());
+        self.file_numbers.insert(name.to_owned(), n);
+        n
+    }
+
+    fn add_file(&mut self, user: u32, file: &str, span: Span) {
+        let file = self.file_number(file);
+        self.per_file
+            .entry((user, file))
+            .and_modify(|s| s.merge(span))
+            .or_insert(span);
+    }
+
+    fn add_user(&mut self, user: u32, span: Span, devices: RoaringBitmap) {
+        match self.per_user.entry(user) {
+            std::collections::hash_map::Entry::Occupied(mut known) => {
+                let (s, d) = known.get_mut();
+                s.merge(span);
+                *d |= devices;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((span, devices));
+            }
+        }
+    }
+
+    /// Adds batches of [`unmanaged`], numbering their users and devices.
+    pub fn add_aggregate(
+        &mut self,
+        batches: &[RecordBatch],
+        users: &mut UserNumbers,
+        values: &mut ValueNumbers,
+    ) -> Result<(), ArrowError> {
+        for batch in batches {
+            let (upns, files) = (text(batch, "upn")?, text(batch, "fileName")?);
+            let (upns, files) = (upns.as_string::<i32>(), files.as_string::<i32>());
+            let elevations = int64(batch, "elevations")?;
+            let (first, last) = (micros(batch, "first")?, micros(batch, "last")?);
+            let devices = string_lists(batch, "devices")?;
+            for row in 0..batch.num_rows() {
+                let user = users.number(upns.value(row));
+                let span = Span {
+                    elevations: elevations.value(row),
+                    first: first.value(row),
+                    last: last.value(row),
+                };
+                self.add_file(user, files.value(row), span);
+                let devices = devices[row].iter().map(|d| values.kinds[0].number(d)).collect();
+                self.add_user(user, span, devices);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the user rows (with `userNumber`) of batches of `daily_suggestions`.
+    pub fn add_rollup(&mut self, batches: &[RecordBatch]) -> Result<(), ArrowError> {
+        for batch in batches {
+            let user_numbers = int64(batch, "userNumber")?;
+            let files = text(batch, "fileName")?;
+            let files = files.as_string::<i32>();
+            let elevations = int64(batch, "elevations")?;
+            let (first, last) = (micros(batch, "first")?, micros(batch, "last")?);
+            let devices = cast(column(batch, "devices")?, &DataType::Binary)?;
+            for row in 0..batch.num_rows() {
+                if user_numbers.is_null(row) {
+                    continue;
+                }
+                let user = number(user_numbers.value(row))?;
+                let span = Span {
+                    elevations: elevations.value(row),
+                    first: first.value(row),
+                    last: last.value(row),
+                };
+                if files.is_valid(row) {
+                    self.add_file(user, files.value(row), span);
+                } else {
+                    self.add_user(user, span, bitmap(devices.as_binary::<i32>(), row)?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One day's `daily_suggestions` rows: the groups (merged), then the users' rows, each sorted.
+pub fn day_batch(
+    tenant: &str,
+    date: NaiveDate,
+    groups: &[(GroupKey, GroupTotals)],
+    unmanaged: &Unmanaged,
+    fingerprint: &str,
+) -> Result<RecordBatch, ArrowError> {
+    let mut groups: Vec<(&GroupKey, &GroupTotals)> = groups.iter().map(|(k, t)| (k, t)).collect();
+    groups.sort_by(|a, b| a.0.cmp(b.0));
+    let mut files: Vec<(u32, &str, Span)> = unmanaged
+        .per_file
+        .iter()
+        .map(|(&(user, file), span)| (user, unmanaged.file_names[file as usize].as_str(), *span))
+        .collect();
+    files.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut users: Vec<(&u32, &(Span, RoaringBitmap))> = unmanaged.per_user.iter().collect();
+    users.sort_by_key(|(user, _)| **user);
+    let n = groups.len() + files.len() + users.len();
+    let users_rows = files.len() + users.len();
+    let group_text = |f: &dyn Fn(&GroupKey, &GroupTotals) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(
+            groups
+                .iter()
+                .map(|(k, t)| f(k, t))
+                .chain(std::iter::repeat_n(None, users_rows)),
+        ))
+    };
+    let serialized = |set: &RoaringBitmap| -> Result<Vec<u8>, ArrowError> {
+        let mut bytes = Vec::with_capacity(set.serialized_size());
+        set.serialize_into(&mut bytes)
+            .map_err(|e| ArrowError::IoError(e.to_string(), e))?;
+        Ok(bytes)
+    };
+    let group_set = |f: &dyn Fn(&GroupTotals) -> &RoaringBitmap| -> Result<ArrayRef, ArrowError> {
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(n);
+        for (_, t) in &groups {
+            values.push(Some(serialized(f(t))?));
+        }
+        values.extend(std::iter::repeat_n(None, users_rows));
+        Ok(Arc::new(BinaryArray::from_iter(values)))
+    };
+    let mut devices: Vec<Option<Vec<u8>>> = Vec::with_capacity(n);
+    for (_, t) in &groups {
+        devices.push(Some(serialized(&t.devices)?));
+    }
+    devices.extend(std::iter::repeat_n(None, files.len()));
+    for (_, (_, set)) in &users {
+        devices.push(Some(serialized(set)?));
+    }
+    let spans: Vec<Span> = groups
+        .iter()
+        .map(|(_, t)| Span {
+            elevations: t.elevations,
+            first: t.first,
+            last: t.last,
+        })
+        .chain(files.iter().map(|f| f.2))
+        .chain(users.iter().map(|(_, (s, _))| *s))
+        .collect();
+    let time =
+        |values: Vec<i64>| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC")) };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![tenant; n])),
+        Arc::new(Date32Array::from(vec![crate::rows::date32_of_date(date); n])),
+        Arc::new(Int64Array::from_iter(
+            std::iter::repeat_n(None, groups.len())
+                .chain(files.iter().map(|f| Some(i64::from(f.0))))
+                .chain(users.iter().map(|(u, _)| Some(i64::from(**u)))),
+        )),
+        Arc::new(StringArray::from_iter(
+            groups
+                .iter()
+                .map(|(k, _)| Some(k.file_name.as_str()))
+                .chain(files.iter().map(|f| Some(f.1)))
+                .chain(std::iter::repeat_n(None, users.len())),
+        )),
+        group_text(&|k, _| k.company_name.clone()),
+        group_text(&|k, _| Some(k.hash.clone())),
+        Arc::new(StringArray::from_iter_values(
+            groups
+                .iter()
+                .map(|(k, _)| k.elevation_type.as_str())
+                .chain(std::iter::repeat_n(UNMANAGED, users_rows)),
+        )),
+        group_text(&|k, _| Some(k.process_type.clone())),
+        group_text(&|k, _| k.parent_process.clone()),
+        group_text(&|k, _| k.rule_id.clone()),
+        group_text(&|k, _| k.policy_name.clone()),
+        Arc::new(BooleanArray::from_iter(
+            groups
+                .iter()
+                .map(|(k, _)| Some(k.failed))
+                .chain(std::iter::repeat_n(None, users_rows)),
+        )),
+        Arc::new(Int64Array::from_iter_values(spans.iter().map(|s| s.elevations))),
+        time(spans.iter().map(|s| s.first).collect()),
+        time(spans.iter().map(|s| s.last).collect()),
+        group_text(&|_, t| t.maxima[0].clone()),
+        group_text(&|_, t| t.maxima[1].clone()),
+        group_text(&|_, t| t.maxima[2].clone()),
+        group_text(&|_, t| t.maxima[3].clone()),
+        group_text(&|_, t| t.certificate_low.clone()),
+        group_text(&|_, t| t.certificate_high.clone()),
+        Arc::new(Int64Array::from_iter(
+            groups
+                .iter()
+                .map(|(_, t)| Some(t.signed))
+                .chain(std::iter::repeat_n(None, users_rows)),
+        )),
+        group_text(&|_, t| t.justification_low.clone()),
+        group_text(&|_, t| t.justification_high.clone()),
+        group_set(&|t| &t.users)?,
+        Arc::new(BinaryArray::from_iter(devices)),
+        group_set(&|t| &t.device_names)?,
+        group_set(&|t| &t.folders)?,
+        Arc::new(StringArray::from(vec![fingerprint; n])),
+    ];
+    RecordBatch::try_new(Table::DailySuggestions.schema(), columns)
+}
+
+/// Computes one day's `daily_suggestions` rows from its raw rows (`day`), numbering the users
+/// and values it meets for the first time.
+pub async fn day_rows(
+    day: DataFrame,
+    tenant: &str,
+    date: NaiveDate,
+    fingerprint: &str,
+    users: &mut UserNumbers,
+    values: &mut ValueNumbers,
+) -> Result<RecordBatch, DataFusionError> {
+    let aggregated = groups(day.clone())?.collect().await?;
+    let per_user = unmanaged(day)?.collect().await?;
+    let mut merged = Groups::default();
+    merged.add_aggregate(&aggregated, users, values)?;
+    let mut unmanaged = Unmanaged::default();
+    unmanaged.add_aggregate(&per_user, users, values)?;
+    Ok(day_batch(tenant, date, &merged.merged(), &unmanaged, fingerprint)?)
+}
+
+/// The key columns of a batch of [`groups`] or of `daily_suggestions`.
+struct Keys {
+    text: [ArrayRef; 8],
+    failed: ArrayRef,
+}
+
+impl Keys {
+    fn of(batch: &RecordBatch) -> Result<Keys, ArrowError> {
+        let mut text_columns = Vec::with_capacity(8);
+        for name in GROUP_COLUMNS {
+            text_columns.push(text(batch, name)?);
+        }
+        Ok(Keys {
+            text: text_columns.try_into().expect("eight key columns"),
+            failed: cast(column(batch, "failed")?, &DataType::Boolean)?,
+        })
+    }
+
+    fn get(&self, i: usize, row: usize) -> Option<String> {
+        let values = self.text[i].as_string::<i32>();
+        values.is_valid(row).then(|| values.value(row).to_owned())
+    }
+
+    fn key(&self, row: usize) -> GroupKey {
+        let failed = self.failed.as_boolean();
+        GroupKey {
+            file_name: self.get(0, row).unwrap_or_default(),
+            company_name: self.get(1, row),
+            hash: self.get(2, row).unwrap_or_default(),
+            elevation_type: self.get(3, row).unwrap_or_default(),
+            process_type: self.get(4, row).unwrap_or_default(),
+            parent_process: self.get(5, row),
+            rule_id: self.get(6, row),
+            policy_name: self.get(7, row),
+            failed: failed.is_valid(row) && failed.value(row),
+        }
+    }
+}
+
+/// The count, time and text-extreme columns of a batch of [`groups`] or `daily_suggestions`.
+struct Extremes {
+    elevations: Int64Array,
+    first: arrow::array::PrimitiveArray<TimestampMicrosecondType>,
+    last: arrow::array::PrimitiveArray<TimestampMicrosecondType>,
+    signed: Int64Array,
+    /// [`MAXIMA`], then certificate low and high, justification low and high.
+    text: Vec<ArrayRef>,
+}
+
+impl Extremes {
+    fn of(batch: &RecordBatch) -> Result<Extremes, ArrowError> {
+        let mut text_columns = Vec::new();
+        for name in MAXIMA.iter().chain(&[
+            "certificateLow",
+            "certificateHigh",
+            "justificationLow",
+            "justificationHigh",
+        ]) {
+            text_columns.push(text(batch, name)?);
+        }
+        Ok(Extremes {
+            elevations: int64(batch, "elevations")?,
+            first: micros(batch, "first")?,
+            last: micros(batch, "last")?,
+            signed: int64(batch, "signed")?,
+            text: text_columns,
+        })
+    }
+
+    fn get(&self, i: usize, row: usize) -> Option<String> {
+        let values = self.text[i].as_string::<i32>();
+        values.is_valid(row).then(|| values.value(row).to_owned())
+    }
+
+    /// The row's totals, with empty sets.
+    fn totals(&self, row: usize) -> GroupTotals {
+        GroupTotals {
+            elevations: self.elevations.value(row),
+            first: self.first.value(row),
+            last: self.last.value(row),
+            maxima: [0, 1, 2, 3].map(|i| self.get(i, row)),
+            certificate_low: self.get(4, row),
+            certificate_high: self.get(5, row),
+            signed: if self.signed.is_valid(row) {
+                self.signed.value(row)
+            } else {
+                0
+            },
+            justification_low: self.get(6, row),
+            justification_high: self.get(7, row),
+            users: RoaringBitmap::new(),
+            devices: RoaringBitmap::new(),
+            device_names: RoaringBitmap::new(),
+            folders: RoaringBitmap::new(),
+        }
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))
+}
+
+/// A text column as plain UTF-8 (DataFusion may hand views or dictionaries over).
+fn text(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
+    cast(column(batch, name)?, &DataType::Utf8)
+}
+
+fn int64(batch: &RecordBatch, name: &str) -> Result<Int64Array, ArrowError> {
+    Ok(cast(column(batch, name)?, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
+}
+
+fn micros(
+    batch: &RecordBatch,
+    name: &str,
+) -> Result<arrow::array::PrimitiveArray<TimestampMicrosecondType>, ArrowError> {
+    let plain = cast(column(batch, name)?, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    Ok(plain.as_primitive::<TimestampMicrosecondType>().clone())
+}
+
+fn number(value: i64) -> Result<u32, ArrowError> {
+    u32::try_from(value).map_err(|_| ArrowError::InvalidArgumentError("a number out of range".into()))
+}
+
+fn bitmap(values: &BinaryArray, row: usize) -> Result<RoaringBitmap, ArrowError> {
+    if values.is_null(row) {
+        return Ok(RoaringBitmap::new());
+    }
+    RoaringBitmap::deserialize_from(values.value(row)).map_err(|e| ArrowError::IoError(e.to_string(), e))
+}
+
+/// A list-of-strings column as vectors (nulls dropped).
+fn string_lists(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, ArrowError> {
+    let target = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    let lists = cast(column(batch, name)?, &target)?;
+    let lists = lists.as_list::<i32>();
+    let mut out = Vec::with_capacity(lists.len());
+    for row in 0..lists.len() {
+        if lists.is_null(row) {
+            out.push(Vec::new());
+            continue;
+        }
+        let values = lists.value(row);
+        let values = values.as_string::<i32>();
+        out.push(
+            (0..values.len())
+                .filter(|i| !values.is_null(*i))
+                .map(|i| values.value(i).to_owned())
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// The names of numbers, as a vector indexed by number (`""` where no value has the number).
+pub fn names_by_number(numbers: &UserNumbers) -> Vec<String> {
+    let mut names = vec![String::new(); numbers.len()];
+    for (value, number) in numbers.iter() {
+        names[number as usize] = value.to_owned();
+    }
+    names
+}
