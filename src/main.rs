@@ -159,6 +159,8 @@ enum Command {
         /// Which table: elevations, diagnostics or all.
         #[arg(long, default_value = "all", value_parser = ["elevations", "diagnostics", "all"])]
         table: String,
+        #[command(flatten)]
+        memory: MaintenanceMemoryArgs,
     },
     /// Delete rows older than each tenant's retention window and remove their files from
     /// storage (the server also does this on its maintenance schedule).
@@ -194,6 +196,8 @@ struct ServeArgs {
     /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
     #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
     maintenance_interval_minutes: u64,
+    #[command(flatten)]
+    maintenance_memory: MaintenanceMemoryArgs,
     /// While the control-plane database is unreachable, agent keys verified within this many
     /// minutes keep uploading (admin calls answer 503).
     #[arg(long, env = "ELEVATION_OFFLINE_GRACE_MINUTES", default_value_t = 15)]
@@ -202,6 +206,25 @@ struct ServeArgs {
     /// default a webhook must be https and never a private or link-local address.
     #[arg(long)]
     webhooks_allow_http_loopback: bool,
+}
+
+/// How much memory maintenance may take, shared by `compact` and `serve`.
+#[derive(Debug, Args)]
+struct MaintenanceMemoryArgs {
+    /// MiB that compaction and the rollup refresh may sort and aggregate in; past it they spill
+    /// to disk (the warehouse's _spill folder, or the system's temporary folder for S3).
+    #[arg(
+        long = "maintenance-memory-mib",
+        env = "ELEVATION_MAINTENANCE_MEMORY_MIB",
+        default_value_t = warehouse::maintenance::DEFAULT_MAINTENANCE_MEMORY >> 20
+    )]
+    mib: usize,
+}
+
+impl MaintenanceMemoryArgs {
+    fn bytes(&self) -> usize {
+        self.mib.max(1) << 20
+    }
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +413,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 webhooks_allow_http_loopback: args.webhooks_allow_http_loopback,
                 ..Default::default()
             };
+            let maintenance = node::Maintenance {
+                every: maintenance,
+                memory: args.maintenance_memory.bytes(),
+            };
             runtime()?.block_on(node::serve(&data, config, location, &args.listen, maintenance, control))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -477,13 +504,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("dashboard snapshot written: open {}", index.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compact { table } => {
+        Command::Compact { table, memory } => {
             let location = node::location(&data)?;
             let tables: Vec<warehouse::Table> = warehouse::Table::ALL
                 .into_iter()
                 .filter(|t| table == "all" || t.name() == table)
                 .collect();
-            runtime()?.block_on(maintain::compact(location, &tables))?;
+            runtime()?.block_on(maintain::compact(location, &tables, memory.bytes()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Retention => {

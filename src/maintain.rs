@@ -11,9 +11,9 @@ use warehouse::{Clock, Location, Retention, Table, Warehouse};
 
 use crate::DataArgs;
 
-/// Compacts `tables`, showing a progress bar per table.
-pub(crate) async fn compact(location: Location, tables: &[Table]) -> Result<()> {
-    let warehouse = Warehouse::new(location);
+/// Compacts `tables` in `memory` bytes (then spilling), showing a progress bar per table.
+pub(crate) async fn compact(location: Location, tables: &[Table], memory: usize) -> Result<()> {
+    let warehouse = Warehouse::new(location).with_maintenance_memory(memory);
     for &table in tables {
         let bar = indicatif::ProgressBar::new(0).with_message(format!("compacting {}", table.name()));
         bar.set_style(

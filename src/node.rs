@@ -17,18 +17,25 @@ pub(crate) fn location(data: &DataArgs) -> Result<Location> {
     Ok(Location::parse(&text)?)
 }
 
+/// The server's maintenance: how often it runs (never: `None`) and the memory it may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Maintenance {
+    pub(crate) every: Option<std::time::Duration>,
+    pub(crate) memory: usize,
+}
+
 /// Runs `elevation serve` until SIGTERM or Ctrl-C.
 pub(crate) async fn serve(
     data: &DataArgs,
     config: ingest::IngestConfig,
     location: Location,
     listen: &str,
-    maintenance: Option<std::time::Duration>,
+    maintenance: Maintenance,
     control: control::ControlOptions,
 ) -> Result<()> {
     let control = crate::admin::open_with(data, control).await?;
-    let warehouse = Arc::new(Warehouse::new(location));
-    if let Some(every) = maintenance {
+    let warehouse = Arc::new(Warehouse::new(location).with_maintenance_memory(maintenance.memory));
+    if let Some(every) = maintenance.every {
         tokio::spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
     }
     let ingest = ingest::Ingest::start(

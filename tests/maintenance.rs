@@ -291,17 +291,7 @@ async fn a_new_nullable_column_does_not_break_reading_old_files() {
         .append(warehouse::Table::Elevations, vec![new_rows], None)
         .await
         .unwrap();
-    let ctx = queries::session(&warehouse).await.unwrap();
-    let batches = ctx
-        .sql(r#"SELECT id, "agentVersion" FROM elevations ORDER BY id"#)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-        .unwrap()
-        .to_string();
+    let text = query_text(&warehouse, r#"SELECT id, "agentVersion" FROM elevations ORDER BY id"#).await;
     assert!(text.contains("| new-1 | 1.4.0        |"), "{text}");
     assert!(
         text.contains("| old-1 |              |"),
@@ -517,41 +507,68 @@ async fn rollups_agree_with_raw_events_and_outlive_their_retention() {
     node.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
-    // Delta hands partition columns over with 16-bit dictionary keys; a partition past 65,536
-    // rows once broke compaction's duplicate removal.
-    let dir = temp_dir();
-    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse")));
-    let template = warehouse::validate::elevation_from_json(
-        &elevation_event("template", "userConfirmedElevation").to_string(),
+/// The answer of `sql` over the warehouse's latest tables, as a text table.
+async fn query_text(warehouse: &warehouse::Warehouse, sql: &str) -> String {
+    let ctx = queries::session(warehouse).await.unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+/// A valid elevation event of `device`, as the warehouse stores it, dated like
+/// [`elevation_event`].
+fn stored_elevation(id: &str, device: &str) -> warehouse::ElevationEvent {
+    warehouse::validate::elevation_from_json(
+        &elevation_event(id, "userConfirmedElevation").to_string(),
         0,
-        "d-big",
+        device,
         &warehouse::ValidationContext::new(test_now()),
     )
-    .unwrap();
-    // Enough rows that each of the aggregate's hash partitions holds more than 65,536 ids.
-    let per_landing = 100_000;
-    for landing in 0..2 {
-        let context = batch_context("d-big", &format!("b-{landing}"));
-        let events: Vec<_> = (0..per_landing)
-            .map(|i| {
-                let mut e = template.clone();
-                e.id = format!("e-{landing}-{i}");
-                e.upn = format!("user{}@contoso.com", i % 5_000);
-                e
-            })
-            .collect();
+    .unwrap()
+}
+
+/// Appends each landing to `elevations` (one commit, so one file, each), then compacts it.
+async fn land_then_compact(
+    warehouse: &warehouse::Warehouse,
+    landings: Vec<(warehouse::BatchContext, Vec<warehouse::ElevationEvent>)>,
+) -> warehouse::compaction::CompactionReport {
+    for (context, events) in landings {
         let rows = warehouse::rows::elevation_rows(&context, &events);
         warehouse
             .append(warehouse::Table::Elevations, vec![rows], None)
             .await
             .unwrap();
     }
-    let report = warehouse
+    warehouse
         .compact(warehouse::Table::Elevations, &|_, _| {})
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
+    // Delta hands partition columns over with 16-bit dictionary keys; a partition past 65,536
+    // rows once broke compaction's duplicate removal.
+    let dir = temp_dir();
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse")));
+    let template = stored_elevation("template", "d-big");
+    // Enough rows that each of the aggregate's hash partitions holds more than 65,536 ids.
+    let per_landing = 100_000;
+    let landings = (0..2)
+        .map(|landing| {
+            let events = (0..per_landing)
+                .map(|i| {
+                    let mut e = template.clone();
+                    e.id = format!("e-{landing}-{i}");
+                    e.upn = format!("user{}@contoso.com", i % 5_000);
+                    e
+                })
+                .collect();
+            (batch_context("d-big", &format!("b-{landing}")), events)
+        })
+        .collect();
+    let report = land_then_compact(&warehouse, landings).await;
     assert_eq!(report.partitions, 1);
     assert_eq!(
         (report.rows_before, report.rows_after),
@@ -559,18 +576,47 @@ async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
     );
     let rollups = warehouse.refresh_rollups().await.unwrap();
     assert_eq!(rollups.days_refreshed, 1);
-    let ctx = queries::session(&warehouse).await.unwrap();
-    let counted = ctx
-        .sql(r#"SELECT SUM(elevations) AS n FROM daily_elevations"#)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&counted)
-        .unwrap()
-        .to_string();
+    let text = query_text(&warehouse, r#"SELECT SUM(elevations) AS n FROM daily_elevations"#).await;
     assert!(text.contains(&format!("| {} |", 2 * per_landing)), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_one_id_that_differ_in_time_keep_only_the_first_received() {
+    // A faulty agent re-sends an event id with another time: compaction's order does not put
+    // the copies side by side, and only the first received copy is kept all the same.
+    let dir = temp_dir();
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse")));
+    let event = |id: &str, hour: u32| {
+        let mut e = stored_elevation(id, "d-1");
+        e.event_date_time = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 20, hour, 0, 0).unwrap();
+        e
+    };
+    // The first received copy is the later event; the re-sent one sorts first.
+    let landings = [
+        (0, vec![event("faulty", 11), event("a", 10)]),
+        (1, vec![event("faulty", 9), event("b", 10), event("faulty", 11)]),
+    ]
+    .into_iter()
+    .map(|(landing, events)| {
+        let mut context = batch_context("d-1", &format!("b-{landing}"));
+        context.ingested_at += chrono::Duration::minutes(landing);
+        (context, events)
+    })
+    .collect();
+    let report = land_then_compact(&warehouse, landings).await;
+    assert_eq!((report.rows_before, report.rows_after), (5, 3));
+    let text = query_text(
+        &warehouse,
+        r#"SELECT id, "batchId", CAST("eventDateTime" AS VARCHAR) AS t FROM elevations ORDER BY id"#,
+    )
+    .await;
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).skip(1).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[0].contains("| a ") && rows[1].contains("| b "), "{text}");
+    assert!(
+        rows[2].contains("| faulty | b-0 ") && rows[2].contains("T11:00:00"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -22,8 +22,10 @@
 //! * [`rows`]: events to Arrow record batches, stamped with their batch's context.
 //! * [`tables`]: the Delta tables on a local folder or S3, atomic appends with the ingest
 //!   node's progress recorded in the same commit.
-//! * [`maintenance`]: compaction (large sorted files, duplicate ids removed), retention and
-//!   the rollup refresh (each tenant-day recomputed when its raw files changed).
+//! * [`compaction`]: many small landed files → few large sorted ones, duplicate ids removed,
+//!   streamed through a bounded memory pool that spills to disk.
+//! * [`maintenance`]: retention, the rollup refresh (each tenant-day recomputed when its raw
+//!   files changed) and the bounded memory maintenance runs in.
 //! * [`user_sets`]: user numbers and per-day sets of users as compressed bitmaps, so distinct
 //!   users over any window are a union of days.
 //! * [`suggestion_days`]: the elevations as the rule-tuning suggestions read them, per day and
@@ -37,6 +39,7 @@
 mod macros;
 
 pub mod clock;
+pub mod compaction;
 pub mod durable;
 pub mod levels;
 pub mod maintenance;

@@ -1,19 +1,25 @@
-//! Keeping the tables fast and lawful: compaction (many small landed files → few large sorted
-//! ones, duplicate event ids removed), retention (rows older than policy deleted, then their
-//! files vacuumed from storage) and the rollup refresh (each tenant-day's rollups recomputed
-//! when its raw files changed).
+//! Keeping the tables fast and lawful: compaction (in [`crate::compaction`]), retention (rows
+//! older than policy deleted, then their files vacuumed from storage) and the rollup refresh
+//! (each tenant-day's rollups recomputed when its raw files changed), and the memory they run
+//! in.
 //!
-//! Both are single Delta commits per partition or per tenant, so a reader sees the partition
-//! before or after, never half of it. Compaction removes exactly the files it read: a landing
-//! that adds a file to the same partition meanwhile keeps its file, and its rows are compacted
-//! next time.
+//! Retention is one Delta commit per table and tenant, a day's rollup one commit per rollup
+//! table, so a reader sees them before or after, never half. Compaction and the rollup refresh
+//! compute in a DataFusion session whose sorts and aggregates share one bounded memory pool
+//! and spill to disk past it ([`Warehouse::with_maintenance_memory`]): compaction's memory does
+//! not grow with the size of a day; the rollup refresh still holds one day's `daily_elevations`
+//! rows (a day's distinct type, file, user and device combinations) while it derives the rest.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use chrono::NaiveDate;
-use deltalake::datafusion::prelude::{SessionContext, ident, lit};
+use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext, ident, lit};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -25,32 +31,16 @@ use futures::TryStreamExt;
 
 use crate::tables::{Table, Warehouse, WarehouseError};
 
-/// Files are written up to this size. 128 MiB: large enough that a year of a 20,000-device
-/// tenant is a few files per day, small enough that one file is read by one core in well
-/// under a second and a partition rewrite stays cheap.
-pub const TARGET_FILE_BYTES: usize = 128 << 20;
+/// The memory maintenance computes in unless told otherwise: 512 MiB of DataFusion's sorts and
+/// aggregates. The process holds more besides (the Parquet writer's open row group, Delta's
+/// log, the runtime): compaction at fleet scale peaked under 1 GiB of RSS with it
+/// (BENCHMARKS.md, "Compaction in bounded memory").
+pub const DEFAULT_MAINTENANCE_MEMORY: usize = 512 << 20;
 
-/// What a compaction did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompactionReport {
-    /// Partitions rewritten.
-    pub partitions: usize,
-    /// Partitions skipped because a concurrent writer won a conflicting commit (retried next
-    /// time; nothing lost).
-    pub conflicts: usize,
-    /// Files before, in the rewritten partitions.
-    pub files_before: usize,
-    /// Files after.
-    pub files_after: usize,
-    /// Rows read.
-    pub rows_before: u64,
-    /// Rows written.
-    pub rows_after: u64,
-    /// Bytes before, in the rewritten partitions.
-    pub bytes_before: u64,
-    /// Bytes after.
-    pub bytes_after: u64,
-}
+/// The folder of a local warehouse where maintenance spills, beside the tables: on the disk
+/// that already holds the data (a system temporary folder may be memory), named so that Delta
+/// readers listing the warehouse skip it.
+pub const SPILL_FOLDER: &str = "_spill";
 
 /// What a retention run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,12 +53,12 @@ pub struct RetentionReport {
 
 /// One partition's files.
 #[derive(Default)]
-struct PartitionFiles {
-    views: Vec<deltalake::kernel::LogicalFileView>,
-    bytes: u64,
+pub(crate) struct PartitionFiles {
+    pub(crate) views: Vec<deltalake::kernel::LogicalFileView>,
+    pub(crate) bytes: u64,
 }
 
-async fn list_partitions(
+pub(crate) async fn list_partitions(
     handle: &DeltaTable,
     table: Table,
 ) -> Result<BTreeMap<(String, String), PartitionFiles>, WarehouseError> {
@@ -88,23 +78,56 @@ async fn list_partitions(
     Ok(partitions)
 }
 
-fn delta(table: Table) -> impl Fn(DeltaTableError) -> WarehouseError {
+pub(crate) fn delta(table: Table) -> impl Fn(DeltaTableError) -> WarehouseError {
     move |source| WarehouseError::Delta {
         table: table.name(),
         source,
     }
 }
 
-fn datafusion(table: Table) -> impl Fn(deltalake::datafusion::error::DataFusionError) -> WarehouseError {
+pub(crate) fn datafusion(table: Table) -> impl Fn(deltalake::datafusion::error::DataFusionError) -> WarehouseError {
     move |e| WarehouseError::Delta {
         table: table.name(),
         source: DeltaTableError::from(e),
     }
 }
 
+impl Warehouse {
+    /// A DataFusion session for maintenance: its sorts and aggregates share a pool of
+    /// [`Warehouse::maintenance_memory`] bytes and, past it, write sorted runs to a temporary
+    /// folder in [`SPILL_FOLDER`] of a local warehouse (the system's temporary folder for S3),
+    /// deleted when the session is dropped.
+    pub(crate) fn maintenance_session(&self, table: Table) -> Result<SessionContext, WarehouseError> {
+        let limit = self.maintenance_memory();
+        let spill = match self.location() {
+            crate::Location::Local(root) => root.join(SPILL_FOLDER),
+            crate::Location::S3 { .. } => std::env::temp_dir(),
+        };
+        std::fs::create_dir_all(&spill).map_err(|source| WarehouseError::Spill {
+            path: spill.clone(),
+            source,
+        })?;
+        let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("non-zero"));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_temp_file_path(spill)
+            .build_arc()
+            .map_err(datafusion(table))?;
+        // The pool is shared fairly among the sorts of all partitions, and a sort that cannot
+        // hold a couple of batches fails instead of spilling: one partition per 64 MiB at
+        // most. Each sort keeps back a 32nd of the pool (at most DataFusion's default 10 MiB)
+        // to merge its spilled runs.
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let config = SessionConfig::new()
+            .with_target_partitions((limit >> 26).clamp(1, cores))
+            .with_sort_spill_reservation_bytes((limit / 32).min(10 << 20));
+        Ok(SessionContext::new_with_config_rt(config, runtime))
+    }
+}
+
 /// Casts a batch read back by DataFusion (which may use view or dictionary types) to the
 /// table's own schema, column by column.
-fn conform(batch: &RecordBatch, table: Table) -> Result<RecordBatch, WarehouseError> {
+pub(crate) fn conform(batch: &RecordBatch, table: Table) -> Result<RecordBatch, WarehouseError> {
     let schema = table.schema();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
@@ -127,18 +150,37 @@ fn conform(batch: &RecordBatch, table: Table) -> Result<RecordBatch, WarehouseEr
 
 /// The table's columns with the partition columns cast to their plain types. Delta hands
 /// partition columns over dictionary-encoded with 16-bit keys; an aggregate that carries them
-/// along (the first values `distinct_on` keeps) builds one dictionary entry per group and fails
-/// past 65,536 rows in a partition.
-fn plain_partition_columns(
+/// along builds one dictionary entry per group and fails past 65,536 rows in a partition.
+pub(crate) fn plain_partition_columns(
     df: deltalake::datafusion::dataframe::DataFrame,
     table: Table,
+) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
+    cast_columns(df, table, |name| crate::schema::PARTITION_COLUMNS.contains(&name))
+}
+
+/// The table's columns, every one cast to the table's own type. Besides the partition columns
+/// (see [`plain_partition_columns`]), the Delta scan reads text as string views, whose batches
+/// share the buffers they were read into: a sort that spills counts those buffers again for
+/// every batch that points into them (a 4,000-row batch counted as 130 MB) and gives up. Plain
+/// strings own their bytes, so what a sort holds is what it counts.
+pub(crate) fn plain_columns(
+    df: deltalake::datafusion::dataframe::DataFrame,
+    table: Table,
+) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
+    cast_columns(df, table, |_| true)
+}
+
+fn cast_columns(
+    df: deltalake::datafusion::dataframe::DataFrame,
+    table: Table,
+    plain: impl Fn(&str) -> bool,
 ) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
     let columns: Vec<_> = table
         .schema()
         .fields()
         .iter()
         .map(|field| {
-            if crate::schema::PARTITION_COLUMNS.contains(&field.name().as_str()) {
+            if plain(field.name()) {
                 deltalake::datafusion::prelude::cast(ident(field.name()), field.data_type().clone()).alias(field.name())
             } else {
                 ident(field.name())
@@ -149,152 +191,6 @@ fn plain_partition_columns(
 }
 
 impl Warehouse {
-    /// Compacts every partition of `table` that holds more than one file: reads it, drops
-    /// duplicate event ids (elevations), sorts by time then hash, writes large zstd files and
-    /// swaps them in with one commit per partition. `progress(done, total)` is called after
-    /// each partition.
-    pub async fn compact(
-        &self,
-        table: Table,
-        progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Result<CompactionReport, WarehouseError> {
-        let mut handle = self.load(table).await?;
-        let partitions = list_partitions(&handle, table).await?;
-        let todo: Vec<_> = partitions
-            .into_iter()
-            .filter(|(_, files)| files.views.len() > 1)
-            .collect();
-        let total = todo.len();
-        let mut report = CompactionReport::default();
-        for (done, ((tenant, date), _)) in todo.into_iter().enumerate() {
-            // List the partition again from the newest snapshot, and read that same snapshot:
-            // the rows rewritten are exactly the rows of the files removed.
-            handle.update_state().await.map_err(delta(table))?;
-            let mut current = list_partitions(&handle, table).await?;
-            let Some(files) = current
-                .remove(&(tenant.clone(), date.clone()))
-                .filter(|f| f.views.len() > 1)
-            else {
-                progress(done + 1, total);
-                continue;
-            };
-            match self.compact_partition(&mut handle, table, &tenant, &date, &files).await {
-                Ok((rows_before, rows_after, files_after, bytes_after)) => {
-                    report.partitions += 1;
-                    report.files_before += files.views.len();
-                    report.files_after += files_after;
-                    report.rows_before += rows_before;
-                    report.rows_after += rows_after;
-                    report.bytes_before += files.bytes;
-                    report.bytes_after += bytes_after;
-                }
-                Err(WarehouseError::Delta {
-                    source: DeltaTableError::Transaction { source },
-                    ..
-                }) => {
-                    tracing::info!(%tenant, %date, error = %source, "compaction lost a race; retrying next run");
-                    report.conflicts += 1;
-                    handle.update_state().await.map_err(delta(table))?;
-                }
-                Err(e) => return Err(e),
-            }
-            progress(done + 1, total);
-        }
-        if report.partitions > 0 {
-            handle.update_state().await.map_err(delta(table))?;
-            self.checkpoint(&handle, table).await?;
-        }
-        Ok(report)
-    }
-
-    async fn compact_partition(
-        &self,
-        handle: &mut DeltaTable,
-        table: Table,
-        tenant: &str,
-        date: &str,
-        files: &PartitionFiles,
-    ) -> Result<(u64, u64, usize, u64), WarehouseError> {
-        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| WarehouseError::Delta {
-            table: table.name(),
-            source: DeltaTableError::Generic(format!("partition date {date:?}: {e}")),
-        })?;
-        // Read exactly the snapshot the file list came from.
-        let ctx = SessionContext::new();
-        handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
-        let provider = handle.table_provider().await.map_err(datafusion(table))?;
-        let df = ctx
-            .read_table(provider)
-            .map_err(datafusion(table))?
-            .filter(
-                ident("tenant")
-                    .eq(lit(tenant))
-                    .and(ident("eventDate").eq(date_literal(date))),
-            )
-            .map_err(datafusion(table))?;
-        let df = plain_partition_columns(df, table).map_err(datafusion(table))?;
-        let rows_before = df.clone().count().await.map_err(datafusion(table))? as u64;
-        // The same event sent twice (an agent re-sending after a lost answer under a new
-        // batch id) is one elevation: keep the first received (ties: the lower batch id, so
-        // the choice is the same on every run).
-        let df = if table == Table::Elevations {
-            df.distinct_on(
-                vec![ident("id")],
-                table.schema().fields().iter().map(|f| ident(f.name())).collect(),
-                Some(vec![
-                    ident("id").sort(true, false),
-                    ident("ingestedAt").sort(true, false),
-                    ident("batchId").sort(true, false),
-                ]),
-            )
-            .map_err(datafusion(table))?
-        } else {
-            df
-        };
-        let order = compaction_order(table).iter().map(|c| ident(*c).sort(true, false));
-        let df = df.sort(order.collect()).map_err(datafusion(table))?;
-        let batches = df.collect().await.map_err(datafusion(table))?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
-            .set_max_row_group_row_count(Some(1 << 20))
-            .build();
-        let mut writer = RecordBatchWriter::for_table(handle)
-            .map_err(delta(table))?
-            .with_writer_properties(properties)
-            .with_target_file_size(TARGET_FILE_BYTES as u64);
-        let mut rows_after = 0u64;
-        for batch in &batches {
-            if batch.num_rows() > 0 {
-                rows_after += batch.num_rows() as u64;
-                writer.write(conform(batch, table)?).await.map_err(delta(table))?;
-            }
-        }
-        let adds = writer.flush().await.map_err(delta(table))?;
-        let files_after = adds.len();
-        let bytes_after = adds.iter().map(|a| a.size.max(0) as u64).sum();
-        if let Some(dir) = self.location().local_table_dir(table) {
-            crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
-        }
-        // Without duplicates the rows are the same, only laid out anew: `dataChange: false`
-        // tells readers and concurrent writers that nothing they read changed.
-        let data_change = rows_after != rows_before;
-        let mut actions: Vec<Action> = files
-            .views
-            .iter()
-            .map(|v| Action::Remove(v.remove_action(data_change)))
-            .collect();
-        actions.extend(adds.into_iter().map(|mut add| {
-            add.data_change = data_change;
-            Action::Add(add)
-        }));
-        let operation = DeltaOperation::Optimize {
-            predicate: Some(format!("tenant = '{tenant}' AND eventDate = '{date}'")),
-            target_size: TARGET_FILE_BYTES as i64,
-        };
-        self.commit_synced(handle, table, actions, operation).await?;
-        Ok((rows_before, rows_after, files_after, bytes_after))
-    }
-
     /// Deletes the rows of `tenant` whose `eventDate` is before `keep_from`, in one commit, then
     /// vacuums the files no version needs any more so the data is gone from storage.
     pub async fn apply_retention(
@@ -415,7 +311,7 @@ async fn compact_logged(warehouse: &Warehouse, table: Table) {
 impl Warehouse {
     /// Commits actions on `handle`'s snapshot (Delta retries against newer versions and checks
     /// conflicts), syncs the commit on a local warehouse, and refreshes the handle.
-    async fn commit_synced(
+    pub(crate) async fn commit_synced(
         &self,
         handle: &mut DeltaTable,
         table: Table,
@@ -475,25 +371,7 @@ pub fn denials(
         .aggregate(keys, aggregates)
 }
 
-/// The order compaction writes a table's rows in: the columns its readers filter or group by
-/// first.
-fn compaction_order(table: Table) -> &'static [&'static str] {
-    match table {
-        Table::Elevations => &["eventDateTime", "hash", "upn"],
-        Table::Diagnostics => &["deviceId", "eventDateTime"],
-        Table::DailyElevations => &["hash", "upn"],
-        Table::DailyCounts => &["elevationType"],
-        Table::DailyUsers => &["upn", "elevationType"],
-        Table::DailyDevices => &["deviceName", "elevationType"],
-        Table::UserNumbers => &["number"],
-        Table::DailyUserSets => &["elevationType", "hash"],
-        Table::DailyDenied => &["upn", "deviceId", "hash"],
-        Table::DailySuggestions => &["userNumber", "fileName", "hash"],
-        Table::ValueNumbers => &["kind", "number"],
-    }
-}
-
-fn arrow_error(table: Table) -> impl Fn(arrow::error::ArrowError) -> WarehouseError {
+pub(crate) fn arrow_error(table: Table) -> impl Fn(arrow::error::ArrowError) -> WarehouseError {
     move |e| WarehouseError::Delta {
         table: table.name(),
         source: DeltaTableError::from(e),
@@ -504,7 +382,7 @@ fn group_by(columns: &[&str]) -> Vec<deltalake::datafusion::prelude::Expr> {
     columns.iter().map(|c| ident(*c)).collect()
 }
 
-fn date_literal(date: NaiveDate) -> deltalake::datafusion::prelude::Expr {
+pub(crate) fn date_literal(date: NaiveDate) -> deltalake::datafusion::prelude::Expr {
     lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(
         crate::rows::date32_of_date(date),
     )))
@@ -664,7 +542,7 @@ impl Warehouse {
         let mut denied = self.load(Table::DailyDenied).await?;
         let mut suggestions = self.load(Table::DailySuggestions).await?;
         let mut value_numbers = self.load(Table::ValueNumbers).await?;
-        let ctx = SessionContext::new();
+        let ctx = self.maintenance_session(raw_table)?;
         for (table, handle) in [
             (raw_table, &raw),
             (Table::DailyCounts, &counts),

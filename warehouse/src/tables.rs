@@ -179,6 +179,14 @@ pub enum WarehouseError {
         #[source]
         source: DeltaTableError,
     },
+    /// The folder maintenance spills to cannot be made.
+    #[error("cannot create the spill folder {path} for maintenance: {source}")]
+    Spill {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Syncing landed files to disk failed.
     #[error("cannot sync {path} to disk: {source}")]
     Sync {
@@ -331,6 +339,8 @@ pub struct Warehouse {
     readers: [Mutex<Option<DeltaTable>>; Table::EVERY.len()],
     /// zstd level for landed files: 1 is as fast as snappy and 1.7× smaller (pipeline.md §7).
     writer_properties: WriterProperties,
+    /// Bytes compaction and the rollup refresh may sort and aggregate in before spilling.
+    maintenance_memory: usize,
 }
 
 impl Warehouse {
@@ -344,7 +354,21 @@ impl Warehouse {
             tables: Default::default(),
             readers: Default::default(),
             writer_properties,
+            maintenance_memory: crate::maintenance::DEFAULT_MAINTENANCE_MEMORY,
         }
+    }
+
+    /// Lets compaction and the rollup refresh sort and aggregate in `bytes` of memory (default
+    /// [`DEFAULT_MAINTENANCE_MEMORY`](crate::maintenance::DEFAULT_MAINTENANCE_MEMORY)); past it
+    /// they spill to disk, so a day of any size is maintained in about this much.
+    pub fn with_maintenance_memory(mut self, bytes: usize) -> Warehouse {
+        self.maintenance_memory = bytes;
+        self
+    }
+
+    /// The bytes maintenance may sort and aggregate in.
+    pub fn maintenance_memory(&self) -> usize {
+        self.maintenance_memory
     }
 
     /// Where the tables live.
