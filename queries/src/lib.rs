@@ -27,6 +27,7 @@
 //! [`reports::tenant_window`].
 
 pub mod days;
+mod denied;
 mod distinct;
 pub mod export;
 pub mod memory;
