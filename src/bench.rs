@@ -139,17 +139,6 @@ fn floor(bodies: &[Vec<u8>], dir: &Path) -> Result<(Duration, u64)> {
     Ok((started.elapsed(), rows.load(Ordering::Relaxed)))
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn count_files(dir: &Path, extension: &str) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
@@ -236,7 +225,7 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         let (peak, done) = (peak.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = peak_rss_kib(pid) {
+                if let Some(kib) = crate::memory_stats::status_kib(&pid.to_string(), "VmHWM") {
                     peak.fetch_max(kib, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(50));

@@ -38,14 +38,19 @@ pub(crate) fn publish() {
 
 /// `VmRSS` from `/proc/self/status` (Linux).
 fn resident_set_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
+    status_kib("self", "VmRSS").map(|kib| kib * 1024)
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`, …) of `/proc/PROCESS/status`, where PROCESS is a pid or
+/// `self` (Linux).
+pub(crate) fn status_kib(process: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
+    status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    Some(kib * 1024)
+        .ok()
 }
