@@ -175,6 +175,28 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
         "trend after a late upload and a pass"
     );
 
+    // The pages say it too: the heatmap needs instants (raw rows), the fleet page's device
+    // activity reads the rollups.
+    for (page, words) in [
+        ("when", "3 days not included"),
+        ("fleet", "3 days from the daily rollups"),
+        ("reports/by-user", "3 days from the daily rollups"),
+    ] {
+        let html = reqwest::Client::new()
+            .get(format!(
+                "{}/{page}?from={}T00:00:00Z&to={}T00:00:00Z",
+                node.base, truth.from, truth.to
+            ))
+            .bearer_auth(&node.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(words), "/{page} lacks {words:?}");
+    }
+
     // Over HTTP: JSON says it in the body, CSV in headers.
     let path = format!("/v1/reports/elevations?from={}&to={}&limit=1", truth.from, truth.to);
     let response = reqwest::Client::new()

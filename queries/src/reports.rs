@@ -357,27 +357,30 @@ pub(crate) async fn elevations(ctx: &SessionContext, request: &ReportRequest) ->
 /// Elevations per quarter hour (UTC) in the request's window and filters: the start of each
 /// non-empty quarter hour with its count, in time order. Every time zone in use is a whole
 /// number of quarter hours from UTC, so these buckets place every elevation in its local
-/// hour and weekday exactly (the dashboards' hour × weekday heatmap).
+/// hour and weekday exactly (the dashboards' hour × weekday heatmap). Instants need raw rows:
+/// the coverage names the window's closed days, none of which the counts include.
 pub async fn quarter_hour_counts(
     warehouse: &Warehouse,
     request: &ReportRequest,
-) -> Result<Vec<(DateTime<Utc>, i64)>, QueryError> {
+) -> Result<(Vec<(DateTime<Utc>, i64)>, Coverage), QueryError> {
     const QUARTER_HOUR_MICROS: i64 = 15 * 60 * 1_000_000;
-    let Opened { ctx, .. } = open(warehouse).await?;
+    let Opened { ctx, elevations: raw } = open(warehouse).await?;
+    let coverage = Coverage::of_closed(closed_days(&ctx, &raw, &request.tenant, request.from, request.to).await?);
     let bucket = datafusion::logical_expr::cast(ident("eventDateTime"), DataType::Int64) / lit(QUARTER_HOUR_MICROS);
     let frame = elevations(&ctx, request)
         .await?
         .aggregate(vec![bucket.alias("quarter")], vec![count(lit(1)).alias("count")])?
         .sort(vec![asc("quarter")])?;
     let (_, rows) = collect(frame).await?;
-    Ok(rows
+    let counts = rows
         .iter()
         .filter_map(|row| {
             let quarter = row[0].as_int()?;
             let at = DateTime::from_timestamp_micros(quarter * QUARTER_HOUR_MICROS)?;
             Some((at, row[1].as_int()?))
         })
-        .collect())
+        .collect();
+    Ok((counts, coverage))
 }
 
 /// Diagnostic events with a non-zero error code per UTC day and code, in the request's window

@@ -15,6 +15,8 @@ struct FleetPage {
     error_codes: Vec<String>,
     /// Per day: the date and the count of each code.
     error_days: Vec<(String, Vec<i64>)>,
+    /// Days of the window past raw retention (device activity reads their rollups).
+    coverage: Option<String>,
 }
 
 /// Codes of their own in the chart; the rest are summed as "other".
@@ -135,6 +137,7 @@ pub async fn fleet(api: &AdminApi, viewer: &Viewer, params: &[(String, String)])
         ),
         window: WindowView::new(viewer.mode, "/fleet", &[], from, to, viewer.now),
         sections,
+        coverage: report.coverage.describe(),
     }
     .render()
     .map_err(|e| QueryError::Render(e.to_string()))

@@ -16,6 +16,8 @@ struct WhenPage {
     rows: Vec<HeatRow>,
     hour_totals: Vec<i64>,
     total: i64,
+    /// Days of the window past raw retention, which the grid cannot include.
+    coverage: Option<String>,
 }
 
 struct HeatRow {
@@ -60,7 +62,7 @@ pub async fn when(api: &AdminApi, viewer: &Viewer, params: &[(String, String)]) 
     );
     let cap = reporting_cap(api, &viewer.tenant).await?;
     let parsed = ReportRequest::parse("elevations", &viewer.tenant, &query, viewer.now, cap)?;
-    let counts = queries::reports::quarter_hour_counts(&api.warehouse, &parsed.request).await?;
+    let (counts, coverage) = queries::reports::quarter_hour_counts(&api.warehouse, &parsed.request).await?;
     let grid = heat_grid(&counts, tz);
     let max = grid.iter().flatten().copied().max().unwrap_or(0).max(1);
     const DAYS: [&str; 7] = [
@@ -100,6 +102,7 @@ pub async fn when(api: &AdminApi, viewer: &Viewer, params: &[(String, String)]) 
         rows,
         hour_totals,
         total: grid.iter().flatten().sum(),
+        coverage: coverage.describe(),
     }
     .render()
     .map_err(|e| QueryError::Render(e.to_string()))
