@@ -49,6 +49,10 @@ async fn a_query_over_its_memory_budget_fails_clearly_and_the_process_lives_on()
     assert!(String::from_utf8_lossy(&bad.stderr).contains("512MiB"));
 
     // Over HTTP: 503 with the code and Retry-After, and the server still answers afterwards.
+    stdout_of(&elevation(
+        &["compliance", "keygen", "--data-dir", &data],
+        node.dir.path(),
+    ));
     let server = start_server(node.dir.path(), &["--query-memory", "1KiB"]);
     let client = reqwest::Client::new();
     let url = format!("{}/v1/reports/elevations?from={from}&to={to}&limit=100000", server.base);
@@ -63,6 +67,16 @@ async fn a_query_over_its_memory_budget_fails_clearly_and_the_process_lives_on()
         !message.contains("allocate"),
         "DataFusion's internals stay in the log: {message}"
     );
+    // A compliance pack reads the same way, and answers the same.
+    let pack = client
+        .get(format!("{}/v1/compliance/pack?from={from}&to={to}", server.base))
+        .bearer_auth(&node.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pack.status(), 503);
+    let body: serde_json::Value = pack.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "query_memory_exhausted", "{body}");
     let health = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
     assert_eq!(health.status(), 200, "the server lives on");
     // The process's memory, for operators watching it: live heap, allocator and kernel views.

@@ -116,8 +116,12 @@ impl From<queries::QueryError> for ComplianceError {
 }
 
 impl From<datafusion::error::DataFusionError> for ComplianceError {
+    /// The query memory budget running out is the queries' error (a `503`, not a failure).
     fn from(e: datafusion::error::DataFusionError) -> ComplianceError {
-        ComplianceError::DataFusion(Box::new(e))
+        match queries::QueryError::from(e) {
+            queries::QueryError::DataFusion(e) => ComplianceError::DataFusion(Box::new(e)),
+            other => ComplianceError::Query(Box::new(other)),
+        }
     }
 }
 

@@ -84,6 +84,8 @@ fn refused(e: ComplianceError) -> ApiError {
             ErrorCode::NotConfigured,
             "this server has no signing key for compliance packs: run `elevation compliance keygen` with its data folder",
         ),
+        // The queries' own answer: `503` when the query memory budget ran out.
+        ComplianceError::Query(query) => ApiError::from(*query),
         other => {
             tracing::error!(error = %other, "a compliance pack failed");
             ApiError::internal()

@@ -301,7 +301,7 @@ fn export_rules() {}
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
         (status = 409, description = "The server has no signing key (`elevation compliance keygen`)", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached; no pack was made", body = ErrorBody),
+        (status = 503, description = "The control plane cannot be reached, or reading the period needs more memory than --query-memory allows (query_memory_exhausted); no pack was made", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn compliance_pack() {}
