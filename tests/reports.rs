@@ -127,7 +127,7 @@ type AppValue = (
     DateTime<Utc>,
 );
 
-fn applications_of(report: &Report) -> BTreeMap<AppKey, AppValue> {
+pub(crate) fn applications_of(report: &Report) -> BTreeMap<AppKey, AppValue> {
     rows(report)
         .iter()
         .map(|r| {
@@ -149,7 +149,7 @@ fn applications_of(report: &Report) -> BTreeMap<AppKey, AppValue> {
         .collect()
 }
 
-fn truth_applications(
+pub(crate) fn truth_applications(
     truth: &GroundTruth,
     keep: impl Fn(&simulator::truth::ApplicationRow) -> bool,
 ) -> BTreeMap<AppKey, AppValue> {
@@ -173,6 +173,27 @@ fn truth_applications(
                 ),
             )
         })
+        .collect()
+}
+
+/// `by-publisher`'s counts by (publisher, type).
+pub(crate) fn publishers_of(report: &Report) -> BTreeMap<(Option<String>, String), u64> {
+    rows(report)
+        .iter()
+        .map(|r| {
+            (
+                (text(r["companyName"]), text(r["elevationType"]).unwrap()),
+                int(r["count"]),
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn truth_publishers(truth: &GroundTruth) -> BTreeMap<(Option<String>, String), u64> {
+    truth
+        .by_publisher
+        .iter()
+        .map(|p| ((p.company_name.clone(), p.elevation_type.clone()), p.count))
         .collect()
 }
 
@@ -280,21 +301,11 @@ async fn check_against_truth(node: &Node, truth: &GroundTruth) {
     );
 
     let publishers = report_in(node, truth, "by-publisher", &[]).await;
-    let found: BTreeMap<(Option<String>, String), u64> = rows(&publishers)
-        .iter()
-        .map(|r| {
-            (
-                (text(r["companyName"]), text(r["elevationType"]).unwrap()),
-                int(r["count"]),
-            )
-        })
-        .collect();
-    let expected: BTreeMap<(Option<String>, String), u64> = truth
-        .by_publisher
-        .iter()
-        .map(|p| ((p.company_name.clone(), p.elevation_type.clone()), p.count))
-        .collect();
-    assert_eq!(found, expected, "seed {seed}: by-publisher");
+    assert_eq!(
+        publishers_of(&publishers),
+        truth_publishers(truth),
+        "seed {seed}: by-publisher"
+    );
 
     let users = report_in(node, truth, "by-user", &[]).await;
     let expected: BTreeMap<String, (u64, u64, u64)> = truth
@@ -487,6 +498,12 @@ async fn every_report_matches_the_ground_truth_to_the_row_for_several_fleets() {
     let contoso = land_fleet(&node, &node.agent_key, "contoso", 3, 40, 3).await;
     let fabrikam = land_fleet(&node, &node.other_tenant_key, "fabrikam", 11, 25, 6).await;
     let northwind = land_fleet(&node, &northwind, "northwind", 29, 60, 8).await;
+    for truth in [&contoso, &fabrikam, &northwind] {
+        check_against_truth(&node, truth).await;
+    }
+    // Again once the rollups hold every day: the same truth from the other path.
+    let refreshed = node.warehouse.refresh_rollups().await.unwrap();
+    assert!(refreshed.days_refreshed >= 17, "{refreshed:?}");
     for truth in [&contoso, &fabrikam, &northwind] {
         check_against_truth(&node, truth).await;
     }
@@ -941,10 +958,23 @@ async fn reports_agree_with_duckdb_reading_the_delta_tables_parquet_files() {
 
     // Every report from the raw rows, then again once the rollups hold the whole days in the
     // window (its partial first and last days still come from the raw rows).
+    // The raw path's rows of `by-application` and `by-publisher`, in their order.
+    let mut raw_order: Vec<Vec<Vec<queries::Cell>>> = Vec::new();
     for rollups in [false, true] {
         if rollups {
             let refreshed = node.warehouse.refresh_rollups().await.unwrap();
             assert!(refreshed.days_refreshed >= 3, "{refreshed:?}");
+        }
+        for (i, name) in ["by-application", "by-publisher"].into_iter().enumerate() {
+            let rows = report(&node, "contoso", name, &window).await.rows;
+            if rollups {
+                assert_eq!(
+                    rows, raw_order[i],
+                    "{name}: the same rows in the same order from the rollup"
+                );
+            } else {
+                raw_order.push(rows);
+            }
         }
         let users = report(&node, "contoso", "by-user", &window).await;
         let ours: BTreeSet<String> = rows(&users)

@@ -105,6 +105,26 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
         "denied's coverage"
     );
 
+    // By application and by publisher from `daily_suggestions`' group rows.
+    let apps = report_in(&node, &truth, "by-application", &[]).await;
+    assert_eq!(
+        crate::reports::applications_of(&apps),
+        crate::reports::truth_applications(&truth, |_| true),
+        "by-application"
+    );
+    assert_eq!(
+        coverage(&apps),
+        (retired.clone(), BTreeSet::new()),
+        "by-application's coverage"
+    );
+    let publishers = report_in(&node, &truth, "by-publisher", &[]).await;
+    assert_eq!(
+        crate::reports::publishers_of(&publishers),
+        crate::reports::truth_publishers(&truth),
+        "by-publisher"
+    );
+    assert_eq!(coverage(&publishers).0, retired, "by-publisher from rollups");
+
     // The suggestions read closed days from `daily_suggestions`: the same as before retention.
     let suggested_after = queries::suggest::suggest(&node.warehouse, &suggest_window())
         .await
@@ -124,8 +144,6 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
         (BTreeSet::new(), retired.clone()),
         "event list's coverage"
     );
-    let apps = report_in(&node, &truth, "by-application", &[]).await;
-    assert_eq!(coverage(&apps).1, retired, "by-application needs raw rows");
     // A filter the rollup does not hold, and a window cut inside a retired day.
     let filtered = report_in(&node, &truth, "trend", &[("fileName", "nothing.exe")]).await;
     assert_eq!(coverage(&filtered).1, retired, "trend filtered by file name");

@@ -864,6 +864,7 @@ async fn suggestions_from_daily_suggestions_are_the_raw_rows_suggestions() {
         signed: 0,
         justification_low: None,
         justification_high: None,
+        system_initiated: None,
         users: (0..5).collect(),
         devices: (0..5).collect(),
         device_names: (0..5).collect(),

@@ -10,10 +10,13 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionContext, ident, lit};
 use warehouse::Table;
 use warehouse::deltalake::DeltaTable;
+use warehouse::suggestion_days::ValueNumbers;
+use warehouse::user_sets::{UserNumbers, pairs_of};
 
 use crate::QueryError;
 use crate::request::{Filters, ReportRequest};
@@ -175,6 +178,25 @@ pub(crate) async fn closed_days(
         .filter(|key| !current.contains_key(key))
         .map(|(_, date)| date)
         .collect())
+}
+
+/// The numbers a tenant's rollup sets are made of: its users (`user_numbers`) and its device
+/// ids, device names and folders (`value_numbers`), to number raw rows the same way.
+pub(crate) async fn stored_numbers(
+    ctx: &SessionContext,
+    tenant: &str,
+) -> Result<(UserNumbers, ValueNumbers), QueryError> {
+    let of_tenant =
+        |table: Table| async move { ctx.table(table.name()).await?.filter(ident("tenant").eq(lit(tenant))) };
+    let stored = of_tenant(Table::UserNumbers)
+        .await?
+        .select(vec![ident("upn"), ident("number")])?
+        .collect()
+        .await?;
+    let users = UserNumbers::from_pairs(pairs_of(&stored).map_err(DataFusionError::from)?);
+    let stored = of_tenant(Table::ValueNumbers).await?.collect().await?;
+    let values = ValueNumbers::from_batches(&stored).map_err(DataFusionError::from)?;
+    Ok((users, values))
 }
 
 /// A request's rows split by where they are counted from.

@@ -26,6 +26,7 @@
 //! crate over [`pinned_session`] (tables read at recorded Delta versions) and
 //! [`reports::tenant_window`].
 
+mod applications;
 pub mod days;
 mod denied;
 mod distinct;

@@ -15,6 +15,7 @@ use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionContext, ident, lit, when};
 use warehouse::{ReportingLevel, Table, Warehouse};
 
+use crate::applications::{self, APPLICATION_COLUMNS, Grouping, PUBLISHER_COLUMNS};
 use crate::days::{Coverage, Split, closed_days, rollup_and_raw};
 use crate::request::{Filters, ReportName, ReportRequest};
 use crate::{Opened, QueryError, distinct, open};
@@ -215,45 +216,10 @@ async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> 
             }
             events.select(cols(&EVENT_COLUMNS))?.sort(order)?
         }
-        ReportName::ByApplication => distinct::aggregate_with_users_and_devices(
-            &ctx,
-            elevations(&ctx, request).await?,
-            ["hash", "elevationType"],
-            vec![
-                max(ident("fileName")).alias("fileName"),
-                max(ident("internalName")).alias("internalName"),
-                max(ident("fileVersion")).alias("fileVersion"),
-                max(ident("companyName")).alias("companyName"),
-                count(lit(1)).alias("count"),
-                min(ident("eventDateTime")).alias("firstSeen"),
-                max(ident("eventDateTime")).alias("lastSeen"),
-                bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
-            ],
-        )
-        .await?
-        .select(cols(&[
-            "internalName",
-            "fileName",
-            "fileVersion",
-            "hash",
-            "companyName",
-            "elevationType",
-            "count",
-            "users",
-            "devices",
-            "firstSeen",
-            "lastSeen",
-            "systemInitiated",
-        ]))?
-        .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?,
-        ReportName::ByPublisher => distinct::aggregate_with_users_and_devices(
-            &ctx,
-            elevations(&ctx, request).await?,
-            ["companyName", "elevationType"],
-            vec![count(lit(1)).alias("count")],
-        )
-        .await?
-        .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
+        ReportName::ByApplication | ReportName::ByPublisher => {
+            by_application_or_publisher(&ctx, &raw, request, &mut report).await?;
+            return Ok(report);
+        }
         ReportName::ByUser => {
             by_subject(&ctx, &raw, request, Subject::User, &mut report).await?;
             return Ok(report);
@@ -288,6 +254,82 @@ async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> 
     report.columns = columns;
     report.rows = rows;
     Ok(report)
+}
+
+/// `by-application` (per hash and type) or `by-publisher` (per publisher and type): elevations,
+/// distinct users and devices. Whole days `daily_suggestions` answers come from its group
+/// rows (`crate::applications`), which also hold closed days; a window without such days is
+/// aggregated from the raw rows alone, where DataFusion computes every aggregate but the
+/// distinct counts (`crate::distinct`).
+async fn by_application_or_publisher(
+    ctx: &SessionContext,
+    raw: &warehouse::deltalake::DeltaTable,
+    request: &ReportRequest,
+    report: &mut Report,
+) -> Result<(), QueryError> {
+    let grouping = if request.name == ReportName::ByApplication {
+        Grouping::Application
+    } else {
+        Grouping::Publisher
+    };
+    // The filters whose columns the rollup's group rows hold.
+    let answerable = Filters {
+        elevation_type: request.filters.elevation_type,
+        company_name: request.filters.company_name.clone(),
+        hash: request.filters.hash.clone(),
+        file_name: request.filters.file_name.clone(),
+        ..Filters::default()
+    };
+    let Split { rolled, raw: raw_rows } = rollup_and_raw(
+        ctx,
+        raw,
+        Table::DailySuggestions,
+        request,
+        answerable,
+        &mut report.coverage,
+    )
+    .await?;
+    if let Some(rolled) = rolled {
+        let columns: &[&str] = match grouping {
+            Grouping::Application => &APPLICATION_COLUMNS,
+            Grouping::Publisher => &PUBLISHER_COLUMNS,
+        };
+        report.columns = columns.iter().map(|c| (*c).to_owned()).collect();
+        let rows = applications::rows(ctx, request, grouping, rolled, raw_rows).await?;
+        report.rows = request.page(rows).collect();
+        return Ok(());
+    }
+    let frame = match grouping {
+        Grouping::Application => distinct::aggregate_with_users_and_devices(
+            ctx,
+            raw_rows,
+            ["hash", "elevationType"],
+            vec![
+                max(ident("fileName")).alias("fileName"),
+                max(ident("internalName")).alias("internalName"),
+                max(ident("fileVersion")).alias("fileVersion"),
+                max(ident("companyName")).alias("companyName"),
+                count(lit(1)).alias("count"),
+                min(ident("eventDateTime")).alias("firstSeen"),
+                max(ident("eventDateTime")).alias("lastSeen"),
+                bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
+            ],
+        )
+        .await?
+        .select(cols(&APPLICATION_COLUMNS))?
+        .sort(vec![desc("count"), asc("fileName"), asc("hash"), asc("elevationType")])?,
+        Grouping::Publisher => distinct::aggregate_with_users_and_devices(
+            ctx,
+            raw_rows,
+            ["companyName", "elevationType"],
+            vec![count(lit(1)).alias("count")],
+        )
+        .await?
+        .select(cols(&PUBLISHER_COLUMNS))?
+        .sort(vec![desc("count"), asc("companyName"), asc("elevationType")])?,
+    };
+    (report.columns, report.rows) = collect(frame.limit(request.offset, request.limit)?).await?;
+    Ok(())
 }
 
 fn cols(names: &[&str]) -> Vec<Expr> {

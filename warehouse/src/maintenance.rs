@@ -462,7 +462,36 @@ pub async fn recorded_fingerprints(
     let frame = frame
         .aggregate(vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")], vec![])
         .map_err(datafusion(table))?;
-    fingerprints_of(frame, table).await
+    let mut recorded = fingerprints_of(frame, table).await?;
+    if let Some(format) = rollup_format(table) {
+        for value in recorded.values_mut() {
+            *value = match value.strip_suffix(format) {
+                Some(fingerprint) => fingerprint.to_owned(),
+                // Never equal to a fingerprint: the day is stale, yet still recorded (a closed
+                // day keeps its rows whatever their format).
+                None => format!("older format: {value}"),
+            };
+        }
+    }
+    Ok(recorded)
+}
+
+/// The suffix a rollup's `sourceFiles` carries after the fingerprint when the meaning of its
+/// rows changed since the table first shipped. [`recorded_fingerprints`] strips it, and
+/// reports rows recorded without it (by an older release) as stale, so the next refresh
+/// recomputes them and readers read those days' raw rows meanwhile.
+fn rollup_format(table: Table) -> Option<&'static str> {
+    match table {
+        // Format 2: group rows carry `systemInitiated` (`by-application` reads them).
+        Table::DailySuggestions => Some("@2"),
+        _ => None,
+    }
+}
+
+/// What a refresh records in `table`'s `sourceFiles` for rows computed from files with
+/// `fingerprint`.
+fn recorded_as(table: Table, fingerprint: &str) -> String {
+    format!("{fingerprint}{}", rollup_format(table).unwrap_or_default())
 }
 
 /// The tenant-days whose current `daily_counts` show no denied or failed elevation (so
@@ -686,7 +715,7 @@ impl Warehouse {
                 day.clone(),
                 &tenant,
                 date,
-                &fingerprint,
+                &recorded_as(Table::DailySuggestions, &fingerprint),
                 tenant_users,
                 tenant_value_numbers,
             )

@@ -476,7 +476,13 @@ pub const DAILY_SUGGESTION_COLUMNS: &[Column] = &[
         "sourceFiles",
         Text,
         false,
-        "fingerprint of the day's `elevations` files the rows were computed from",
+        "fingerprint of the day's `elevations` files the rows were computed from, with the rows' format",
+    ),
+    col(
+        "systemInitiated",
+        Boolean,
+        true,
+        "every elevation of the group was system-initiated (`bool_and`); null on a user row",
     ),
 ];
 

@@ -24,10 +24,10 @@ use arrow::error::ArrowError;
 use chrono::NaiveDate;
 use deltalake::datafusion::dataframe::DataFrame;
 use deltalake::datafusion::error::DataFusionError;
-use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, max, min};
-use deltalake::datafusion::logical_expr::ExprFunctionExt;
+use deltalake::datafusion::functions_aggregate::expr_fn::{bool_and, count, max, min};
 use deltalake::datafusion::prelude::{ident, lit};
 use foldhash::fast::RandomState;
+use futures::StreamExt;
 use roaring::{MultiOps, RoaringBitmap};
 
 use crate::tables::Table;
@@ -57,21 +57,24 @@ pub const MAXIMA: [&str; 4] = ["fileVersion", "productName", "internalName", "fi
 /// The kinds of `value_numbers`.
 pub const VALUE_KINDS: [&str; 3] = ["deviceId", "deviceName", "folder"];
 
-/// The elevations of `events` in groups: the count, first and last, version-info maxima,
-/// certificate and justification extremes, and the distinct users, devices, device names and
-/// paths as lists.
-pub fn groups(events: DataFrame) -> Result<DataFrame, DataFusionError> {
+/// The group keys of a row: [`GROUP_COLUMNS`] and whether it failed.
+fn group_keys() -> Vec<deltalake::datafusion::prelude::Expr> {
     let mut keys: Vec<_> = GROUP_COLUMNS.iter().map(|c| ident(*c)).collect();
     keys.push(ident("result").not_eq(lit(0i32)).alias("failed"));
-    let distinct = |column: &str| array_agg(ident(column)).distinct().build();
+    keys
+}
+
+/// The elevations of `events` in groups: the count, first and last, version-info maxima,
+/// certificate and justification extremes, and whether all were system-initiated. The sets
+/// (distinct users, devices, device names, folders) are not here: [`Groups::add_events`]
+/// folds them from the rows, because DataFusion's `array_agg(DISTINCT)` holds every distinct
+/// value of every group as a `ScalarValue` (hundreds of megabytes for one day of a fleet,
+/// more than the maintenance memory pool grants).
+pub fn groups(events: DataFrame) -> Result<DataFrame, DataFusionError> {
     let mut aggregates = vec![
         count(lit(1)).alias("elevations"),
         min(ident("eventDateTime")).alias("first"),
         max(ident("eventDateTime")).alias("last"),
-        distinct("upn")?.alias("users"),
-        distinct("deviceId")?.alias("devices"),
-        distinct("deviceName")?.alias("deviceNames"),
-        distinct("filePath")?.alias("paths"),
     ];
     aggregates.extend(MAXIMA.iter().map(|c| max(ident(*c)).alias(*c)));
     aggregates.extend([
@@ -80,18 +83,19 @@ pub fn groups(events: DataFrame) -> Result<DataFrame, DataFusionError> {
         count(ident("certificatePayload")).alias("signed"),
         min(ident("justification")).alias("justificationLow"),
         max(ident("justification")).alias("justificationHigh"),
+        bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
     ]);
-    events.aggregate(keys, aggregates)
+    events.aggregate(group_keys(), aggregates)
 }
 
-/// Each user's unmanaged elevations of `events` per file: the count, the distinct devices as a
-/// list, first and last.
-pub fn unmanaged(events: DataFrame) -> Result<DataFrame, DataFusionError> {
-    events.filter(ident("elevationType").eq(lit(UNMANAGED)))?.aggregate(
+/// Each user's unmanaged elevations of `events` per file: the count, first and last (the
+/// devices are folded from the rows by [`Unmanaged::add_events`], for the reason [`groups`]
+/// gives: a day has tens of thousands of user-file groups).
+fn unmanaged_spans(events: DataFrame) -> Result<DataFrame, DataFusionError> {
+    events.aggregate(
         vec![ident("upn"), ident("fileName")],
         vec![
             count(lit(1)).alias("elevations"),
-            array_agg(ident("deviceId")).distinct().build()?.alias("devices"),
             min(ident("eventDateTime")).alias("first"),
             max(ident("eventDateTime")).alias("last"),
         ],
@@ -133,6 +137,11 @@ impl ValueNumbers {
         Ok(ValueNumbers {
             kinds: pairs.map(UserNumbers::from_pairs),
         })
+    }
+
+    /// The number of `value` of one kind ([`VALUE_KINDS`]' position), a new one if it has none.
+    pub fn number(&mut self, slot: usize, value: &str) -> u32 {
+        self.kinds[slot].number(value)
     }
 
     /// The numbers of one kind ([`VALUE_KINDS`]' position).
@@ -207,6 +216,9 @@ pub struct GroupTotals {
     pub justification_low: Option<String>,
     /// The greatest.
     pub justification_high: Option<String>,
+    /// Whether every elevation was system-initiated (`bool_and`; `None` when no elevation
+    /// said, or a rollup row predates the column).
+    pub system_initiated: Option<bool>,
     /// Users (`user_numbers`).
     pub users: RoaringBitmap,
     /// Device ids (`value_numbers` `deviceId`).
@@ -235,6 +247,7 @@ impl GroupTotals {
         keep(&mut self.justification_high, other.justification_high, |new, old| {
             new > old
         });
+        self.system_initiated = both(self.system_initiated, other.system_initiated);
         self.users |= other.users;
         self.devices |= other.devices;
         self.device_names |= other.device_names;
@@ -269,6 +282,14 @@ impl GroupTotals {
     }
 }
 
+/// `bool_and` of two parts, either of which may not know.
+pub fn both(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a && b),
+        (known, None) | (None, known) => known,
+    }
+}
+
 /// Keeps `new` in `slot` when the slot is empty or `better(new, old)`.
 fn keep(slot: &mut Option<String>, new: Option<String>, better: impl Fn(&str, &str) -> bool) {
     if let Some(new) = new
@@ -295,27 +316,62 @@ impl Groups {
             .collect()
     }
 
-    /// Adds batches of [`groups`], numbering their users and values (new ones get new numbers).
-    pub fn add_aggregate(
+    /// Adds the groups of raw elevations `events`, numbering their users and values (new
+    /// ones get new numbers): [`groups`] computes the totals; the sets are folded here from
+    /// the rows as they stream by, one bitmap per group and set, so memory grows with the
+    /// groups and their distinct values, never with the rows.
+    pub async fn add_events(
         &mut self,
-        batches: &[RecordBatch],
+        events: DataFrame,
         users: &mut UserNumbers,
         values: &mut ValueNumbers,
-    ) -> Result<(), ArrowError> {
-        for batch in batches {
+    ) -> Result<(), DataFusionError> {
+        let totals = groups(events.clone())?.collect().await?;
+        let mut columns = group_keys();
+        columns.extend(["upn", "deviceId", "deviceName", "filePath"].map(ident));
+        let mut rows = events.select(columns)?.execute_stream().await?;
+        let mut sets: HashMap<Box<[u8]>, [RoaringBitmap; 4], RandomState> = HashMap::default();
+        let mut key = Vec::new();
+        while let Some(batch) = rows.next().await {
+            let batch = batch?;
+            let keys = Keys::of(&batch)?;
+            let sources = [
+                text(&batch, "upn")?,
+                text(&batch, "deviceId")?,
+                text(&batch, "deviceName")?,
+                text(&batch, "filePath")?,
+            ];
+            let sources = sources.each_ref().map(|c| c.as_string::<i32>());
+            for row in 0..batch.num_rows() {
+                keys.bytes(row, &mut key);
+                if !sets.contains_key(&key[..]) {
+                    sets.insert(key.as_slice().into(), Default::default());
+                }
+                let group = sets.get_mut(&key[..]).expect("inserted above");
+                let value = |i: usize| sources[i].is_valid(row).then(|| sources[i].value(row));
+                if let Some(upn) = value(0) {
+                    group[0].insert(users.number(upn));
+                }
+                if let Some(device) = value(1) {
+                    group[1].insert(values.kinds[0].number(device));
+                }
+                if let Some(name) = value(2) {
+                    group[2].insert(values.kinds[1].number(name));
+                }
+                if let Some(path) = value(3) {
+                    group[3].insert(values.kinds[2].number(&folder_of(path)));
+                }
+            }
+        }
+        for batch in &totals {
             let keys = Keys::of(batch)?;
             let extremes = Extremes::of(batch)?;
-            let user_lists = string_lists(batch, "users")?;
-            let device_lists = string_lists(batch, "devices")?;
-            let name_lists = string_lists(batch, "deviceNames")?;
-            let path_lists = string_lists(batch, "paths")?;
-            let lists = user_lists.iter().zip(&device_lists).zip(&name_lists).zip(&path_lists);
-            for (row, (((upns, devices), device_names), paths)) in lists.enumerate() {
+            for row in 0..batch.num_rows() {
+                keys.bytes(row, &mut key);
                 let mut totals = extremes.totals(row);
-                totals.users = upns.iter().map(|u| users.number(u)).collect();
-                totals.devices = devices.iter().map(|d| values.kinds[0].number(d)).collect();
-                totals.device_names = device_names.iter().map(|d| values.kinds[1].number(d)).collect();
-                totals.folders = paths.iter().map(|p| values.kinds[2].number(&folder_of(p))).collect();
+                let [users, devices, device_names, folders] = sets.remove(&key[..]).unwrap_or_default();
+                (totals.users, totals.devices, totals.device_names, totals.folders) =
+                    (users, devices, device_names, folders);
                 self.add(keys.key(row), totals);
             }
         }
@@ -413,19 +469,47 @@ impl Unmanaged {
         }
     }
 
-    /// Adds batches of [`unmanaged`], numbering their users and devices.
-    pub fn add_aggregate(
+    /// Adds the unmanaged elevations among raw elevations `events`, numbering their users and
+    /// devices: the spans aggregated, the devices of each user and file folded from the rows.
+    pub async fn add_events(
         &mut self,
-        batches: &[RecordBatch],
+        events: DataFrame,
         users: &mut UserNumbers,
         values: &mut ValueNumbers,
-    ) -> Result<(), ArrowError> {
-        for batch in batches {
+    ) -> Result<(), DataFusionError> {
+        let events = events.filter(ident("elevationType").eq(lit(UNMANAGED)))?;
+        let spans = unmanaged_spans(events.clone())?.collect().await?;
+        let mut rows = events
+            .select(["upn", "fileName", "deviceId"].map(ident).to_vec())?
+            .execute_stream()
+            .await?;
+        let mut devices: HashMap<(u32, u32), RoaringBitmap, RandomState> = HashMap::default();
+        while let Some(batch) = rows.next().await {
+            let batch = batch?;
+            let [upns, files, device_ids] = ["upn", "fileName", "deviceId"].map(|c| text(&batch, c));
+            let (upns, files, device_ids) = (upns?, files?, device_ids?);
+            let (upns, files, device_ids) = (
+                upns.as_string::<i32>(),
+                files.as_string::<i32>(),
+                device_ids.as_string::<i32>(),
+            );
+            for row in 0..batch.num_rows() {
+                if device_ids.is_null(row) {
+                    continue;
+                }
+                let user = users.number(upns.value(row));
+                let file = self.file_number(files.value(row));
+                devices
+                    .entry((user, file))
+                    .or_default()
+                    .insert(values.kinds[0].number(device_ids.value(row)));
+            }
+        }
+        for batch in &spans {
             let (upns, files) = (text(batch, "upn")?, text(batch, "fileName")?);
             let (upns, files) = (upns.as_string::<i32>(), files.as_string::<i32>());
             let elevations = int64(batch, "elevations")?;
             let (first, last) = (micros(batch, "first")?, micros(batch, "last")?);
-            let devices = string_lists(batch, "devices")?;
             for row in 0..batch.num_rows() {
                 let user = users.number(upns.value(row));
                 let span = Span {
@@ -433,9 +517,9 @@ impl Unmanaged {
                     first: first.value(row),
                     last: last.value(row),
                 };
+                let file = self.file_number(files.value(row));
                 self.add_file(user, files.value(row), span);
-                let devices = devices[row].iter().map(|d| values.kinds[0].number(d)).collect();
-                self.add_user(user, span, devices);
+                self.add_user(user, span, devices.remove(&(user, file)).unwrap_or_default());
             }
         }
         Ok(())
@@ -588,6 +672,12 @@ pub fn day_batch(
         group_set(&|t| &t.device_names)?,
         group_set(&|t| &t.folders)?,
         Arc::new(StringArray::from(vec![fingerprint; n])),
+        Arc::new(BooleanArray::from_iter(
+            groups
+                .iter()
+                .map(|(_, t)| t.system_initiated)
+                .chain(std::iter::repeat_n(None, users_rows)),
+        )),
     ];
     RecordBatch::try_new(Table::DailySuggestions.schema(), columns)
 }
@@ -602,12 +692,10 @@ pub async fn day_rows(
     users: &mut UserNumbers,
     values: &mut ValueNumbers,
 ) -> Result<RecordBatch, DataFusionError> {
-    let aggregated = groups(day.clone())?.collect().await?;
-    let per_user = unmanaged(day)?.collect().await?;
     let mut merged = Groups::default();
-    merged.add_aggregate(&aggregated, users, values)?;
+    merged.add_events(day.clone(), users, values).await?;
     let mut unmanaged = Unmanaged::default();
-    unmanaged.add_aggregate(&per_user, users, values)?;
+    unmanaged.add_events(day, users, values).await?;
     Ok(day_batch(tenant, date, &merged.merged(), &unmanaged, fingerprint)?)
 }
 
@@ -634,6 +722,24 @@ impl Keys {
         values.is_valid(row).then(|| values.value(row).to_owned())
     }
 
+    /// The row's keys as one byte string in `out` (each value length-prefixed, a null
+    /// marked apart from an empty value): a lookup key that allocates nothing.
+    fn bytes(&self, row: usize, out: &mut Vec<u8>) {
+        out.clear();
+        for column in &self.text {
+            let values = column.as_string::<i32>();
+            if values.is_null(row) {
+                out.extend_from_slice(&u32::MAX.to_le_bytes());
+            } else {
+                let value = values.value(row).as_bytes();
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                out.extend_from_slice(value);
+            }
+        }
+        let failed = self.failed.as_boolean();
+        out.push(u8::from(failed.is_valid(row) && failed.value(row)));
+    }
+
     fn key(&self, row: usize) -> GroupKey {
         let failed = self.failed.as_boolean();
         GroupKey {
@@ -656,6 +762,7 @@ struct Extremes {
     first: arrow::array::PrimitiveArray<TimestampMicrosecondType>,
     last: arrow::array::PrimitiveArray<TimestampMicrosecondType>,
     signed: Int64Array,
+    system_initiated: BooleanArray,
     /// [`MAXIMA`], then certificate low and high, justification low and high.
     text: Vec<ArrayRef>,
 }
@@ -676,6 +783,9 @@ impl Extremes {
             first: micros(batch, "first")?,
             last: micros(batch, "last")?,
             signed: int64(batch, "signed")?,
+            system_initiated: cast(column(batch, "systemInitiated")?, &DataType::Boolean)?
+                .as_boolean()
+                .clone(),
             text: text_columns,
         })
     }
@@ -701,6 +811,10 @@ impl Extremes {
             },
             justification_low: self.get(6, row),
             justification_high: self.get(7, row),
+            system_initiated: self
+                .system_initiated
+                .is_valid(row)
+                .then(|| self.system_initiated.value(row)),
             users: RoaringBitmap::new(),
             devices: RoaringBitmap::new(),
             device_names: RoaringBitmap::new(),
@@ -709,24 +823,27 @@ impl Extremes {
     }
 }
 
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
+/// A column by name, or an error naming it.
+pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
     batch
         .column_by_name(name)
         .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))
 }
 
 /// A text column as plain UTF-8 (DataFusion may hand views or dictionaries over).
-fn text(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
+pub fn text(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     cast(column(batch, name)?, &DataType::Utf8)
 }
 
-fn int64(batch: &RecordBatch, name: &str) -> Result<Int64Array, ArrowError> {
+/// An integer column as `Int64`.
+pub fn int64(batch: &RecordBatch, name: &str) -> Result<Int64Array, ArrowError> {
     Ok(cast(column(batch, name)?, &DataType::Int64)?
         .as_primitive::<Int64Type>()
         .clone())
 }
 
-fn micros(
+/// A timestamp column as microseconds without a time zone.
+pub fn micros(
     batch: &RecordBatch,
     name: &str,
 ) -> Result<arrow::array::PrimitiveArray<TimestampMicrosecondType>, ArrowError> {
@@ -738,7 +855,8 @@ fn number(value: i64) -> Result<u32, ArrowError> {
     u32::try_from(value).map_err(|_| ArrowError::InvalidArgumentError("a number out of range".into()))
 }
 
-fn bitmap(values: &BinaryArray, row: usize) -> Result<RoaringBitmap, ArrowError> {
+/// A serialized Roaring bitmap of a binary column (empty where null).
+pub fn bitmap(values: &BinaryArray, row: usize) -> Result<RoaringBitmap, ArrowError> {
     if values.is_null(row) {
         return Ok(RoaringBitmap::new());
     }
@@ -746,7 +864,7 @@ fn bitmap(values: &BinaryArray, row: usize) -> Result<RoaringBitmap, ArrowError>
 }
 
 /// A list-of-strings column as vectors (nulls dropped).
-fn string_lists(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, ArrowError> {
+pub fn string_lists(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, ArrowError> {
     let target = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
     let lists = cast(column(batch, name)?, &target)?;
     let lists = lists.as_list::<i32>();

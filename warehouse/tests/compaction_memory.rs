@@ -58,7 +58,9 @@ fn event(landing: usize, i: usize) -> ElevationEvent {
         ),
         file_name: format!("tool{}.exe", n % 300),
         hash: format!("{:064X}", n % 300),
-        upn: format!("user{}@contoso.com", n % 2_000),
+        // Each file's events spread over 400 users (the suggestions' sets are large), while
+        // events 120,000 apart still share second, hash and user.
+        upn: format!("user{}@contoso.com", (n / 300) % 400),
         user_type: UserType::AzureAd,
         product_name: Some(format!("Tool {}", n % 300)),
         company_name: Some(format!("Vendor {}", n % 50)),
@@ -224,4 +226,80 @@ async fn a_partition_many_times_the_memory_limit_compacts_in_bounded_memory_to_t
         growth < partition_bytes,
         "peak RSS grew by {growth} bytes compacting a partition of {partition_bytes} bytes in {memory}"
     );
+
+    // The day's rollups, refreshed in the same memory. The suggestions' per-group sets are
+    // folded from the rows as they stream; DataFusion's `array_agg(DISTINCT)` held them as
+    // values that asked this pool (and, at fleet scale, the default 512 MiB) for more than
+    // it had, and the whole refresh failed.
+    let warehouse = Warehouse::new(Location::Local(tight.clone())).with_maintenance_memory(memory);
+    let refreshed = warehouse.refresh_rollups().await.unwrap();
+    assert_eq!(refreshed.days_refreshed, 1, "{refreshed:?}");
+    assert_eq!(suggestion_sets(&warehouse).await, expected_sets());
+}
+
+/// Per (hash, type) group of `daily_suggestions`: elevations, distinct users and devices.
+type Sets = std::collections::BTreeMap<(String, String), (i64, u64, u64)>;
+
+async fn suggestion_sets(warehouse: &Warehouse) -> Sets {
+    use warehouse::deltalake::datafusion::prelude::SessionContext;
+    let table = warehouse.load(Table::DailySuggestions).await.unwrap();
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state()).unwrap();
+    ctx.register_table("s", table.table_provider().await.unwrap()).unwrap();
+    let batches = ctx
+        .sql(r#"SELECT "hash", "elevationType", "elevations", "users", "devices" FROM s WHERE "userNumber" IS NULL"#)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut out = Sets::new();
+    for batch in &batches {
+        let text = |i: usize| arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+        let (hashes, types) = (text(0), text(1));
+        let counts = arrow::compute::cast(batch.column(2), &arrow::datatypes::DataType::Int64).unwrap();
+        let sets = |i: usize| arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Binary).unwrap();
+        let (users, devices) = (sets(3), sets(4));
+        for row in 0..batch.num_rows() {
+            let count = |set: &arrow::array::ArrayRef| {
+                warehouse::suggestion_days::bitmap(set.as_binary::<i32>(), row)
+                    .unwrap()
+                    .len()
+            };
+            out.insert(
+                (
+                    hashes.as_string::<i32>().value(row).to_owned(),
+                    types.as_string::<i32>().value(row).to_owned(),
+                ),
+                (
+                    counts.as_primitive::<arrow::datatypes::Int64Type>().value(row),
+                    count(&users),
+                    count(&devices),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// The same from the events as landed, without the warehouse's code.
+fn expected_sets() -> Sets {
+    use std::collections::{BTreeMap, BTreeSet};
+    type Group = (i64, BTreeSet<String>, BTreeSet<String>);
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    for landing in 0..LANDINGS {
+        for i in 0..PER_LANDING {
+            let e = event(landing, i);
+            let group = groups
+                .entry((e.hash.clone(), e.elevation_type.as_str().to_owned()))
+                .or_default();
+            group.0 += 1;
+            group.1.insert(e.upn);
+            group.2.insert(context(landing).device_id);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(k, (n, users, devices))| (k, (n, users.len() as u64, devices.len() as u64)))
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use datafusion::prelude::{DataFrame, Expr, SessionContext};
 use warehouse::suggestion_days::{self as days, Groups, Unmanaged, ValueNumbers};
-use warehouse::user_sets::{UserNumbers, pairs_of};
+use warehouse::user_sets::UserNumbers;
 
 use super::*;
 
@@ -44,17 +44,7 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
     let mut groups = Groups::default();
     let mut unmanaged = Unmanaged::default();
     if !whole.is_empty() {
-        let stored = tenant_rows(ctx, Table::UserNumbers, &request.tenant)
-            .await?
-            .select(vec![ident("upn"), ident("number")])?
-            .collect()
-            .await?;
-        users = UserNumbers::from_pairs(pairs_of(&stored).map_err(DataFusionError::from)?);
-        let stored = tenant_rows(ctx, Table::ValueNumbers, &request.tenant)
-            .await?
-            .collect()
-            .await?;
-        values = ValueNumbers::from_batches(&stored).map_err(DataFusionError::from)?;
+        (users, values) = crate::days::stored_numbers(ctx, &request.tenant).await?;
         let rows = tenant_rows(ctx, Table::DailySuggestions, &request.tenant)
             .await?
             .filter(ident("eventDate").in_list(dates(&whole), false))?;
@@ -83,15 +73,9 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
     if let Some(file) = &request.file {
         raw = raw.filter(of_file(file).or(ident("ruleId").is_not_null()))?;
     }
-    let aggregated = days::groups(raw.clone())?.collect().await?;
-    groups
-        .add_aggregate(&aggregated, &mut users, &mut values)
-        .map_err(DataFusionError::from)?;
+    groups.add_events(raw.clone(), &mut users, &mut values).await?;
     if request.file.is_none() {
-        let aggregated = days::unmanaged(raw)?.collect().await?;
-        unmanaged
-            .add_aggregate(&aggregated, &mut users, &mut values)
-            .map_err(DataFusionError::from)?;
+        unmanaged.add_events(raw, &mut users, &mut values).await?;
     }
     let by_number = days::names_by_number;
     let names = Names {

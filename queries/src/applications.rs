@@ -1,0 +1,332 @@
+//! `by-application` and `by-publisher` over windows whose whole days `daily_suggestions`
+//! answers: its group rows (a few thousand a day, each with its users and devices as Roaring
+//! bitmaps) instead of every raw elevation. The days it does not answer are aggregated from
+//! the raw rows at the grain of the rollup's rows, their users and devices numbered as stored,
+//! and both merge the same way: counts add, extremes keep the least or greatest, sets unite.
+//! Windows without such days keep the raw path (`crate::distinct`); both give one answer,
+//! which `tests/` check against DuckDB and the simulator's ground truth.
+
+use std::collections::HashMap;
+
+use chrono::DateTime;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::expr_fn::{array_agg, bool_and, count, max, min};
+use datafusion::logical_expr::ExprFunctionExt;
+use datafusion::prelude::{SessionContext, ident, lit};
+use foldhash::fast::RandomState;
+use roaring::{MultiOps, RoaringBitmap};
+use warehouse::suggestion_days::{self as days, ValueNumbers};
+use warehouse::user_sets::UserNumbers;
+
+use crate::QueryError;
+use crate::reports::Cell;
+use crate::request::ReportRequest;
+
+/// Which report: what the rows are grouped by, besides `elevationType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grouping {
+    /// `hash`: one row per file and type (`by-application`).
+    Application,
+    /// `companyName`: one row per publisher and type (`by-publisher`).
+    Publisher,
+}
+
+/// The columns of `by-application`, in order.
+pub(crate) const APPLICATION_COLUMNS: [&str; 12] = [
+    "internalName",
+    "fileName",
+    "fileVersion",
+    "hash",
+    "companyName",
+    "elevationType",
+    "count",
+    "users",
+    "devices",
+    "firstSeen",
+    "lastSeen",
+    "systemInitiated",
+];
+
+/// The columns of `by-publisher`, in order.
+pub(crate) const PUBLISHER_COLUMNS: [&str; 5] = ["companyName", "elevationType", "count", "users", "devices"];
+
+/// One output row's elevations, gathered from any number of rollup rows and raw aggregates.
+#[derive(Debug, Default)]
+struct Totals {
+    file_name: Option<String>,
+    internal_name: Option<String>,
+    file_version: Option<String>,
+    company_name: Option<String>,
+    elevations: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+    /// `bool_and` of `systemInitiatedElevation`: `None` until a part knows it.
+    system_initiated: Option<bool>,
+    /// The parts' sets, united once at the end (one pass over many bitmaps is far cheaper
+    /// than uniting them one by one).
+    users: Vec<RoaringBitmap>,
+    devices: Vec<RoaringBitmap>,
+}
+
+/// One part: a rollup row or a row of the raw aggregate.
+struct Part<'a> {
+    hash: Option<&'a str>,
+    company_name: Option<&'a str>,
+    file_name: Option<&'a str>,
+    internal_name: Option<&'a str>,
+    file_version: Option<&'a str>,
+    elevations: i64,
+    first: i64,
+    last: i64,
+    system_initiated: Option<bool>,
+    users: RoaringBitmap,
+    devices: RoaringBitmap,
+}
+
+fn keep_greatest(slot: &mut Option<String>, new: Option<&str>) {
+    if let Some(new) = new
+        && slot.as_deref().is_none_or(|old| new > old)
+    {
+        *slot = Some(new.to_owned());
+    }
+}
+
+impl Totals {
+    fn add(&mut self, part: Part<'_>) {
+        keep_greatest(&mut self.file_name, part.file_name);
+        keep_greatest(&mut self.internal_name, part.internal_name);
+        keep_greatest(&mut self.file_version, part.file_version);
+        keep_greatest(&mut self.company_name, part.company_name);
+        self.elevations += part.elevations;
+        self.first = Some(self.first.map_or(part.first, |f| f.min(part.first)));
+        self.last = Some(self.last.map_or(part.last, |l| l.max(part.last)));
+        self.system_initiated = days::both(self.system_initiated, part.system_initiated);
+        self.users.push(part.users);
+        self.devices.push(part.devices);
+    }
+}
+
+/// The report's rows so far, by (grouping value, `elevationType`).
+struct Merge {
+    grouping: Grouping,
+    rows: HashMap<(Option<String>, String), Totals, RandomState>,
+}
+
+impl Merge {
+    fn add(&mut self, elevation_type: &str, part: Part<'_>) {
+        let value = match self.grouping {
+            Grouping::Application => part.hash,
+            Grouping::Publisher => part.company_name,
+        };
+        let key = (value.map(str::to_owned), elevation_type.to_owned());
+        self.rows.entry(key).or_default().add(part);
+    }
+
+    /// Adds the group rows of `daily_suggestions` batches.
+    fn add_rollup(&mut self, batches: &[RecordBatch]) -> Result<(), ArrowError> {
+        for batch in batches {
+            let columns = PartColumns::of(batch)?;
+            let users = cast(days::column(batch, "users")?, &DataType::Binary)?;
+            let devices = cast(days::column(batch, "devices")?, &DataType::Binary)?;
+            for row in 0..batch.num_rows() {
+                let users = days::bitmap(users.as_binary::<i32>(), row)?;
+                let devices = days::bitmap(devices.as_binary::<i32>(), row)?;
+                let (elevation_type, part) = columns.part(row, users, devices);
+                self.add(elevation_type, part);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds batches of [`raw_aggregate`], numbering users and devices as stored (values the
+    /// rollups have not numbered get numbers past those, for this answer only).
+    fn add_raw(
+        &mut self,
+        batches: &[RecordBatch],
+        users: &mut UserNumbers,
+        values: &mut ValueNumbers,
+    ) -> Result<(), ArrowError> {
+        for batch in batches {
+            let columns = PartColumns::of(batch)?;
+            let user_lists = days::string_lists(batch, "users")?;
+            let device_lists = days::string_lists(batch, "devices")?;
+            for (row, (upns, device_ids)) in user_lists.iter().zip(&device_lists).enumerate() {
+                let user_set = upns.iter().map(|u| users.number(u)).collect();
+                let device_set = device_ids.iter().map(|d| values.number(0, d)).collect();
+                let (elevation_type, part) = columns.part(row, user_set, device_set);
+                self.add(elevation_type, part);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows in the report's order: most elevations first, then by file name, hash and
+    /// type (`by-application`) or publisher and type (`by-publisher`), nulls first, as the
+    /// raw path's DataFusion sort orders them.
+    fn rows(self) -> Vec<Vec<Cell>> {
+        let text = |value: Option<String>| value.map_or(Cell::Null, Cell::Text);
+        let time = |micros: Option<i64>| {
+            micros
+                .and_then(DateTime::from_timestamp_micros)
+                .map_or(Cell::Null, Cell::Time)
+        };
+        let mut merged: Vec<((Option<String>, String), Totals)> = self.rows.into_iter().collect();
+        match self.grouping {
+            Grouping::Application => merged.sort_by(|((hash_a, type_a), a), ((hash_b, type_b), b)| {
+                b.elevations
+                    .cmp(&a.elevations)
+                    .then_with(|| a.file_name.cmp(&b.file_name))
+                    .then_with(|| hash_a.cmp(hash_b))
+                    .then_with(|| type_a.cmp(type_b))
+            }),
+            Grouping::Publisher => merged.sort_by(|((company_a, type_a), a), ((company_b, type_b), b)| {
+                b.elevations
+                    .cmp(&a.elevations)
+                    .then_with(|| company_a.cmp(company_b))
+                    .then_with(|| type_a.cmp(type_b))
+            }),
+        }
+        merged
+            .into_iter()
+            .map(|((value, elevation_type), totals)| {
+                let count = |sets: Vec<RoaringBitmap>| Cell::Int(sets.into_iter().union().len() as i64);
+                let (users, devices) = (count(totals.users), count(totals.devices));
+                match self.grouping {
+                    Grouping::Application => vec![
+                        text(totals.internal_name),
+                        text(totals.file_name),
+                        text(totals.file_version),
+                        text(value),
+                        text(totals.company_name),
+                        Cell::Text(elevation_type),
+                        Cell::Int(totals.elevations),
+                        users,
+                        devices,
+                        time(totals.first),
+                        time(totals.last),
+                        totals.system_initiated.map_or(Cell::Null, Cell::Bool),
+                    ],
+                    Grouping::Publisher => vec![
+                        text(value),
+                        Cell::Text(elevation_type),
+                        Cell::Int(totals.elevations),
+                        users,
+                        devices,
+                    ],
+                }
+            })
+            .collect()
+    }
+}
+
+/// The text columns of a part, in [`PartColumns::part`]'s order.
+const PART_TEXT: [&str; 6] = [
+    "hash",
+    "elevationType",
+    "companyName",
+    "fileName",
+    "internalName",
+    "fileVersion",
+];
+
+/// The columns a part is read from, in a rollup batch or a raw aggregate's batch.
+struct PartColumns {
+    text: [datafusion::arrow::array::ArrayRef; 6],
+    elevations: datafusion::arrow::array::Int64Array,
+    first: datafusion::arrow::array::TimestampMicrosecondArray,
+    last: datafusion::arrow::array::TimestampMicrosecondArray,
+    system_initiated: datafusion::arrow::array::ArrayRef,
+}
+
+impl PartColumns {
+    fn of(batch: &RecordBatch) -> Result<Self, ArrowError> {
+        let text = PART_TEXT.map(|name| days::text(batch, name));
+        let [a, b, c, d, e, f] = text;
+        Ok(PartColumns {
+            text: [a?, b?, c?, d?, e?, f?],
+            elevations: days::int64(batch, "elevations")?,
+            first: days::micros(batch, "first")?,
+            last: days::micros(batch, "last")?,
+            system_initiated: cast(days::column(batch, "systemInitiated")?, &DataType::Boolean)?,
+        })
+    }
+
+    fn part(&self, row: usize, users: RoaringBitmap, devices: RoaringBitmap) -> (&str, Part<'_>) {
+        let text = |i: usize| {
+            let values = self.text[i].as_string::<i32>();
+            values.is_valid(row).then(|| values.value(row))
+        };
+        let system = self.system_initiated.as_boolean();
+        let part = Part {
+            hash: text(0),
+            company_name: text(2),
+            file_name: text(3),
+            internal_name: text(4),
+            file_version: text(5),
+            elevations: self.elevations.value(row),
+            first: self.first.value(row),
+            last: self.last.value(row),
+            system_initiated: system.is_valid(row).then(|| system.value(row)),
+            users,
+            devices,
+        };
+        (text(1).unwrap_or_default(), part)
+    }
+}
+
+/// Raw elevations at the grain of `daily_suggestions`' rows as these reports need them: per
+/// hash, type and publisher, with the distinct users and device ids as lists.
+fn raw_aggregate(events: DataFrame) -> Result<DataFrame, DataFusionError> {
+    let distinct = |column: &str| array_agg(ident(column)).distinct().build();
+    events.aggregate(
+        vec![ident("hash"), ident("elevationType"), ident("companyName")],
+        vec![
+            max(ident("fileName")).alias("fileName"),
+            max(ident("internalName")).alias("internalName"),
+            max(ident("fileVersion")).alias("fileVersion"),
+            count(lit(1)).alias("elevations"),
+            min(ident("eventDateTime")).alias("first"),
+            max(ident("eventDateTime")).alias("last"),
+            bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
+            distinct("upn")?.alias("users"),
+            distinct("deviceId")?.alias("devices"),
+        ],
+    )
+}
+
+/// The report's rows (every one, in the report's order) from `rolled`, the group rows of
+/// `daily_suggestions` for the days it answers, and `raw`, the raw elevations of every other
+/// day of the window.
+pub(crate) async fn rows(
+    ctx: &SessionContext,
+    request: &ReportRequest,
+    grouping: Grouping,
+    rolled: DataFrame,
+    raw: DataFrame,
+) -> Result<Vec<Vec<Cell>>, QueryError> {
+    let mut merge = Merge {
+        grouping,
+        rows: HashMap::default(),
+    };
+    let mut wanted = PART_TEXT.to_vec();
+    wanted.extend(["elevations", "first", "last", "systemInitiated", "users", "devices"]);
+    let rolled = rolled
+        .filter(ident("userNumber").is_null())?
+        .select(wanted.into_iter().map(ident).collect::<Vec<_>>())?
+        .collect()
+        .await?;
+    merge.add_rollup(&rolled).map_err(DataFusionError::from)?;
+    let raw = raw_aggregate(raw)?.collect().await?;
+    if raw.iter().any(|b| b.num_rows() > 0) {
+        let (mut users, mut values) = crate::days::stored_numbers(ctx, &request.tenant).await?;
+        merge
+            .add_raw(&raw, &mut users, &mut values)
+            .map_err(DataFusionError::from)?;
+    }
+    Ok(merge.rows())
+}
