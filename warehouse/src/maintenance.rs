@@ -459,6 +459,11 @@ pub async fn recorded_fingerprints(
             )
             .map_err(datafusion(table))?;
     }
+    if table == Table::DailySuggestions {
+        // Every row of a day carries the same fingerprint; the group rows' files alone are a
+        // few percent of the day's (see `suggestion_days::day_rows`).
+        frame = frame.filter(ident("userNumber").is_null()).map_err(datafusion(table))?;
+    }
     let frame = frame
         .aggregate(vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")], vec![])
         .map_err(datafusion(table))?;
@@ -734,8 +739,14 @@ impl Warehouse {
                 self.append_numbers(&mut value_numbers, Table::ValueNumbers, batch)
                     .await?;
             }
-            self.replace_partition(&mut suggestions, Table::DailySuggestions, &tenant, date, &[per_group])
-                .await?;
+            self.replace_partition_files(
+                &mut suggestions,
+                Table::DailySuggestions,
+                &tenant,
+                date,
+                &[&per_group[..1], &per_group[1..]],
+            )
+            .await?;
             let sets_batch = crate::user_sets::sets_batch(&tenant, date, &day_sets, &fingerprint)
                 .map_err(arrow_error(Table::DailyUserSets))?;
             self.replace_partition(&mut sets, Table::DailyUserSets, &tenant, date, &[sets_batch])
@@ -827,6 +838,19 @@ impl Warehouse {
         date: NaiveDate,
         rows: &[RecordBatch],
     ) -> Result<u64, WarehouseError> {
+        self.replace_partition_files(handle, table, tenant, date, &[rows]).await
+    }
+
+    /// Replaces one tenant-day of a rollup table with `files` (the rows of each in files of
+    /// their own, so their statistics tell them apart), in one commit. Returns the rows written.
+    async fn replace_partition_files(
+        &self,
+        handle: &mut DeltaTable,
+        table: Table,
+        tenant: &str,
+        date: NaiveDate,
+        files: &[&[RecordBatch]],
+    ) -> Result<u64, WarehouseError> {
         let old: Vec<_> = list_partitions(handle, table)
             .await?
             .remove(&(tenant.to_owned(), date.to_string()))
@@ -840,13 +864,16 @@ impl Warehouse {
                     .build(),
             );
         let mut written = 0;
-        for batch in rows {
-            if batch.num_rows() > 0 {
-                written += batch.num_rows() as u64;
-                writer.write(conform(batch, table)?).await.map_err(delta(table))?;
+        let mut adds = Vec::new();
+        for rows in files {
+            for batch in rows.iter() {
+                if batch.num_rows() > 0 {
+                    written += batch.num_rows() as u64;
+                    writer.write(conform(batch, table)?).await.map_err(delta(table))?;
+                }
             }
+            adds.extend(writer.flush().await.map_err(delta(table))?);
         }
-        let adds = writer.flush().await.map_err(delta(table))?;
         if let Some(dir) = self.location().local_table_dir(table) {
             crate::tables::sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
         }
