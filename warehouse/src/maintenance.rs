@@ -107,6 +107,9 @@ impl Warehouse {
             path: spill.clone(),
             source,
         })?;
+        if matches!(self.location(), crate::Location::Local(_)) {
+            remove_stale_spills(&spill, STALE_SPILL);
+        }
         let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("non-zero"));
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
@@ -122,6 +125,62 @@ impl Warehouse {
             .with_target_partitions((limit >> 26).clamp(1, cores))
             .with_sort_spill_reservation_bytes((limit / 32).min(10 << 20));
         Ok(SessionContext::new_with_config_rt(config, runtime))
+    }
+}
+
+/// How long a spill folder outlives its last change before a new pass removes it.
+const STALE_SPILL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the spill folders (`datafusion-*`) in `spill` unchanged for `stale`. DataFusion
+/// removes its folder when the pass ends, but a process killed mid-pass leaves its spilled
+/// runs behind, which nothing else would ever delete. A running pass writes or deletes files
+/// in its folder every few seconds while it spills, so its folder is never that old. Failures
+/// are logged and left for the next pass: they cost disk, never correctness.
+fn remove_stale_spills(spill: &std::path::Path, stale: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(spill) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_spill = entry.file_name().to_string_lossy().starts_with("datafusion-");
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok());
+        if is_spill && age.is_some_and(|age| age > stale) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed a spill folder a killed process left"),
+                Err(error) => tracing::warn!(path = %path.display(), %error, "cannot remove a stale spill folder"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod spill_tests {
+    use super::*;
+
+    #[test]
+    fn only_spill_folders_unchanged_for_longer_than_the_limit_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, age_hours: u64| {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            std::fs::write(path.join("run-0.arrow"), b"spilled").unwrap();
+            // Aged from the file system's own time (mtimes are real time, not a test clock).
+            let created = std::fs::metadata(&path).unwrap().modified().unwrap();
+            let when = created - std::time::Duration::from_secs(age_hours * 3600);
+            std::fs::File::open(&path).unwrap().set_modified(when).unwrap();
+            path
+        };
+        let stale = make("datafusion-old", 30);
+        let fresh = make("datafusion-new", 1);
+        let other = make("keep-me", 30);
+        remove_stale_spills(dir.path(), STALE_SPILL);
+        assert!(!stale.exists(), "a spill folder of a killed pass stays");
+        assert!(fresh.exists(), "a running pass's folder was removed");
+        assert!(other.exists(), "a folder that is not DataFusion's was removed");
     }
 }
 
