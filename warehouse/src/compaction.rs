@@ -70,8 +70,18 @@ struct Rewritten {
     bytes_after: u64,
 }
 
+/// Whether a partition of files of these sizes is worth rewriting: when at least two of them
+/// are below three quarters of [`TARGET_FILE_BYTES`]. A compacted partition is files of the
+/// target size and one smaller tail, so it is left alone until landings add small files
+/// again; "more than one file" rewrote every day larger than one file (≈ 2 M elevations)
+/// on every pass, changing its fingerprint and so recomputing its rollups each time.
+pub(crate) fn needs_compaction(sizes: impl IntoIterator<Item = i64>) -> bool {
+    let small = (TARGET_FILE_BYTES / 4 * 3) as i64;
+    sizes.into_iter().filter(|size| *size < small).count() > 1
+}
+
 impl Warehouse {
-    /// Compacts every partition of `table` that holds more than one file: reads it, drops
+    /// Compacts every partition of `table` that holds small files ([`needs_compaction`]): reads it, drops
     /// duplicate event ids (elevations), sorts by [`compaction_order`], writes large zstd files
     /// and swaps them in with one commit per partition, in the memory
     /// [`Warehouse::with_maintenance_memory`] allows. `progress(done, total)` is called after
@@ -85,7 +95,7 @@ impl Warehouse {
         let partitions = list_partitions(&handle, table).await?;
         let todo: Vec<_> = partitions
             .into_iter()
-            .filter(|(_, files)| files.views.len() > 1)
+            .filter(|(_, files)| needs_compaction(files.views.iter().map(|v| v.size())))
             .collect();
         let total = todo.len();
         let mut report = CompactionReport::default();
@@ -96,7 +106,7 @@ impl Warehouse {
             let mut current = list_partitions(&handle, table).await?;
             let Some(files) = current
                 .remove(&(tenant.clone(), date.clone()))
-                .filter(|f| f.views.len() > 1)
+                .filter(|f| needs_compaction(f.views.iter().map(|v| v.size())))
             else {
                 progress(done + 1, total);
                 continue;
@@ -412,5 +422,22 @@ pub(crate) fn compaction_order(table: Table) -> &'static [&'static str] {
         Table::DailyDenied => &["upn", "deviceId", "hash"],
         Table::DailySuggestions => &["userNumber", "fileName", "hash"],
         Table::ValueNumbers => &["kind", "number"],
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::*;
+
+    #[test]
+    fn a_compacted_partition_is_left_alone_until_small_files_arrive_again() {
+        let full = TARGET_FILE_BYTES as i64 - 2_000_000;
+        // What compaction writes: full files and one smaller tail.
+        assert!(!needs_compaction([full, full, 36_000_000]));
+        assert!(!needs_compaction([5_000]));
+        // Landings add small files: two or more small ones are merged, beside full files too.
+        assert!(needs_compaction([full, 36_000_000, 40_000]));
+        assert!(needs_compaction([40_000, 41_000]));
+        assert!(!needs_compaction([full, 40_000]));
     }
 }
