@@ -22,8 +22,6 @@ use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext, ident, lit};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -207,43 +205,25 @@ pub(crate) fn conform(batch: &RecordBatch, table: Table) -> Result<RecordBatch, 
     })
 }
 
-/// The table's columns with the partition columns cast to their plain types. Delta hands
-/// partition columns over dictionary-encoded with 16-bit keys; an aggregate that carries them
-/// along builds one dictionary entry per group and fails past 65,536 rows in a partition.
-pub(crate) fn plain_partition_columns(
-    df: deltalake::datafusion::dataframe::DataFrame,
-    table: Table,
-) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
-    cast_columns(df, table, |name| crate::schema::PARTITION_COLUMNS.contains(&name))
-}
-
-/// The table's columns, every one cast to the table's own type. Besides the partition columns
-/// (see [`plain_partition_columns`]), the Delta scan reads text as string views, whose batches
-/// share the buffers they were read into: a sort that spills counts those buffers again for
-/// every batch that points into them (a 4,000-row batch counted as 130 MB) and gives up. Plain
-/// strings own their bytes, so what a sort holds is what it counts.
+/// The table's columns, every one cast to the table's own type. Delta hands partition columns
+/// over dictionary-encoded with 16-bit keys: an aggregate that carries them along builds one
+/// dictionary entry per group and fails past 65,536 rows in a partition. And the Delta scan
+/// reads text as string views, whose batches share the buffers they were read into: a sort
+/// that spills counts those buffers again for every batch that points into them (a 4,000-row
+/// batch counted as 130 MB) and gives up, and an aggregate grouping by them emits its groups in
+/// chunks, each a copy of the views and buffers left (`ByteViewGroupValueBuilder::take`: 1 GiB
+/// for the fine rollup of one day of 1.3 M elevations, past the pool, in heaptrack). Plain
+/// strings own their bytes, so what a sort or aggregate holds is what it counts.
 pub(crate) fn plain_columns(
     df: deltalake::datafusion::dataframe::DataFrame,
     table: Table,
-) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
-    cast_columns(df, table, |_| true)
-}
-
-fn cast_columns(
-    df: deltalake::datafusion::dataframe::DataFrame,
-    table: Table,
-    plain: impl Fn(&str) -> bool,
 ) -> Result<deltalake::datafusion::dataframe::DataFrame, deltalake::datafusion::error::DataFusionError> {
     let columns: Vec<_> = table
         .schema()
         .fields()
         .iter()
         .map(|field| {
-            if plain(field.name()) {
-                deltalake::datafusion::prelude::cast(ident(field.name()), field.data_type().clone()).alias(field.name())
-            } else {
-                ident(field.name())
-            }
+            deltalake::datafusion::prelude::cast(ident(field.name()), field.data_type().clone()).alias(field.name())
         })
         .collect();
     df.select(columns)
@@ -678,7 +658,7 @@ impl Warehouse {
                         .eq(lit(tenant.as_str()))
                         .and(ident("eventDate").eq(date_literal(date))),
                 )
-                .and_then(|df| plain_partition_columns(df, raw_table))
+                .and_then(|df| plain_columns(df, raw_table))
                 .map_err(datafusion(raw_table))?;
             // A day without denials has no `daily_denied` rows to carry a fingerprint: its
             // current `daily_counts` vouch for it instead.
@@ -917,11 +897,7 @@ impl Warehouse {
             .unwrap_or_default();
         let mut writer = RecordBatchWriter::for_table(handle)
             .map_err(delta(table))?
-            .with_writer_properties(
-                WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
-                    .build(),
-            );
+            .with_writer_properties(crate::compaction::compacted_file_properties(table));
         let mut written = 0;
         let mut adds = Vec::new();
         for rows in files {
