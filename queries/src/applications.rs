@@ -15,10 +15,10 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::functions_aggregate::expr_fn::{array_agg, bool_and, count, max, min};
-use datafusion::logical_expr::ExprFunctionExt;
+use datafusion::functions_aggregate::expr_fn::{bool_and, count, max, min};
 use datafusion::prelude::{SessionContext, ident, lit};
 use foldhash::fast::RandomState;
+use futures::StreamExt;
 use roaring::{MultiOps, RoaringBitmap};
 use warehouse::suggestion_days::{self as days, ValueNumbers};
 use warehouse::user_sets::UserNumbers;
@@ -143,22 +143,61 @@ impl Merge {
         Ok(())
     }
 
-    /// Adds batches of [`raw_aggregate`], numbering users and devices as stored (values the
-    /// rollups have not numbered get numbers past those, for this answer only).
-    fn add_raw(
+    /// Adds raw elevations `events` at the grain of `daily_suggestions`' rows as these reports
+    /// need them (per hash, type and publisher), numbering users and devices as stored
+    /// (values the rollups have not numbered get numbers past those, for this answer only).
+    /// DataFusion aggregated the `totals` ([`raw_totals`]); the users and devices are folded
+    /// into one bitmap per group from the rows as they stream by, so memory grows with the
+    /// groups and their distinct values, never with the rows (`array_agg(DISTINCT)` held
+    /// every value as a `ScalarValue`, outside any bound).
+    async fn add_raw(
         &mut self,
-        batches: &[RecordBatch],
+        events: DataFrame,
+        totals: &[RecordBatch],
         users: &mut UserNumbers,
         values: &mut ValueNumbers,
-    ) -> Result<(), ArrowError> {
-        for batch in batches {
+    ) -> Result<(), DataFusionError> {
+        let mut sets: HashMap<Box<[u8]>, [RoaringBitmap; 2], RandomState> = HashMap::default();
+        let mut key = Vec::new();
+        let mut rows = events
+            .select(
+                ["hash", "elevationType", "companyName", "upn", "deviceId"]
+                    .map(ident)
+                    .to_vec(),
+            )?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = rows.next().await {
+            let batch = batch?;
+            let columns = ["hash", "elevationType", "companyName", "upn", "deviceId"].map(|c| days::text(&batch, c));
+            let [a, b, c, d, e] = columns;
+            let columns = [a?, b?, c?, d?, e?];
+            let columns = columns.each_ref().map(|c| c.as_string::<i32>());
+            let value = |i: usize, row: usize| columns[i].is_valid(row).then(|| columns[i].value(row));
+            for row in 0..batch.num_rows() {
+                group_key(&mut key, [value(0, row), value(1, row), value(2, row)]);
+                if !sets.contains_key(&key[..]) {
+                    sets.insert(key.as_slice().into(), Default::default());
+                }
+                let [group_users, group_devices] = sets.get_mut(&key[..]).expect("inserted above");
+                if let Some(upn) = value(3, row) {
+                    group_users.insert(users.number(upn));
+                }
+                if let Some(device) = value(4, row) {
+                    group_devices.insert(values.number(0, device));
+                }
+            }
+        }
+        for batch in totals {
             let columns = PartColumns::of(batch)?;
-            let user_lists = days::string_lists(batch, "users")?;
-            let device_lists = days::string_lists(batch, "devices")?;
-            for (row, (upns, device_ids)) in user_lists.iter().zip(&device_lists).enumerate() {
-                let user_set = upns.iter().map(|u| users.number(u)).collect();
-                let device_set = device_ids.iter().map(|d| values.number(0, d)).collect();
-                let (elevation_type, part) = columns.part(row, user_set, device_set);
+            for row in 0..batch.num_rows() {
+                let text = |i: usize| {
+                    let values = columns.text[i].as_string::<i32>();
+                    values.is_valid(row).then(|| values.value(row))
+                };
+                group_key(&mut key, [text(0), text(1), text(2)]);
+                let [group_users, group_devices] = sets.remove(&key[..]).unwrap_or_default();
+                let (elevation_type, part) = columns.part(row, group_users, group_devices);
                 self.add(elevation_type, part);
             }
         }
@@ -279,10 +318,9 @@ impl PartColumns {
     }
 }
 
-/// Raw elevations at the grain of `daily_suggestions`' rows as these reports need them: per
-/// hash, type and publisher, with the distinct users and device ids as lists.
-fn raw_aggregate(events: DataFrame) -> Result<DataFrame, DataFusionError> {
-    let distinct = |column: &str| array_agg(ident(column)).distinct().build();
+/// The totals of raw elevations per hash, type and publisher (the first three of
+/// [`PART_TEXT`]): counts, extremes and the greatest names; [`Merge::add_raw`] adds the sets.
+fn raw_totals(events: DataFrame) -> Result<DataFrame, DataFusionError> {
     events.aggregate(
         vec![ident("hash"), ident("elevationType"), ident("companyName")],
         vec![
@@ -293,10 +331,16 @@ fn raw_aggregate(events: DataFrame) -> Result<DataFrame, DataFusionError> {
             min(ident("eventDateTime")).alias("first"),
             max(ident("eventDateTime")).alias("last"),
             bool_and(ident("systemInitiatedElevation")).alias("systemInitiated"),
-            distinct("upn")?.alias("users"),
-            distinct("deviceId")?.alias("devices"),
         ],
     )
+}
+
+/// The key of a raw group: hash, type and publisher.
+fn group_key(out: &mut Vec<u8>, parts: [Option<&str>; 3]) {
+    out.clear();
+    for part in parts {
+        days::push_key_part(out, part);
+    }
 }
 
 /// The report's rows (every one, in the report's order) from `rolled`, the group rows of
@@ -321,12 +365,11 @@ pub(crate) async fn rows(
         .collect()
         .await?;
     merge.add_rollup(&rolled).map_err(DataFusionError::from)?;
-    let raw = raw_aggregate(raw)?.collect().await?;
-    if raw.iter().any(|b| b.num_rows() > 0) {
+    let totals = raw_totals(raw.clone())?.collect().await?;
+    // Numbers are read only when some day is counted from raw rows.
+    if totals.iter().any(|b| b.num_rows() > 0) {
         let (mut users, mut values) = crate::days::stored_numbers(ctx, &request.tenant).await?;
-        merge
-            .add_raw(&raw, &mut users, &mut values)
-            .map_err(DataFusionError::from)?;
+        merge.add_raw(raw, &totals, &mut users, &mut values).await?;
     }
     Ok(merge.rows())
 }

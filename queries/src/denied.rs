@@ -91,9 +91,7 @@ impl Denials {
                 // A lookup builds the key in a reused buffer and allocates nothing.
                 key.clear();
                 for column in &keys {
-                    let value = column.value(row).as_bytes();
-                    key.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                    key.extend_from_slice(value);
+                    warehouse::suggestion_days::push_key_part(&mut key, Some(column.value(row)));
                 }
                 let group = match self.index.get(&key[..]) {
                     Some(&group) => group,

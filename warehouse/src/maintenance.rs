@@ -507,15 +507,8 @@ pub async fn recorded_fingerprints(
         .aggregate(vec![ident("tenant"), ident("eventDate"), ident("sourceFiles")], vec![])
         .map_err(datafusion(table))?;
     let mut recorded = fingerprints_of(frame, table).await?;
-    if let Some(format) = rollup_format(table) {
-        for value in recorded.values_mut() {
-            *value = match value.strip_suffix(format) {
-                Some(fingerprint) => fingerprint.to_owned(),
-                // Never equal to a fingerprint: the day is stale, yet still recorded (a closed
-                // day keeps its rows whatever their format).
-                None => format!("older format: {value}"),
-            };
-        }
+    for value in recorded.values_mut() {
+        *value = fingerprint_recorded(table, value);
     }
     Ok(recorded)
 }
@@ -536,6 +529,42 @@ fn rollup_format(table: Table) -> Option<&'static str> {
 /// `fingerprint`.
 fn recorded_as(table: Table, fingerprint: &str) -> String {
     format!("{fingerprint}{}", rollup_format(table).unwrap_or_default())
+}
+
+/// The fingerprint a rollup row's `sourceFiles` vouches for: [`recorded_as`] undone, and for
+/// a row recorded without its table's current format a value never equal to a fingerprint,
+/// so the day is stale yet still recorded (a closed day keeps its rows whatever their format).
+fn fingerprint_recorded(table: Table, recorded: &str) -> String {
+    match rollup_format(table) {
+        None => recorded.to_owned(),
+        Some(format) => match recorded.strip_suffix(format) {
+            Some(fingerprint) => fingerprint.to_owned(),
+            None => format!("older format: {recorded}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn rows_recorded_without_the_current_format_are_stale_and_others_current() {
+        let fingerprint = "0123456789abcdef0123456789abcdef";
+        for table in [Table::DailySuggestions, Table::DailyCounts, Table::DailyDenied] {
+            let recorded = recorded_as(table, fingerprint);
+            assert_eq!(fingerprint_recorded(table, &recorded), fingerprint, "{table:?}");
+        }
+        // `daily_suggestions` rows of the first format (no `systemInitiated`) carry the bare
+        // fingerprint: they must be recomputed, and read raw meanwhile.
+        assert_eq!(
+            recorded_as(Table::DailySuggestions, fingerprint),
+            format!("{fingerprint}@2")
+        );
+        let old = fingerprint_recorded(Table::DailySuggestions, fingerprint);
+        assert_ne!(old, fingerprint);
+        assert!(old.contains(fingerprint), "{old}");
+    }
 }
 
 /// The tenant-days whose current `daily_counts` show no denied or failed elevation (so

@@ -19,7 +19,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 use deltalake::datafusion::dataframe::DataFrame;
@@ -575,13 +575,11 @@ pub fn day_batch(
     users.sort_by_key(|(user, _)| **user);
     let n = groups.len() + files.len() + users.len();
     let users_rows = files.len() + users.len();
-    let group_text = |f: &dyn Fn(&GroupKey, &GroupTotals) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from_iter(
-            groups
-                .iter()
-                .map(|(k, t)| f(k, t))
-                .chain(std::iter::repeat_n(None, users_rows)),
-        ))
+    let group_text = |f: &dyn Fn(&GroupKey, &GroupTotals) -> Option<String>| {
+        group_column::<String, StringArray>(&groups, users_rows, f)
+    };
+    let group_bool = |f: &dyn Fn(&GroupKey, &GroupTotals) -> Option<bool>| {
+        group_column::<bool, BooleanArray>(&groups, users_rows, f)
     };
     let serialized = |set: &RoaringBitmap| -> Result<Vec<u8>, ArrowError> {
         let mut bytes = Vec::with_capacity(set.serialized_size());
@@ -644,12 +642,7 @@ pub fn day_batch(
         group_text(&|k, _| k.parent_process.clone()),
         group_text(&|k, _| k.rule_id.clone()),
         group_text(&|k, _| k.policy_name.clone()),
-        Arc::new(BooleanArray::from_iter(
-            groups
-                .iter()
-                .map(|(k, _)| Some(k.failed))
-                .chain(std::iter::repeat_n(None, users_rows)),
-        )),
+        group_bool(&|k, _| Some(k.failed)),
         Arc::new(Int64Array::from_iter_values(spans.iter().map(|s| s.elevations))),
         time(spans.iter().map(|s| s.first).collect()),
         time(spans.iter().map(|s| s.last).collect()),
@@ -659,12 +652,7 @@ pub fn day_batch(
         group_text(&|_, t| t.maxima[3].clone()),
         group_text(&|_, t| t.certificate_low.clone()),
         group_text(&|_, t| t.certificate_high.clone()),
-        Arc::new(Int64Array::from_iter(
-            groups
-                .iter()
-                .map(|(_, t)| Some(t.signed))
-                .chain(std::iter::repeat_n(None, users_rows)),
-        )),
+        group_column::<i64, Int64Array>(&groups, users_rows, &|_, t| Some(t.signed)),
         group_text(&|_, t| t.justification_low.clone()),
         group_text(&|_, t| t.justification_high.clone()),
         group_set(&|t| &t.users)?,
@@ -672,14 +660,24 @@ pub fn day_batch(
         group_set(&|t| &t.device_names)?,
         group_set(&|t| &t.folders)?,
         Arc::new(StringArray::from(vec![fingerprint; n])),
-        Arc::new(BooleanArray::from_iter(
-            groups
-                .iter()
-                .map(|(_, t)| t.system_initiated)
-                .chain(std::iter::repeat_n(None, users_rows)),
-        )),
+        group_bool(&|_, t| t.system_initiated),
     ];
     RecordBatch::try_new(Table::DailySuggestions.schema(), columns)
+}
+
+/// A column of [`day_batch`]: one value per group row, then nulls for the `user_rows`.
+fn group_column<T: Clone, A: FromIterator<Option<T>> + Array + 'static>(
+    groups: &[(&GroupKey, &GroupTotals)],
+    user_rows: usize,
+    value: &dyn Fn(&GroupKey, &GroupTotals) -> Option<T>,
+) -> ArrayRef {
+    Arc::new(
+        groups
+            .iter()
+            .map(|(k, t)| value(k, t))
+            .chain(std::iter::repeat_n(None, user_rows))
+            .collect::<A>(),
+    )
 }
 
 /// Computes one day's `daily_suggestions` rows from its raw rows (`day`), numbering the users
@@ -735,13 +733,7 @@ impl Keys {
         out.clear();
         for column in &self.text {
             let values = column.as_string::<i32>();
-            if values.is_null(row) {
-                out.extend_from_slice(&u32::MAX.to_le_bytes());
-            } else {
-                let value = values.value(row).as_bytes();
-                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                out.extend_from_slice(value);
-            }
+            push_key_part(out, values.is_valid(row).then(|| values.value(row)));
         }
         let failed = self.failed.as_boolean();
         out.push(u8::from(failed.is_valid(row) && failed.value(row)));
@@ -759,6 +751,18 @@ impl Keys {
             rule_id: self.get(6, row),
             policy_name: self.get(7, row),
             failed: failed.is_valid(row) && failed.value(row),
+        }
+    }
+}
+
+/// Appends one value to a group key held as bytes: its length (`u32::MAX` for null), then its
+/// bytes, so two different sequences of values never make the same key.
+pub fn push_key_part(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        Some(value) => {
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value.as_bytes());
         }
     }
 }
@@ -868,29 +872,6 @@ pub fn bitmap(values: &BinaryArray, row: usize) -> Result<RoaringBitmap, ArrowEr
         return Ok(RoaringBitmap::new());
     }
     RoaringBitmap::deserialize_from(values.value(row)).map_err(|e| ArrowError::IoError(e.to_string(), e))
-}
-
-/// A list-of-strings column as vectors (nulls dropped).
-pub fn string_lists(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, ArrowError> {
-    let target = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-    let lists = cast(column(batch, name)?, &target)?;
-    let lists = lists.as_list::<i32>();
-    let mut out = Vec::with_capacity(lists.len());
-    for row in 0..lists.len() {
-        if lists.is_null(row) {
-            out.push(Vec::new());
-            continue;
-        }
-        let values = lists.value(row);
-        let values = values.as_string::<i32>();
-        out.push(
-            (0..values.len())
-                .filter(|i| !values.is_null(*i))
-                .map(|i| values.value(i).to_owned())
-                .collect(),
-        );
-    }
-    Ok(out)
 }
 
 /// The names of numbers, as a vector indexed by number (`""` where no value has the number).
