@@ -16,6 +16,7 @@ mod ingest;
 mod maintenance;
 mod memory;
 mod object_storage;
+mod properties;
 mod reports;
 mod requests;
 mod retention;

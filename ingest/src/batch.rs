@@ -291,3 +291,175 @@ mod tests {
         assert_eq!(too_deep(br#"{"a":"\\"}[["#, 1), Some(11));
     }
 }
+
+/// Property tests (issue #21): generated bodies, a bounded number per run (`PROPTEST_CASES`
+/// raises it; README, "Tests"). A failure proptest finds is kept in
+/// `proptest-regressions/batch.txt` and replayed first on every later run.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use warehouse::validate::EventKind;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-21T00:00:00Z".parse().unwrap()
+    }
+
+    fn check(body: &[u8]) -> Result<Processed, ApiError> {
+        process(
+            body,
+            "contoso",
+            ReportingLevel::All,
+            now(),
+            &UploadLimits::default(),
+            &ValidationContext::new(now()),
+        )
+    }
+
+    fn valid_elevation(i: usize) -> Value {
+        json!({
+            "id": format!("e-{i}"), "eventDateTime": "2026-11-20T11:00:00Z",
+            "elevationType": "userConfirmedElevation", "filePath": "C:\\Program Files\\Git\\bin\\git.exe",
+            "hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "upn": "ada@contoso.com", "userType": "azureAd", "companyName": "The Git Development Community",
+            "fileVersion": "2.47.0.0", "result": 0, "processType": "parent", "parentProcessName": "explorer.exe"
+        })
+    }
+
+    fn valid_diagnostic(i: usize) -> Value {
+        json!({
+            "eventDateTime": "2026-11-20T10:00:00Z", "eventId": i, "eventName": "PolicyApplied",
+            "errorCode": 0, "policyType": "rules", "policyId": "p-1", "policyVersion": "3"
+        })
+    }
+
+    /// Any JSON value, wrong types and hostile text included.
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            ".{0,40}".prop_map(Value::String),
+            "[\\x00-\\x1f\u{202e}\u{feff}a-z]{0,8}".prop_map(Value::String),
+            (0usize..5000).prop_map(|n| Value::String("x".repeat(n))),
+            Just(json!("2026-11-20T11:00:00Z")),
+            Just(json!("2126-11-20T11:00:00Z")),
+            Just(json!([])),
+            Just(json!({"nested": {"deeper": [1, 2]}})),
+        ]
+    }
+
+    /// Events: each a valid one with some fields replaced by any value or removed.
+    fn events(valid: fn(usize) -> Value, fields: &'static [&'static str]) -> impl Strategy<Value = Vec<Value>> {
+        let edit = (proptest::sample::select(fields), proptest::option::of(any_value()));
+        proptest::collection::vec(proptest::collection::vec(edit, 0..4), 0..12).prop_map(move |edits| {
+            edits
+                .into_iter()
+                .enumerate()
+                .map(|(i, changes)| {
+                    let mut event = valid(i);
+                    for (field, value) in changes {
+                        match value {
+                            Some(value) => event[field] = value,
+                            None => {
+                                event.as_object_mut().unwrap().remove(field);
+                            }
+                        }
+                    }
+                    event
+                })
+                .collect()
+        })
+    }
+
+    const ELEVATION_FIELDS: &[&str] = &[
+        "id",
+        "eventDateTime",
+        "elevationType",
+        "filePath",
+        "hash",
+        "upn",
+        "userType",
+        "result",
+        "processType",
+        "justification",
+        "ruleId",
+    ];
+    const DIAGNOSTIC_FIELDS: &[&str] = &["eventDateTime", "eventId", "eventName", "errorCode", "policyType"];
+
+    /// Every event of `kind` in an accepted batch is stored, dropped by policy or rejected
+    /// with its own index, exactly once.
+    fn accounted(processed: &Processed, kind: EventKind, sent: usize) {
+        let answer = &processed.answer;
+        let (accepted, dropped, rows) = match kind {
+            EventKind::Elevation => (
+                answer.accepted.elevations,
+                answer.dropped_by_policy.elevations,
+                processed.elevations.as_ref().map_or(0, |b| b.num_rows()),
+            ),
+            EventKind::Diagnostic => (
+                answer.accepted.diagnostics,
+                answer.dropped_by_policy.diagnostics,
+                processed.diagnostics.as_ref().map_or(0, |b| b.num_rows()),
+            ),
+        };
+        let mut rejected: Vec<usize> = answer
+            .rejected
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.index)
+            .collect();
+        rejected.sort_unstable();
+        rejected.dedup();
+        assert!(
+            rejected.iter().all(|&i| i < sent),
+            "{kind:?}: index past {sent}: {rejected:?}"
+        );
+        assert_eq!(
+            accepted as usize, rows,
+            "{kind:?}: accepted count and stored rows differ"
+        );
+        assert_eq!(
+            accepted as usize + dropped as usize + rejected.len(),
+            sent,
+            "{kind:?}: an event was lost or counted twice: {answer:?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_get_an_answer_never_a_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Err(e) = check(&body) {
+                prop_assert!(e.status().is_client_error(), "{e:?}");
+            }
+        }
+
+        #[test]
+        fn any_json_gets_an_answer_never_a_panic(body in any_value(), wrap in any::<bool>()) {
+            let body = if wrap { json!({"batchId": body, "deviceId": "d-1", "elevations": [body]}) } else { body };
+            if let Err(e) = check(&serde_json::to_vec(&body).unwrap()) {
+                prop_assert!(e.status().is_client_error(), "{e:?}");
+            }
+        }
+
+        #[test]
+        fn every_event_is_stored_dropped_or_rejected_with_its_index(
+            elevations in events(valid_elevation, ELEVATION_FIELDS),
+            diagnostics in events(valid_diagnostic, DIAGNOSTIC_FIELDS),
+            level in proptest::sample::select(&["none", "diagnostic", "managed", "all"][..]),
+        ) {
+            let body = json!({
+                "batchId": "b-1", "deviceId": "d-1", "deviceName": "LAPTOP-1", "reportingLevel": level,
+                "elevations": elevations, "diagnostics": diagnostics,
+            });
+            let processed = check(&serde_json::to_vec(&body).unwrap()).unwrap();
+            accounted(&processed, EventKind::Elevation, elevations.len());
+            accounted(&processed, EventKind::Diagnostic, diagnostics.len());
+        }
+    }
+}

@@ -152,6 +152,10 @@ impl Ingest {
         let node_id = node_id(&data_dir)?;
         let wal_dir = data_dir.join("wal");
         let replay = wal::replay(&wal_dir)?;
+        if let Some(cut) = &replay.cut {
+            // Operators alert on this: a tail cut off anywhere but after a crash is damage.
+            metrics::counter!("elevation_wal_bytes_cut_total").increment(cut.bytes);
+        }
         let landed_elevations = warehouse
             .transaction_version(Table::Elevations, &node_id)
             .await?

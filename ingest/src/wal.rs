@@ -196,6 +196,22 @@ pub(crate) struct Replay {
     pub(crate) records: Vec<LoggedBatch>,
     /// The highest sequence number seen.
     pub(crate) last_seq: u64,
+    /// What was cut off the end of the last segment, if anything.
+    pub(crate) cut: Option<CutTail>,
+}
+
+/// The damaged end of the last segment, cut off on replay: a write a crash tore (never
+/// acknowledged, its fsync did not return) or damage to the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CutTail {
+    /// The segment.
+    pub(crate) segment: PathBuf,
+    /// Where its last whole frame ends: the bytes before are kept.
+    pub(crate) offset: u64,
+    /// The bytes cut off.
+    pub(crate) bytes: u64,
+    /// What was wrong with the first frame cut off.
+    pub(crate) reason: String,
 }
 
 /// Reads every segment in `dir`, cutting off a torn tail of the last one.
@@ -205,21 +221,10 @@ pub(crate) fn replay(dir: &Path) -> Result<Replay, WalError> {
         move |source| WalError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut files: Vec<(u64, PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        let first = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".wal"))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(first) = first {
-            files.push((first, path));
-        }
-    }
-    files.sort();
+    let files = segment_files(dir)?;
     let mut records = Vec::new();
     let mut last_seq = 0;
+    let mut cut = None;
     for (i, (_, path)) in files.iter().enumerate() {
         let is_last = i + 1 == files.len();
         let mut bytes = Vec::new();
@@ -241,10 +246,17 @@ pub(crate) fn replay(dir: &Path) -> Result<Replay, WalError> {
                 Err(reason) => reason,
             };
             if is_last {
-                tracing::warn!(segment = %path.display(), offset, reason = %damaged, "cutting off a torn write-ahead log tail (never acknowledged)");
+                let dropped = (bytes.len() - offset) as u64;
+                tracing::warn!(segment = %path.display(), offset, bytes = dropped, reason = %damaged, "cutting off a damaged write-ahead log tail (a write torn by a crash is never acknowledged)");
                 let file = OpenOptions::new().write(true).open(path).map_err(io(path))?;
                 file.set_len(offset as u64).map_err(io(path))?;
                 file.sync_all().map_err(io(path))?;
+                cut = Some(CutTail {
+                    segment: path.clone(),
+                    offset: offset as u64,
+                    bytes: dropped,
+                    reason: damaged,
+                });
                 break;
             }
             return Err(WalError::Corrupt {
@@ -254,7 +266,29 @@ pub(crate) fn replay(dir: &Path) -> Result<Replay, WalError> {
             });
         }
     }
-    Ok(Replay { records, last_seq })
+    Ok(Replay { records, last_seq, cut })
+}
+
+/// The segment files in `dir` (`{first sequence}.wal`), with their first sequence, in order.
+fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let io = |source| WalError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first {
+            files.push((first, path));
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn read_frame(bytes: &[u8]) -> Result<(u64, &[u8], usize), String> {
@@ -277,27 +311,7 @@ impl Wal {
     /// Starts the log thread writing a new segment from `next_seq`; `existing` are the segment
     /// files replay read (they stay until their records have landed).
     pub(crate) fn start(dir: &Path, next_seq: u64, on_durable: OnDurable) -> Result<Wal, WalError> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|source| WalError::Io {
-            path: dir.to_owned(),
-            source,
-        })? {
-            let path = entry
-                .map_err(|source| WalError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?
-                .path();
-            if let Some(first) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".wal"))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                files.push((first, path));
-            }
-        }
-        files.sort();
+        let files = segment_files(dir)?;
         let segments = Arc::new(Mutex::new(Segments { files }));
         let writer = SegmentWriter::open(dir, next_seq, segments.clone())?;
         let (sender, receiver) = mpsc::channel(MAX_GROUP);
@@ -621,5 +635,89 @@ mod tests {
         assert_eq!(wal.retire_through(100).unwrap(), 1, "segment 3 goes once 3 has landed");
         assert_eq!(wal.segment_count(), 1);
         wal.close();
+    }
+
+    /// Where each frame of a segment ends, read from the length fields alone.
+    fn frame_ends(bytes: &[u8]) -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+            offset += FRAME_HEADER + len;
+            ends.push(offset);
+        }
+        ends
+    }
+
+    /// How a test damages the last segment.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        /// The file cut to this fraction of its length.
+        Truncate(f64),
+        /// This byte (a fraction of the length) xor-ed with a non-zero mask.
+        Flip(f64, u8),
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Property (issue #21): whatever truncates or damages the last segment, replay
+        /// recovers exactly the whole frames before the damage, cuts the rest off and says
+        /// how much; nothing panics.
+        #[test]
+        fn replay_recovers_exactly_the_frames_before_any_damage_to_the_last_segment(
+            rows in proptest::collection::vec(proptest::option::of(0i32..50), 1..6),
+            damage in prop_oneof![
+                (0.0..1.0f64).prop_map(Damage::Truncate),
+                (0.0..1.0f64, 1u8..=255).prop_map(|(at, mask)| Damage::Flip(at, mask)),
+            ],
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let batches: Vec<(String, Option<i32>)> =
+                rows.iter().enumerate().map(|(i, r)| (format!("b-{i}"), *r)).collect();
+            let named: Vec<(&str, Option<i32>)> = batches.iter().map(|(id, r)| (id.as_str(), *r)).collect();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(write(dir.path(), 1, &named));
+            let segment = segment_path(dir.path(), 1);
+            let mut bytes = std::fs::read(&segment).unwrap();
+            let ends = frame_ends(&bytes);
+            prop_assert_eq!(ends.len(), rows.len());
+            // The first byte the damage touches; bytes from there on are suspect.
+            let first_bad = match damage {
+                Damage::Truncate(at) => {
+                    let at = (bytes.len() as f64 * at) as usize;
+                    bytes.truncate(at);
+                    at
+                }
+                Damage::Flip(at, mask) => {
+                    let at = ((bytes.len() as f64 * at) as usize).min(bytes.len() - 1);
+                    bytes[at] ^= mask;
+                    at
+                }
+            };
+            let length = bytes.len();
+            std::fs::write(&segment, &bytes).unwrap();
+
+            let replay = replay(dir.path()).unwrap();
+            let whole = ends.iter().take_while(|&&end| end <= first_bad).count();
+            // A truncation exactly at a frame's end leaves whole frames only.
+            let kept = if whole == 0 { 0 } else { ends[whole - 1] };
+            let ids: Vec<String> = replay.records.iter().map(|r| r.header.key.batch_id.clone()).collect();
+            let expected: Vec<String> = batches[..whole].iter().map(|(id, _)| id.clone()).collect();
+            prop_assert_eq!(ids, expected);
+            for (record, (_, rows)) in replay.records.iter().zip(&batches) {
+                prop_assert_eq!(record.elevations.as_ref().map(|b| b.num_rows() as i32), *rows);
+            }
+            prop_assert_eq!(std::fs::metadata(&segment).unwrap().len(), kept as u64);
+            match replay.cut {
+                None => prop_assert_eq!(kept, length, "bytes were cut without a word"),
+                Some(cut) => {
+                    prop_assert_eq!(cut.offset, kept as u64);
+                    prop_assert_eq!(cut.bytes, (length - kept) as u64);
+                }
+            }
+        }
     }
 }

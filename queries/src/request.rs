@@ -124,6 +124,27 @@ impl Filters {
     }
 }
 
+/// Every parameter a report takes, in the order the documentation lists them.
+pub const PARAMETERS: [&str; 17] = [
+    "from",
+    "to",
+    "elevationType",
+    "upn",
+    "deviceName",
+    "companyName",
+    "hash",
+    "fileName",
+    "id",
+    "readiness",
+    "limit",
+    "offset",
+    "sort",
+    "order",
+    "silentDays",
+    "format",
+    "profile",
+];
+
 /// Default page of the event lists.
 pub const DEFAULT_EVENT_LIMIT: usize = 1_000;
 /// Largest page anyone may ask for.
@@ -347,9 +368,8 @@ impl ReportRequest {
                 "profile" => profile = Profile::parse(value)?,
                 other => {
                     return Err(bad(format!(
-                        "unknown parameter {other:?}; reports take from, to, elevationType, upn, deviceName, \
-                         companyName, hash, fileName, id, readiness, limit, offset, sort, order, silentDays, format, \
-                         profile"
+                        "unknown parameter {other:?}; reports take {}",
+                        PARAMETERS.join(", ")
                     )));
                 }
             }
@@ -370,18 +390,33 @@ impl ReportRequest {
         if descending.is_some() && sort.is_none() {
             return Err(bad("order needs sort: the column to order by".into()));
         }
+        // The messages name the parameters given, so a caller sees which one to drop.
+        let given = |keep: fn(&str) -> bool| -> Vec<&'static str> {
+            filters
+                .text()
+                .into_iter()
+                .map(|(column, _)| column)
+                .filter(|c| keep(c))
+                .collect()
+        };
         if name == ReportName::Diagnostics {
-            let personal = filters.text().into_iter().any(|(column, _)| column != "deviceName");
-            if personal {
-                return Err(bad(
-                    "diagnostics hold no user, file, hash or elevation type; filter them by deviceName only".into(),
-                ));
+            let personal = given(|column| column != "deviceName");
+            if !personal.is_empty() {
+                return Err(bad(format!(
+                    "diagnostics hold no user, file, hash or elevation type, so {} cannot filter them; filter them \
+                     by deviceName only",
+                    personal.join(", ")
+                )));
             }
         }
-        if name == ReportName::Compliance && !filters.text().is_empty() {
-            return Err(bad(
-                "compliance covers the whole tenant month by month; it takes no filters".into(),
-            ));
+        if name == ReportName::Compliance {
+            let filtered = given(|_| true);
+            if !filtered.is_empty() {
+                return Err(bad(format!(
+                    "compliance covers the whole tenant month by month; it takes no filters ({} given)",
+                    filtered.join(", ")
+                )));
+            }
         }
         let limit = match limit {
             Some(n) => Some(n),
