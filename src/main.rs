@@ -193,6 +193,13 @@ struct ServeArgs {
     /// Uploads handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "ELEVATION_MAX_CONCURRENT_UPLOADS", default_value_t = 256)]
     max_concurrent_uploads: usize,
+    /// Seconds a client may take to send a request's headers; a slower one is disconnected.
+    #[arg(long, env = "ELEVATION_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds an upload's body may take to arrive after its headers; a slower one is answered
+    /// 408 request_timeout.
+    #[arg(long, env = "ELEVATION_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    body_timeout_secs: u64,
     /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
     #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
     maintenance_interval_minutes: u64,
@@ -406,6 +413,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut config = ingest::IngestConfig::new(&data.data_dir);
             config.land_interval = std::time::Duration::from_millis(args.land_interval_ms.max(10));
             config.max_concurrent_uploads = args.max_concurrent_uploads.max(1);
+            config.timeouts.headers = std::time::Duration::from_secs(args.header_timeout_secs.max(1));
+            config.timeouts.body = std::time::Duration::from_secs(args.body_timeout_secs.max(1));
             let location = node::location(&data)?;
             let maintenance = (args.maintenance_interval_minutes > 0)
                 .then(|| std::time::Duration::from_secs(args.maintenance_interval_minutes * 60));

@@ -517,3 +517,100 @@ async fn hostile_events_are_rejected_one_by_one_and_every_valid_event_of_the_bat
     assert_eq!(ids, expected);
     node.stop().await;
 }
+
+/// A client that writes its whole body before reading the answer (Python's `http.client`)
+/// gets the `413` for a body announced too large, not a broken pipe: the server reads and
+/// throws away what it sends after answering (lingering close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_its_whole_oversize_body_before_reading_still_reads_the_413() {
+    let mut node = Node::start().await;
+    let port = node.base.rsplit(':').next().unwrap().to_owned();
+    let script = r#"
+import http.client, json, sys
+port, key = int(sys.argv[1]), sys.argv[2]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+try:
+    conn.request("POST", "/v1/agent/batches", body=b"{" + b" " * (9 << 20) + b"}",
+                 headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    answer = conn.getresponse()
+    print(answer.status, json.loads(answer.read())["error"]["code"])
+except Exception as e:
+    print("failed", type(e).__name__, e)
+"#;
+    let key = node.agent_key.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", script, &port, &key])
+            .output()
+            .expect("python3 runs (installed by .ci/test)")
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        printed.trim(),
+        "413 body_too_large",
+        "{printed} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The server is fine and takes the next upload.
+    assert_eq!(node.upload(&valid()).await.status, 200);
+    node.stop().await;
+}
+
+/// A client sending its headers slowly is disconnected after the header time-out; one sending
+/// its body slowly gets `408 request_timeout` after the body time-out, and the upload slot it
+/// held is free again (the node takes one upload at a time here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_after_the_time_outs_and_hold_no_upload_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut node = Node::start_with(|config| {
+        config.timeouts.headers = Duration::from_secs(1);
+        config.timeouts.body = Duration::from_secs(1);
+        config.max_concurrent_uploads = 1;
+    })
+    .await;
+    let address = node.base.trim_start_matches("http://").to_owned();
+    // At most this long for either cut-off: far above the 1 s time-outs, far below a hang.
+    let bound = Duration::from_secs(20);
+
+    // Headers, one line and then nothing: the server closes the connection.
+    let mut slow_headers = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow_headers
+        .write_all(b"POST /v1/agent/batches HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(bound, slow_headers.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a client stuck in its headers was never cut off");
+    assert!(
+        answer.is_empty() || String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(started.elapsed() < bound);
+
+    // A body of 100 bytes announced, 10 sent: 408 with the contract's error.
+    let mut slow_body = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/agent/batches HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"batchId\"",
+        node.agent_key
+    );
+    slow_body.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("request_timeout") {
+        let n = tokio::time::timeout(bound, slow_body.read(&mut chunk))
+            .await
+            .expect("a slow body is answered")
+            .unwrap();
+        assert!(n > 0, "closed without an answer: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"));
+    // The slot is free: the next upload is taken, not refused as busy.
+    assert_eq!(node.upload(&valid()).await.status, 200);
+    node.stop().await;
+}

@@ -47,6 +47,8 @@ pub struct IngestConfig {
     pub max_concurrent_uploads: usize,
     /// How long a batch id is remembered for idempotency.
     pub dedup_window: chrono::Duration,
+    /// How long a client may take to send its headers and its body.
+    pub timeouts: web::Timeouts,
 }
 
 impl IngestConfig {
@@ -61,6 +63,7 @@ impl IngestConfig {
             max_buffered_bytes: 192 << 20,
             max_concurrent_uploads: 256,
             dedup_window: chrono::Duration::days(7),
+            timeouts: web::Timeouts::default(),
         }
     }
 }
@@ -266,7 +269,10 @@ impl Ingest {
             .route("/v1/agent/batches", post(upload))
             .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
             .layer(axum::middleware::map_request(remember_encoding))
-            .layer(RequestBodyLimitLayer::new(limits.max_body_bytes));
+            .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                web::refuse_announced_oversize(limits.max_body_bytes, request, next)
+            }));
         Router::new()
             .merge(upload)
             .route("/healthz", get(healthz))
@@ -313,10 +319,7 @@ pub async fn serve(
 ) -> Result<(), IngestError> {
     let address = listener.local_addr().ok();
     tracing::info!(address = ?address, "listening");
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "the HTTP server stopped with an error");
-    }
+    web::serve(listener, router, shutdown, ingest.shared.config.timeouts).await;
     ingest.shutdown().await
 }
 
@@ -388,6 +391,7 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
         (status = 400, description = "The envelope cannot be used", body = ErrorBody),
         (status = 401, description = "No or unknown agent key", body = ErrorBody),
         (status = 403, description = "Not an agent key", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the body time-out", body = ErrorBody),
         (status = 413, description = "Too large before or after decompression, or too many events", body = ErrorBody),
         (status = 415, description = "Wrong content type or encoding", body = ErrorBody),
         (status = 503, description = "Shedding load; retry after Retry-After seconds", body = ErrorBody),
@@ -431,9 +435,19 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     }
     let encoded = parts.extensions.get::<SentEncoding>().is_some();
     let limits = shared.config.limits;
-    let body = http_body_util::Limited::new(body, limits.max_decompressed_bytes)
-        .collect()
+    let body = http_body_util::Limited::new(body, limits.max_decompressed_bytes).collect();
+    let timeout = shared.config.timeouts.body;
+    let body = tokio::time::timeout(timeout, body)
         .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the body did not arrive within {} s; send it faster or in smaller batches",
+                    timeout.as_secs()
+                ),
+            )
+        })?
         .map_err(|e| {
             if is_length_limit(e.as_ref()) {
                 ApiError::new(

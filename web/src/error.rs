@@ -47,6 +47,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the path does not take this method.
     MethodNotAllowed,
+    /// 408: the request body did not arrive within the server's time-out.
+    RequestTimeout,
     /// 409: the thing changed since the caller read it.
     Conflict,
     /// 409: the server is not set up for this (no compliance signing key, say).
@@ -75,7 +77,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 29] = {
+    pub const ALL: [ErrorCode; 30] = {
         use ErrorCode::*;
         [
             BadRequest,
@@ -95,6 +97,7 @@ impl ErrorCode {
             CsrfRejected,
             NotFound,
             MethodNotAllowed,
+            RequestTimeout,
             Conflict,
             NotConfigured,
             BodyTooLarge,
@@ -130,6 +133,7 @@ impl ErrorCode {
             Forbidden | CsrfRejected => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Conflict | NotConfigured => StatusCode::CONFLICT,
             BodyTooLarge | TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType | UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,6 +165,7 @@ impl ErrorCode {
             CsrfRejected => "csrf_rejected",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
+            RequestTimeout => "request_timeout",
             Conflict => "conflict",
             NotConfigured => "not_configured",
             BodyTooLarge => "body_too_large",

@@ -3,7 +3,8 @@
 //! request presents a credential ([`auth::bearer`] for keys, the session cookie for people in a
 //! browser, [`Admin`] as the extractor of an admin route), and [`app`], which puts the agent,
 //! admin and page routes under the same layers once (request id, request span, errors in the
-//! contract's shape, panics answered as `500`).
+//! contract's shape, panics answered as `500`), and [`serve`], the accept loop with the
+//! time-outs slow clients meet.
 //!
 //! It must not hold routes or domain logic of its own: `ingest` and `dashboards` own their
 //! routes, `control` decides whether a key or session is valid, `queries` computes.
@@ -11,7 +12,9 @@
 pub mod app;
 pub mod auth;
 pub mod error;
+pub mod serve;
 
 pub use app::{Face, app, cookie_header};
 pub use auth::Admin;
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+pub use serve::{Timeouts, refuse_announced_oversize, serve};
