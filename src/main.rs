@@ -200,6 +200,13 @@ struct ServeArgs {
     /// 408 request_timeout.
     #[arg(long, env = "ELEVATION_BODY_TIMEOUT_SECS", default_value_t = 60)]
     body_timeout_secs: u64,
+    /// Serve HTTPS with this PEM certificate (chain included); read again when it changes
+    /// (needs --tls-key).
+    #[arg(long, env = "ELEVATION_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "ELEVATION_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
     #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
     maintenance_interval_minutes: u64,
@@ -415,6 +422,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config.max_concurrent_uploads = args.max_concurrent_uploads.max(1);
             config.timeouts.headers = std::time::Duration::from_secs(args.header_timeout_secs.max(1));
             config.timeouts.body = std::time::Duration::from_secs(args.body_timeout_secs.max(1));
+            if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+                config.tls = Some(web::server_config(web::TlsFiles { cert, key }).context("--tls-cert/--tls-key")?);
+            }
             let location = node::location(&data)?;
             let maintenance = (args.maintenance_interval_minutes > 0)
                 .then(|| std::time::Duration::from_secs(args.maintenance_interval_minutes * 60));

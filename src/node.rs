@@ -33,6 +33,7 @@ pub(crate) async fn serve(
     maintenance: Maintenance,
     control: control::ControlOptions,
 ) -> Result<()> {
+    let tls = config.tls.is_some();
     let control = crate::admin::open_with(data, control).await?;
     let warehouse = Arc::new(Warehouse::new(location).with_maintenance_memory(maintenance.memory));
     if let Some(every) = maintenance.every {
@@ -54,9 +55,10 @@ pub(crate) async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let scheme = if tls { "https" } else { "http" };
     // Tests and scripts read this line to find the port when --listen ends in :0.
     println!(
-        "listening on http://{address} (warehouse {}, control plane {})",
+        "listening on {scheme}://{address} (warehouse {}, control plane {})",
         warehouse.location().display(),
         control.backend()
     );

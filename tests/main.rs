@@ -23,4 +23,5 @@ mod retention;
 mod simulator_truth;
 mod suggestions;
 mod tidy;
+mod tls;
 mod web;

@@ -403,7 +403,7 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let base = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
         // Keep reading so the server never writes into a closed pipe.

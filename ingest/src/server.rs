@@ -49,6 +49,8 @@ pub struct IngestConfig {
     pub dedup_window: chrono::Duration,
     /// How long a client may take to send its headers and its body.
     pub timeouts: web::Timeouts,
+    /// HTTPS instead of HTTP (`serve --tls-cert --tls-key`).
+    pub tls: Option<web::TlsConfig>,
 }
 
 impl IngestConfig {
@@ -64,6 +66,7 @@ impl IngestConfig {
             max_concurrent_uploads: 256,
             dedup_window: chrono::Duration::days(7),
             timeouts: web::Timeouts::default(),
+            tls: None,
         }
     }
 }
@@ -319,7 +322,8 @@ pub async fn serve(
 ) -> Result<(), IngestError> {
     let address = listener.local_addr().ok();
     tracing::info!(address = ?address, "listening");
-    web::serve(listener, router, shutdown, ingest.shared.config.timeouts).await;
+    let config = &ingest.shared.config;
+    web::serve(listener, router, shutdown, config.timeouts, config.tls.clone()).await;
     ingest.shutdown().await
 }
 

@@ -13,8 +13,10 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod serve;
+pub mod tls;
 
 pub use app::{Face, app, cookie_header};
 pub use auth::Admin;
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use serve::{Timeouts, refuse_announced_oversize, serve};
+pub use tls::{TlsConfig, TlsError, TlsFiles, server_config};

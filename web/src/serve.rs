@@ -8,12 +8,13 @@
 //! ([`Timeouts::body`]).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::middleware::{Next, map_request};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -49,16 +50,25 @@ impl Default for Timeouts {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
-/// finish (at most [`Timeouts::drain`]).
+/// finish (at most [`Timeouts::drain`]). With `tls`, every connection is HTTPS (its handshake
+/// bounded by [`Timeouts::headers`] too) and requests carry an `https` URI, as an
+/// absolute-form request would, so routes know they came over TLS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     timeouts: Timeouts,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(timeouts.headers);
     let graceful = GracefulShutdown::new();
+    let tls = tls.map(|config| {
+        (
+            tokio_rustls::TlsAcceptor::from(config),
+            router.clone().layer(map_request(as_https)),
+        )
+    });
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -74,13 +84,27 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+                tokio::spawn(ended(watcher.watch(connection)));
             }
-        });
+            Some((acceptor, https)) => {
+                let (acceptor, service) = (acceptor.clone(), TowerToHyperService::new(https.clone()));
+                // The handshake in the connection's own task: a slow one never delays others.
+                tokio::spawn(async move {
+                    match tokio::time::timeout(timeouts.headers, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            ended(watcher.watch(http.serve_connection(TokioIo::new(stream), service))).await;
+                        }
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(timeouts.drain, graceful.shutdown()).await.is_err() {
@@ -89,6 +113,33 @@ pub async fn serve(
             "requests still in flight after the drain time-out were cut off"
         );
     }
+}
+
+async fn ended(connection: impl Future<Output = Result<(), hyper::Error>>) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// Gives a request that came over TLS an absolute `https` URI (its path and query unchanged).
+async fn as_https(mut request: Request) -> Request {
+    let authority = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .and_then(|host| host.parse::<axum::http::uri::Authority>().ok());
+    if let Some(authority) = authority {
+        let mut parts = request.uri().clone().into_parts();
+        parts.scheme = Some(axum::http::uri::Scheme::HTTPS);
+        parts.authority = Some(authority);
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(axum::http::uri::PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// What a refused body may still send: read and thrown away before the answer (see
