@@ -178,3 +178,19 @@ fn keys_a_server_and_simulate_target_work_as_the_readme_shows() {
     );
     assert!(server.terminate().success());
 }
+
+/// Logs go to stderr as plain text when stderr is a file or a pipe: no terminal colour codes
+/// in a log file (issue #21).
+#[test]
+fn logs_into_a_pipe_carry_no_colour_codes() {
+    let dir = temp_dir();
+    // Opening a new control plane logs its migration at info.
+    let output = elevation(
+        &["keys", "create", "--tenant", "contoso", "--kind", "agent"],
+        dir.path(),
+    );
+    assert!(output.status.success());
+    let logged = String::from_utf8_lossy(&output.stderr);
+    assert!(logged.contains("INFO"), "nothing was logged: {logged:?}");
+    assert!(!logged.contains('\u{1b}'), "colour codes in a piped log: {logged:?}");
+}

@@ -7,6 +7,7 @@ mod support;
 mod browser;
 mod cli;
 mod compliance;
+mod conformance;
 mod control;
 mod crash;
 mod dashboards;

@@ -92,24 +92,6 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
     let warehouse = "s3://elevation-test/tenants-warehouse";
     let (key, _) = crate::support::create_agent_key(&data, "contoso").await;
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--land-interval-ms",
-            "50",
-            "--warehouse",
-            warehouse,
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    s3_env(&mut command, &endpoint);
-    let server = crate::support::Server::spawned(command);
-
     let today = warehouse::Clock::now(&warehouse::SystemClock).date_naive();
     let config = simulator::SimConfig::new(61, 30, 3, today);
     let mut bodies = Vec::new();
@@ -118,12 +100,37 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
         Ok::<_, std::convert::Infallible>(())
     })
     .unwrap();
-    let report = ingest::AgentClient::new(&server.base, &key)
-        .upload_all(bodies, 8)
-        .await
-        .unwrap();
-    assert_eq!(report.totals().0.elevations, truth.totals.elevations);
-    assert!(server.terminate().success(), "graceful stop on S3");
+    // Two lives of the server, each landing every other batch and stopping gracefully (which
+    // lands what is left): every day then has files from both, for compaction to merge, however
+    // the landings of one life fall.
+    let halves: [Vec<_>; 2] = [0, 1].map(|half| bodies.iter().skip(half).step_by(2).cloned().collect());
+    let mut uploaded = 0;
+    for half in halves {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--land-interval-ms",
+                "50",
+                "--warehouse",
+                warehouse,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        s3_env(&mut command, &endpoint);
+        let server = crate::support::Server::spawned(command);
+        let report = ingest::AgentClient::new(&server.base, &key)
+            .upload_all(half, 8)
+            .await
+            .unwrap();
+        uploaded += report.totals().0.elevations;
+        assert!(server.terminate().success(), "graceful stop on S3");
+    }
+    assert_eq!(uploaded, truth.totals.elevations);
     assert!(!data.join("warehouse").exists(), "nothing may land on local disk");
 
     let mut expected = BTreeMap::new();
@@ -162,7 +169,7 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
         .unwrap_or_else(|| panic!("unexpected compact output: {compacted}"));
     assert!(
         partitions > 0,
-        "landing every 50 ms left nothing to compact? {compacted}"
+        "two lives of the server left nothing to compact? {compacted}"
     );
     let after = stdout_of(&elevation_s3(&args, &endpoint, dir.path()));
     assert_eq!(trend(&after), expected, "trend from S3 after compaction");

@@ -257,8 +257,8 @@ struct AuditParams {
 #[utoipa::path(get, path = "/v1/reports/{name}", tag = "reports",
     params(("name" = String, Path, description = "elevations, managed-elevations, by-application, by-publisher, by-user, by-device, overview, trend, denied, diagnostics or compliance"), ReportParams),
     responses(
-        (status = 200, description = "The report", body = ReportAnswer, content_type = "application/json"),
-        (status = 200, description = "The report as CSV (format=csv)", body = String, content_type = "text/csv"),
+        (status = 200, description = "The report: JSON, or CSV with format=csv",
+            content((ReportAnswer = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown report or bad parameter", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
@@ -269,8 +269,8 @@ fn report() {}
 
 #[utoipa::path(get, path = "/v1/suggestions", tag = "suggestions", params(SuggestParams),
     responses(
-        (status = 200, description = "Ranked suggestions", body = SuggestionsAnswer, content_type = "application/json"),
-        (status = 200, description = "Suggestions as CSV (format=csv)", body = String, content_type = "text/csv"),
+        (status = 200, description = "Ranked suggestions: JSON, or CSV with format=csv",
+            content((SuggestionsAnswer = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
@@ -281,7 +281,8 @@ fn suggestions() {}
 
 #[utoipa::path(get, path = "/v1/exports/rules", tag = "suggestions", params(SuggestParams),
     responses(
-        (status = 200, description = "An Intune EPM rules policy (Graph JSON), EPManager CSV or JSON, as an attachment", body = String),
+        (status = 200, description = "An Intune EPM rules policy (Graph JSON), EPManager CSV or JSON, as an attachment",
+            content((Object = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Bad parameter or format", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
@@ -454,6 +455,7 @@ fn report_page() {}
     responses(
         (status = 200, description = "Every column of one elevation", body = String, content_type = "text/html"),
         (status = 303, description = "Not signed in: to /sign-in"),
+        (status = 400, description = "The id is empty, too long or holds control characters", body = String, content_type = "text/html"),
         (status = 403, description = "The role lacks View Reports", body = String, content_type = "text/html"),
         (status = 404, description = "No such elevation in the tenant", body = String, content_type = "text/html"),
     ),
