@@ -200,6 +200,21 @@ struct ServeArgs {
     /// 408 request_timeout.
     #[arg(long, env = "ELEVATION_BODY_TIMEOUT_SECS", default_value_t = 60)]
     body_timeout_secs: u64,
+    /// Largest upload body as sent, in MiB (gzip or zstd bodies count compressed).
+    #[arg(long, env = "ELEVATION_MAX_BODY_MIB", default_value_t = 8)]
+    max_body_mib: usize,
+    /// Largest upload body after decompression, in MiB; decompression stops there.
+    #[arg(long, env = "ELEVATION_MAX_DECOMPRESSED_MIB", default_value_t = 32)]
+    max_decompressed_mib: usize,
+    /// Most events (elevations plus diagnostics) in one batch.
+    #[arg(long, env = "ELEVATION_MAX_EVENTS", default_value_t = 10_000)]
+    max_events: usize,
+    /// MiB acknowledged but not yet landed above which uploads get 503 landing_backlog.
+    #[arg(long, env = "ELEVATION_MAX_BUFFERED_MIB", default_value_t = 192)]
+    max_buffered_mib: usize,
+    /// Days a batch id is remembered: a retry within them gets the first answer.
+    #[arg(long, env = "ELEVATION_DEDUP_DAYS", default_value_t = 7)]
+    dedup_days: u32,
     /// Serve HTTPS with this PEM certificate (chain included); read again when it changes
     /// (needs --tls-key).
     #[arg(long, env = "ELEVATION_TLS_CERT", requires = "tls_key")]
@@ -422,6 +437,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut config = ingest::IngestConfig::new(&data.data_dir);
             config.land_interval = std::time::Duration::from_millis(args.land_interval_ms.max(10));
             config.max_concurrent_uploads = args.max_concurrent_uploads.max(1);
+            config.limits.max_body_bytes = args.max_body_mib.max(1) << 20;
+            config.limits.max_decompressed_bytes = args.max_decompressed_mib.max(args.max_body_mib).max(1) << 20;
+            config.limits.max_events = args.max_events.max(1);
+            config.max_buffered_bytes = args.max_buffered_mib.max(1) << 20;
+            config.dedup_window = chrono::Duration::days(i64::from(args.dedup_days.max(1)));
             config.timeouts.headers = std::time::Duration::from_secs(args.header_timeout_secs.max(1));
             config.timeouts.body = std::time::Duration::from_secs(args.body_timeout_secs.max(1));
             if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {

@@ -614,3 +614,36 @@ async fn slow_clients_are_cut_off_after_the_time_outs_and_hold_no_upload_slot() 
     assert_eq!(node.upload(&valid()).await.status, 200);
     node.stop().await;
 }
+
+/// The upload limits are the `serve` flags given (issue #21: every ingest limit has a flag).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_limits_are_the_flags_given() {
+    let dir = crate::support::temp_dir();
+    let data = dir.path().join("node");
+    let (key, _) = crate::support::create_agent_key(&data, "contoso").await;
+    let server = crate::support::start_server(&data, &["--max-events", "2", "--max-body-mib", "1"]);
+    let post = |body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/agent/batches", server.base))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let three = ["l-1", "l-2", "l-3"].map(|id| elevation_event(id, "userConfirmedElevation"));
+    let answer = post(text(&batch("b-three", "all", three.to_vec(), vec![])))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+    let said = answer.text().await.unwrap();
+    assert!(said.contains("too_many_events") && said.contains("at most 2"), "{said}");
+    let two = batch("b-two", "all", three[..2].to_vec(), vec![]);
+    assert_eq!(post(text(&two)).await.unwrap().status(), 200);
+    let mut large = text(&valid());
+    large.splice(1..1, vec![b' '; 1 << 20]);
+    let answer = post(large).await.unwrap();
+    assert_eq!(answer.status(), 413);
+    let said = answer.text().await.unwrap();
+    assert!(said.contains("body_too_large") && said.contains("1 MiB"), "{said}");
+    assert!(server.terminate().success());
+}

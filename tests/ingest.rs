@@ -463,3 +463,77 @@ async fn a_panicking_handler_answers_500_in_the_contract_shape_and_the_server_st
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+/// A key revoked while its agents upload (issue #21): every upload answered `200` before the
+/// revocation took hold is in the tables, exactly once; every later one gets `401`; nothing
+/// else is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_under_load_keeps_every_acknowledged_upload_and_refuses_the_rest() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let node = Arc::new(Node::start().await);
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(tokio::sync::Notify::new());
+    const AGENTS: usize = 4;
+    const MOST: usize = 5_000;
+    let mut agents = Vec::new();
+    for agent in 0..AGENTS {
+        let (node, acknowledged, started) = (node.clone(), acknowledged.clone(), started.clone());
+        agents.push(tokio::spawn(async move {
+            // Uploads until refused: the ids of the events acknowledged, and the refusal.
+            let mut stored = Vec::new();
+            for n in 0..MOST {
+                let ids: Vec<String> = (0..3).map(|i| format!("rev-{agent}-{n}-{i}")).collect();
+                let events = ids
+                    .iter()
+                    .map(|id| elevation_event(id, "userConfirmedElevation"))
+                    .collect();
+                let answer = node
+                    .upload(&batch(&format!("rev-{agent}-{n}"), "all", events, vec![]))
+                    .await;
+                match answer.status {
+                    200 => {
+                        stored.extend(ids);
+                        if acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == 20 {
+                            started.notify_one();
+                        }
+                    }
+                    401 => return (stored, answer.code().to_owned()),
+                    other => panic!("agent {agent}, upload {n}: {other} {}", answer.message()),
+                }
+            }
+            panic!("agent {agent}: still accepted after {MOST} uploads");
+        }));
+    }
+    // Revoke once uploads are flowing.
+    started.notified().await;
+    let id = node.agent_key.split('_').nth(2).unwrap().to_owned();
+    node.control
+        .revoke_key(&crate::support::test_actor(), None, &id)
+        .await
+        .unwrap();
+    let mut expected = std::collections::BTreeSet::new();
+    for agent in agents {
+        let (stored, refusal) = agent.await.unwrap();
+        assert_eq!(refusal, "unauthorized");
+        expected.extend(stored);
+    }
+    assert!(
+        expected.len() >= 60,
+        "revoked before uploads flowed: {}",
+        expected.len()
+    );
+    node.land_all().await;
+    let rows = node
+        .sql("SELECT id, count(*) AS copies FROM elevations WHERE id LIKE 'rev-%' GROUP BY id")
+        .await;
+    let landed: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["copies"], 1, "{r:?} landed twice");
+            r["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(landed, expected, "acknowledged and landed differ");
+}
