@@ -332,6 +332,9 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         vec![diagnostic(7)],
     ))
     .await;
+    // A landing and a maintenance pass, for the metrics operators watch them by.
+    node.land_all().await;
+    warehouse::maintenance::scheduled_pass(&node.warehouse, None, test_now().date_naive()).await;
     let (status, body) = node.get("/healthz").await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (status, body) = node.get("/readyz").await;
@@ -344,6 +347,22 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         "{metrics}"
     );
     assert!(metrics.contains("elevation_wal_fsync_seconds"), "{metrics}");
+    assert!(metrics.contains("elevation_landing_lag_seconds"), "{metrics}");
+    for step in [
+        r#"step="compaction",outcome="ok""#,
+        r#"step="refresh",outcome="ok""#,
+        // No tenant settings were given to this pass: its retention step is a failure.
+        r#"step="retention",outcome="error""#,
+    ] {
+        assert!(
+            metrics.contains(&format!("elevation_maintenance_runs_total{{{step}}}")),
+            "{step}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(r#"elevation_maintenance_seconds_count{step="refresh"}"#),
+        "{metrics}"
+    );
     // Bounded labels only: never a user, a device or a hash.
     for personal in ["ada@contoso.com", "device-1", "LAPTOP-0001", "9F86D081", "b-metrics"] {
         assert!(!metrics.contains(personal), "/metrics leaks {personal}");

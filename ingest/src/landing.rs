@@ -222,6 +222,12 @@ impl Lander {
         }
         self.stats.rows.fetch_add(rows, Ordering::Relaxed);
         self.stats.landed_seq.fetch_max(max_seq, Ordering::Relaxed);
+        // The freshness promise, as operators watch it: from the oldest answer `200` of this
+        // landing to its commit.
+        if let Some(oldest) = chunk.iter().map(|p| p.record.header.received_at).min() {
+            let lag = (self.clock.now() - oldest).to_std().unwrap_or_default();
+            metrics::histogram!("elevation_landing_lag_seconds").record(lag.as_secs_f64());
+        }
         // The answers must outlive the log records that hold them.
         self.dedup
             .persist(chunk.iter().map(|p| {

@@ -318,16 +318,27 @@ pub async fn scheduled_pass(
     for table in Table::ALL {
         compact_logged(warehouse, table).await;
     }
-    match warehouse.refresh_rollups().await {
+    let started = std::time::Instant::now();
+    let refreshed = warehouse.refresh_rollups().await;
+    observed("refresh", started, refreshed.is_ok());
+    match refreshed {
         Ok(report) => tracing::info!(?report, "rollups refreshed"),
         Err(e) => tracing::error!(error = %e, "rollup refresh failed; retrying next pass"),
     }
+    let started = std::time::Instant::now();
     match retention {
-        Some(lookup) => match retention_all(warehouse, lookup, today).await {
-            Ok(reports) => tracing::info!(?reports, "retention applied"),
-            Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
-        },
-        None => tracing::error!("tenant settings unavailable; retention retries next pass"),
+        Some(lookup) => {
+            let applied = retention_all(warehouse, lookup, today).await;
+            observed("retention", started, applied.is_ok());
+            match applied {
+                Ok(reports) => tracing::info!(?reports, "retention applied"),
+                Err(e) => tracing::error!(error = %e, "retention failed; retrying next pass"),
+            }
+        }
+        None => {
+            observed("retention", started, false);
+            tracing::error!("tenant settings unavailable; retention retries next pass");
+        }
     }
     // `user_numbers` and `value_numbers` gain a small file for each day with new values; a
     // compaction that overlaps a refresh makes that refresh stop and retry next pass, never
@@ -340,8 +351,20 @@ pub async fn scheduled_pass(
     }
 }
 
+/// Records one step of a maintenance pass in `/metrics`: how long it took
+/// (`elevation_maintenance_seconds`) and whether it failed (`elevation_maintenance_runs_total`,
+/// which operators alert on: a step that keeps failing leaves reports reading raw rows).
+fn observed(step: &'static str, started: std::time::Instant, ok: bool) {
+    metrics::histogram!("elevation_maintenance_seconds", "step" => step).record(started.elapsed().as_secs_f64());
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!("elevation_maintenance_runs_total", "step" => step, "outcome" => outcome).increment(1);
+}
+
 async fn compact_logged(warehouse: &Warehouse, table: Table) {
-    match warehouse.compact(table, &|_, _| {}).await {
+    let started = std::time::Instant::now();
+    let compacted = warehouse.compact(table, &|_, _| {}).await;
+    observed("compaction", started, compacted.is_ok());
+    match compacted {
         Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
         Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
     }
