@@ -363,6 +363,16 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         metrics.contains(r#"elevation_maintenance_seconds_count{step="refresh"}"#),
         "{metrics}"
     );
+    // Every route's latency and status, by its template.
+    for answered in [
+        r#"{route="/readyz",method="GET",status="200"}"#,
+        r#"{route="/v1/agent/batches",method="POST",status="200"}"#,
+    ] {
+        assert!(
+            metrics.contains(&format!("elevation_http_request_seconds_count{answered}")),
+            "{answered}: {metrics}"
+        );
+    }
     // Bounded labels only: never a user, a device or a hash.
     for personal in ["ada@contoso.com", "device-1", "LAPTOP-0001", "9F86D081", "b-metrics"] {
         assert!(!metrics.contains(personal), "/metrics leaks {personal}");

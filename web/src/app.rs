@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -57,6 +57,7 @@ pub fn app(faces: impl IntoIterator<Item = Face>) -> Router {
         )
         .fallback(not_found)
         .layer(axum::middleware::map_response(in_contract_shape))
+        .layer(axum::middleware::from_fn(timed))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request
@@ -71,6 +72,33 @@ pub fn app(faces: impl IntoIterator<Item = Face>) -> Router {
         // A handler that panics (ours or a library's) answers 500 in the contract's shape
         // instead of dropping the connection; outermost, so the answer still gets its id.
         .layer(CatchPanicLayer::custom(answer_panic))
+}
+
+/// Records every answer in `elevation_http_request_seconds{route,method,status}`: the route as
+/// its template (`/v1/reports/{name}`, never the values in it), so the labels stay bounded;
+/// paths no route matched count as `unmatched`, methods outside the standard ones as `other`.
+async fn timed(request: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // Standard methods by name; any other a client invents would grow the labels without end.
+    let method: &'static str = match *request.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("elevation_http_request_seconds", "route" => route, "method" => method, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 fn answer_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
