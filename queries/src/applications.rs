@@ -191,10 +191,7 @@ impl Merge {
         for batch in totals {
             let columns = PartColumns::of(batch)?;
             for row in 0..batch.num_rows() {
-                let text = |i: usize| {
-                    let values = columns.text[i].as_string::<i32>();
-                    values.is_valid(row).then(|| values.value(row))
-                };
+                let text = |i: usize| columns.text(i, row);
                 group_key(&mut key, [text(0), text(1), text(2)]);
                 let [group_users, group_devices] = sets.remove(&key[..]).unwrap_or_default();
                 let (elevation_type, part) = columns.part(row, group_users, group_devices);
@@ -295,11 +292,14 @@ impl PartColumns {
         })
     }
 
+    /// Text column `i` (in [`PART_TEXT`]'s order) of `row`.
+    fn text(&self, i: usize, row: usize) -> Option<&str> {
+        let values = self.text[i].as_string::<i32>();
+        values.is_valid(row).then(|| values.value(row))
+    }
+
     fn part(&self, row: usize, users: RoaringBitmap, devices: RoaringBitmap) -> (&str, Part<'_>) {
-        let text = |i: usize| {
-            let values = self.text[i].as_string::<i32>();
-            values.is_valid(row).then(|| values.value(row))
-        };
+        let text = |i: usize| self.text(i, row);
         let system = self.system_initiated.as_boolean();
         let part = Part {
             hash: text(0),

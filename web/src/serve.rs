@@ -8,7 +8,6 @@
 //! ([`Timeouts::body`]).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -58,7 +57,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     timeouts: Timeouts,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<crate::TlsConfig>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(timeouts.headers);
