@@ -34,6 +34,7 @@ pub(crate) async fn serve(
     control: control::ControlOptions,
 ) -> Result<()> {
     let tls = config.tls.is_some();
+    let stop = shutdown_signal()?;
     let control = crate::admin::open_with(data, control).await?;
     let warehouse = Arc::new(Warehouse::new(location).with_maintenance_memory(maintenance.memory));
     if let Some(every) = maintenance.every {
@@ -78,7 +79,7 @@ pub(crate) async fn serve(
     let deliveries = tokio::spawn(control.clone().run_webhook_deliveries(async {
         let _ = stopped.await;
     }));
-    ingest::serve(listener, ingest, router, shutdown_signal()).await?;
+    ingest::serve(listener, ingest, router, stop).await?;
     // The loop ends its pass (a claimed delivery's bookkeeping) before the pool closes.
     let _ = stop_deliveries.send(());
     let _ = deliveries.await;
@@ -87,27 +88,21 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Listens for SIGTERM and Ctrl-C from the moment it is called, and resolves when one comes.
+/// Registering before the address is printed matters: a signal sent the moment a supervisor
+/// (or a test) reads that line must stop the node gracefully, not kill it, which is what the
+/// default disposition of SIGTERM does to a process that is not listening yet.
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight uploads and landing what is left");
+        tracing::info!("shutting down: finishing in-flight uploads and landing what is left");
+    })
 }
 
 /// Simulates a fleet in memory and returns each batch as an agent sends it (gzip JSON), with

@@ -118,34 +118,6 @@ async fn acknowledged_events_survive_kill_9_and_land_exactly_once() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "graceful stop failed: {exit}");
 
-    let location = warehouse::Location::parse(dir.path().join("warehouse").to_str().unwrap()).unwrap();
-    let warehouse = warehouse::Warehouse::new(location);
-    let ctx = queries::session(&warehouse).await.unwrap();
-    let batches = ctx
-        .sql("SELECT id, COUNT(*) AS n FROM elevations GROUP BY id")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let mut stored = BTreeMap::new();
-    for b in &batches {
-        let ids = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
-        let ids = datafusion::arrow::array::AsArray::as_string::<i32>(&ids);
-        let n = datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(1));
-        for row in 0..b.num_rows() {
-            stored.insert(ids.value(row).to_owned(), n.value(row));
-        }
-    }
     let expected: BTreeSet<String> = acked.lock().unwrap().values().flatten().cloned().collect();
-    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "events stored more than once: {twice:?}");
-    let missing: Vec<_> = expected.iter().filter(|id| !stored.contains_key(*id)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged events lost, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(stored.len(), expected.len(), "rows that nobody sent");
+    crate::support::assert_stored_exactly_once(&dir.path().join("warehouse"), &expected).await;
 }

@@ -11,6 +11,7 @@ mod conformance;
 mod control;
 mod crash;
 mod dashboards;
+mod faults;
 mod formats;
 mod hostile;
 mod ingest;

@@ -460,3 +460,37 @@ pub(crate) async fn land_simulated_fleet(
     node.land_all().await;
     LandedFleet { world, truth, sent }
 }
+
+/// Asserts that the elevations table under `warehouse_dir` holds each of `expected` (event
+/// ids) exactly once and nothing else.
+pub(crate) async fn assert_stored_exactly_once(warehouse_dir: &Path, expected: &std::collections::BTreeSet<String>) {
+    use datafusion::arrow::array::AsArray;
+    let location = warehouse::Location::parse(warehouse_dir.to_str().unwrap()).unwrap();
+    let warehouse = warehouse::Warehouse::new(location);
+    let ctx = queries::session(&warehouse).await.unwrap();
+    let batches = ctx
+        .sql("SELECT id, COUNT(*) AS n FROM elevations GROUP BY id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut stored = std::collections::BTreeMap::new();
+    for b in &batches {
+        let ids = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+        let n = b.column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        for (row, id) in ids.as_string::<i32>().iter().enumerate() {
+            stored.insert(id.unwrap().to_owned(), n.value(row));
+        }
+    }
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "events stored more than once: {twice:?}");
+    let missing: Vec<_> = expected.iter().filter(|id| !stored.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(stored.len(), expected.len(), "rows that nobody sent");
+}

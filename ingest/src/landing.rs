@@ -285,7 +285,13 @@ impl Lander {
                 _ = self.buffer.wake.notified() => false,
                 _ = stop.notified() => true,
             };
-            match self.land_once().await {
+            let landed = self.land_once().await;
+            // The backlog an operator alerts on: what the log holds that is not yet landed.
+            metrics::gauge!("elevation_wal_bytes").set(self.wal.segment_bytes() as f64);
+            metrics::gauge!("elevation_wal_segments").set(self.wal.segment_count() as f64);
+            metrics::gauge!("elevation_landing_failing_attempts")
+                .set(self.stats.failing.load(Ordering::Relaxed) as f64);
+            match landed {
                 Ok(_) => backoff = interval,
                 Err(e) => {
                     backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -600,6 +600,9 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let buffered = shared.buffer.bytes();
     let failing = shared.stats.failing.load(Ordering::Relaxed);
+    if let Some(failure) = shared.wal.failure() {
+        return ApiError::unavailable(ErrorCode::StorageUnavailable, failure, 5).into_response();
+    }
     if buffered >= shared.config.max_buffered_bytes {
         return ApiError::unavailable(ErrorCode::LandingBacklog, "the landing backlog is full", 2).into_response();
     }

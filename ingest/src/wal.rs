@@ -12,6 +12,13 @@
 //! endian. A torn frame at the end of the last segment was never acknowledged (its fsync did
 //! not return) and is cut off on replay; a bad frame anywhere else is corruption and stops the
 //! server rather than silently skipping acknowledged data.
+//!
+//! A write or fsync that fails (a full disk, an I/O error) fails its group: none of its
+//! requests is acknowledged. The thread then cuts the segment back to the end of the last
+//! group whose fsync returned, and syncs that cut, so the file again holds exactly the
+//! acknowledged frames — a failed fsync never leaves pages whose fate nobody knows behind later,
+//! acknowledged ones. Until a write succeeds again, uploads are refused at once (`/readyz` says
+//! why), and once a second a group is tried again: a disk that gets space back resumes by itself.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -33,6 +40,9 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 /// Records taken into one group commit at most, so one fsync never waits on an endless queue.
 const MAX_GROUP: usize = 4096;
 const FRAME_HEADER: usize = 16;
+/// While the log cannot write, how often a waiting group tries again; the others are refused
+/// at once, so a full disk costs one failed write a second, not one per upload.
+const RETRY_BROKEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the log knows about a batch besides its rows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +96,35 @@ pub enum WalError {
     /// The log stopped after an earlier failure, or is shutting down.
     #[error("the write-ahead log is not accepting records: {0}")]
     Closed(String),
+}
+
+/// Why the log cannot write right now, if it cannot: shared by the log thread and `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WalHealth(Arc<Mutex<Option<String>>>);
+
+impl WalHealth {
+    /// The failure that stops writes right now, if any.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    fn set(&self, failure: Option<String>) {
+        metrics::gauge!("elevation_wal_failing").set(if failure.is_some() { 1.0 } else { 0.0 });
+        *self.0.lock().expect("not poisoned") = failure;
+    }
+}
+
+/// What an operator reads about a write failure: for a full disk, what to do about it.
+fn describe_failure(error: &WalError, dir: &Path) -> String {
+    let full = matches!(error, WalError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull);
+    if full {
+        format!(
+            "no space left for the write-ahead log in {}; uploads resume by themselves once space is freed",
+            dir.display()
+        )
+    } else {
+        format!("the write-ahead log cannot write: {error}")
+    }
 }
 
 /// Encodes one record's payload (done by the request's own task, so encoding runs on every
@@ -182,6 +221,7 @@ pub(crate) struct Wal {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     segments: Arc<Mutex<Segments>>,
     dir: PathBuf,
+    health: WalHealth,
 }
 
 impl std::fmt::Debug for Wal {
@@ -315,9 +355,12 @@ impl Wal {
         let segments = Arc::new(Mutex::new(Segments { files }));
         let writer = SegmentWriter::open(dir, next_seq, segments.clone())?;
         let (sender, receiver) = mpsc::channel(MAX_GROUP);
+        let health = WalHealth::default();
+        health.set(None);
+        let thread_health = health.clone();
         let thread = std::thread::Builder::new()
             .name("elevation-wal".into())
-            .spawn(move || run_log_thread(writer, next_seq, receiver, on_durable))
+            .spawn(move || run_log_thread(writer, next_seq, receiver, on_durable, thread_health))
             .map_err(|source| WalError::Io {
                 path: dir.to_owned(),
                 source,
@@ -327,7 +370,13 @@ impl Wal {
             thread: Mutex::new(Some(thread)),
             segments,
             dir: dir.to_owned(),
+            health,
         })
+    }
+
+    /// Why the log cannot write right now, if it cannot.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.health.failure()
     }
 
     /// Logs one record and returns its sequence number once it is on disk.
@@ -367,6 +416,17 @@ impl Wal {
         self.segments.lock().expect("not poisoned").files.len()
     }
 
+    /// Bytes in the segment files on disk right now: the log's backlog, as `/metrics` shows it.
+    pub(crate) fn segment_bytes(&self) -> u64 {
+        let segments = self.segments.lock().expect("not poisoned");
+        segments
+            .files
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Stops accepting records and waits for the log thread to write what it holds.
     pub(crate) fn close(&self) {
         self.sender.lock().expect("not poisoned").take();
@@ -381,6 +441,8 @@ struct SegmentWriter {
     path: PathBuf,
     out: BufWriter<File>,
     written: u64,
+    /// Where the last group whose fsync returned ends: every byte before is acknowledged.
+    synced: u64,
     segments: Arc<Mutex<Segments>>,
 }
 
@@ -408,6 +470,7 @@ impl SegmentWriter {
             path,
             out: BufWriter::with_capacity(1 << 20, file),
             written,
+            synced: written,
             segments,
         })
     }
@@ -433,7 +496,43 @@ impl SegmentWriter {
             source,
         };
         self.out.flush().map_err(io)?;
-        self.out.get_ref().sync_data().map_err(io)
+        self.out.get_ref().sync_data().map_err(io)?;
+        self.synced = self.written;
+        Ok(())
+    }
+
+    /// Whether the log can write again after a failure: cuts the failed group off, then writes
+    /// and syncs a 64 KiB probe file beside the segment.
+    fn recover(&mut self) -> Result<(), WalError> {
+        self.cut_back_to_synced()?;
+        let probe = self.dir.join("probe.tmp");
+        let io = |source| WalError::Io {
+            path: probe.clone(),
+            source,
+        };
+        let written = File::create(&probe)
+            .and_then(|mut f| f.write_all(&[0u8; 1 << 16]).and_then(|()| f.sync_data()))
+            .map_err(io);
+        let removed = std::fs::remove_file(&probe).map_err(io);
+        written.and(removed)
+    }
+
+    /// After a failed write or fsync: drops what is buffered, cuts the segment back to the end
+    /// of the last synced group and syncs the cut, so the file holds exactly the acknowledged
+    /// frames again. Cutting frees space, so it works on a full disk.
+    fn cut_back_to_synced(&mut self) -> Result<(), WalError> {
+        let io = |source| WalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let file = OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        file.set_len(self.synced).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        let failed = std::mem::replace(&mut self.out, BufWriter::with_capacity(1 << 20, file));
+        // `into_parts` hands back the unwritten bytes instead of flushing them on drop.
+        drop(failed.into_parts());
+        self.written = self.synced;
+        Ok(())
     }
 
     fn rotate_if_full(&mut self, next_seq: u64) -> Result<(), WalError> {
@@ -444,25 +543,71 @@ impl SegmentWriter {
     }
 }
 
+/// The log thread's state while writes fail.
+struct Broken {
+    reason: String,
+    last_try: Instant,
+}
+
+/// The next group of waiting records, or `None` once every sender is gone. While the log is
+/// broken it does not block: an empty group every tenth of a second lets the thread try the
+/// disk again on its own, because agents backing off (and a load balancer reading `/readyz`)
+/// may send nothing until it does.
+fn next_group(receiver: &mut mpsc::Receiver<Append>, broken: bool) -> Option<Vec<Append>> {
+    let first = if broken {
+        match receiver.try_recv() {
+            Ok(first) => first,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(RETRY_BROKEN_EVERY / 10);
+                return Some(Vec::new());
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+        }
+    } else {
+        receiver.blocking_recv()?
+    };
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match receiver.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 fn run_log_thread(
     mut writer: SegmentWriter,
     mut next_seq: u64,
     mut receiver: mpsc::Receiver<Append>,
     on_durable: OnDurable,
+    health: WalHealth,
 ) {
-    let mut failed: Option<String> = None;
-    while let Some(first) = receiver.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match receiver.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
+    let mut broken: Option<Broken> = None;
+    while let Some(group) = next_group(&mut receiver, broken.is_some()) {
+        if let Some(state) = &mut broken
+            && state.last_try.elapsed() >= RETRY_BROKEN_EVERY
+        {
+            state.last_try = Instant::now();
+            match writer.recover() {
+                Ok(()) => {
+                    tracing::info!("the write-ahead log writes again; accepting uploads");
+                    broken = None;
+                    health.set(None);
+                }
+                Err(e) => {
+                    state.reason = describe_failure(&e, &writer.dir);
+                    health.set(Some(state.reason.clone()));
+                }
             }
         }
-        if let Some(reason) = &failed {
+        if let Some(state) = &broken {
             for append in group {
-                let _ = append.reply.send(Err(WalError::Closed(reason.clone())));
+                let _ = append.reply.send(Err(WalError::Closed(state.reason.clone())));
             }
+            continue;
+        }
+        if group.is_empty() {
             continue;
         }
         let started = Instant::now();
@@ -498,15 +643,25 @@ fn run_log_thread(
                     let _ = reply.send(Ok(seq));
                 }
                 if let Err(e) = writer.rotate_if_full(next_seq) {
-                    tracing::error!(error = %e, "cannot start a new write-ahead log segment; refusing further uploads");
-                    failed = Some(e.to_string());
+                    // The full segment stays open and takes the next groups; rotation is
+                    // tried again after each.
+                    tracing::warn!(error = %e, "cannot start a new write-ahead log segment; writing on in the current one");
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "write-ahead log write failed; refusing further uploads");
-                failed = Some(e.to_string());
+                let reason = describe_failure(&e, &writer.dir);
+                tracing::error!(error = %e, "write-ahead log write failed; refusing uploads until the disk takes a write again");
+                if let Err(cut) = writer.cut_back_to_synced() {
+                    // `recover` cuts again before anything else is written.
+                    tracing::error!(error = %cut, "cannot cut the failed group off the write-ahead log yet");
+                }
+                health.set(Some(reason.clone()));
+                broken = Some(Broken {
+                    reason: reason.clone(),
+                    last_try: Instant::now(),
+                });
                 for append in group {
-                    let _ = append.reply.send(Err(WalError::Closed(e.to_string())));
+                    let _ = append.reply.send(Err(WalError::Closed(reason.clone())));
                 }
             }
         }
