@@ -119,5 +119,6 @@ async fn acknowledged_events_survive_kill_9_and_land_exactly_once() {
     assert!(exit.success(), "graceful stop failed: {exit}");
 
     let expected: BTreeSet<String> = acked.lock().unwrap().values().flatten().cloned().collect();
-    crate::support::assert_stored_exactly_once(&dir.path().join("warehouse"), &expected).await;
+    crate::support::assert_stored_exactly_once(warehouse::Location::Local(dir.path().join("warehouse")), &expected)
+        .await;
 }

@@ -11,19 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Answer, Server, answer_of, batch, elevation_event, start_server, temp_dir};
+use crate::support::{Answer, Server, answer_of, start_server, temp_dir};
 
-/// One batch of `events` elevations, ids `{name}-{i}`.
+/// A batch named `name` of `events` elevations, as JSON bytes.
 fn named_batch(name: &str, events: usize) -> (Vec<String>, Vec<u8>) {
-    let ids: Vec<String> = (0..events).map(|i| format!("{name}-{i:04}")).collect();
-    let body = batch(
-        name,
-        "all",
-        ids.iter()
-            .map(|id| elevation_event(id, "userConfirmedElevation"))
-            .collect(),
-        vec![],
-    );
+    let (ids, body) = crate::support::named_batch(name, events);
     (ids, serde_json::to_vec(&body).unwrap())
 }
 
@@ -162,10 +154,10 @@ async fn a_full_disk_under_the_log_refuses_uploads_says_why_and_resumes_by_itsel
         }
     }
     assert!(server.terminate().success(), "graceful stop after the fault");
-    crate::support::assert_stored_exactly_once(&data.join("warehouse"), &acknowledged).await;
+    crate::support::assert_stored_exactly_once(warehouse::Location::Local(data.join("warehouse")), &acknowledged).await;
 
     let replayed = start_server(&copy, &[]);
     let status = replayed.terminate();
     assert!(status.success(), "the copied log replays: {status}");
-    crate::support::assert_stored_exactly_once(&copy.join("warehouse"), &acknowledged).await;
+    crate::support::assert_stored_exactly_once(warehouse::Location::Local(copy.join("warehouse")), &acknowledged).await;
 }

@@ -1,6 +1,7 @@
 //! The warehouse on S3: a real S3-compatible server (moto, from PyPI, installed by `.ci/run`)
 //! on loopback; the real binary ingests into `s3://bucket/prefix`, compacts there, and reports
-//! from there the numbers of the ground truth.
+//! from there the numbers of the ground truth. And the store going away under load: a relay
+//! in front of moto is cut (connections refused) and restored.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -173,4 +174,190 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
     );
     let after = stdout_of(&elevation_s3(&args, &endpoint, dir.path()));
     assert_eq!(trend(&after), expected, "trend from S3 after compaction");
+}
+
+/// A TCP relay in front of moto that the test can cut: while down, its port refuses
+/// connections and every connection through it is closed, as when object storage goes away;
+/// up again, it listens on the same port.
+struct Relay {
+    port: u16,
+    target: std::net::SocketAddr,
+    accepting: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Relay {
+        let target = target.trim_start_matches("http://").parse().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut relay = Relay {
+            port,
+            target,
+            accepting: None,
+        };
+        relay.up().await;
+        relay
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let target = self.target;
+        self.accepting = Some(tokio::spawn(async move {
+            // Dropped with the task: aborting it closes every relayed connection too.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    async fn down(&mut self) {
+        if let Some(task) = self.accepting.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// A batch named `name` of `events` elevations, gzip JSON as agents send it.
+fn outage_batch(name: &str, events: usize) -> (Vec<String>, Vec<u8>) {
+    let (ids, body) = crate::support::named_batch(name, events);
+    (ids, ingest::AgentClient::compress(&serde_json::to_vec(&body).unwrap()))
+}
+
+async fn post_gzip(base: &str, key: &str, body: Vec<u8>) -> crate::support::Answer {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/agent/batches"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers");
+    crate::support::answer_of(response).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_going_away_under_load_keeps_what_was_acknowledged_and_lands_it_once_when_back() {
+    let (_moto, moto_endpoint) = start_moto();
+    let created = reqwest::Client::new()
+        .put(format!("{moto_endpoint}/elevation-outage"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    let mut relay = Relay::start(&moto_endpoint).await;
+    let dir = temp_dir();
+    let data = dir.path().join("node");
+    let warehouse_url = "s3://elevation-outage/warehouse";
+    let (agent_key, _) = crate::support::create_agent_key(&data, "contoso").await;
+    let control = crate::support::open_control(&data).await;
+    let (admin_key, _) = crate::support::create_key(
+        &control,
+        "contoso",
+        control::KeyKind::Admin,
+        Some(control::Role::ReadOnlyOperator),
+    )
+    .await;
+    control.close().await;
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--land-interval-ms", "50"])
+        .args(["--max-buffered-mib", "1", "--warehouse", warehouse_url, "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    s3_env(&mut command, &relay.endpoint());
+    let server = crate::support::Server::spawned(command);
+    let base = server.base.clone();
+    let mut acknowledged = std::collections::BTreeSet::new();
+    let mut next = 0;
+    let mut upload = async |acknowledged: &mut std::collections::BTreeSet<String>| {
+        let (ids, body) = outage_batch(&format!("outage-{next:04}"), 200);
+        next += 1;
+        let answer = post_gzip(&base, &agent_key, body).await;
+        if answer.status == 200 {
+            acknowledged.extend(ids);
+        }
+        answer
+    };
+    for _ in 0..5 {
+        assert_eq!(upload(&mut acknowledged).await.status, 200);
+    }
+
+    relay.down().await;
+    // Agents keep uploading: the log takes their batches until the backlog limit, then the
+    // node sheds them with a 503 that says so.
+    let mut refused = None;
+    for _ in 0..500 {
+        let answer = upload(&mut acknowledged).await;
+        match answer.status {
+            200 => continue,
+            503 => {
+                refused = Some(answer);
+                break;
+            }
+            other => panic!("storage down, an upload answered {other}: {answer:?}"),
+        }
+    }
+    let refused = refused.expect("the backlog limit was never reached with storage down");
+    assert_eq!(refused.code(), "landing_backlog", "{refused:?}");
+    assert!(refused.retry_after.is_some());
+    let ready = crate::support::answer_of(reqwest::get(format!("{base}/readyz")).await.unwrap()).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+
+    let report = reqwest::Client::new()
+        .get(format!("{base}/v1/reports/trend"))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .unwrap();
+    let report = crate::support::answer_of(report).await;
+    assert_eq!(report.status, 503, "a report with storage down: {report:?}");
+    assert_eq!(report.code(), "storage_unavailable", "{report:?}");
+    assert!(report.message().contains("object storage"), "{}", report.message());
+
+    // Storage comes back: the node lands its backlog by itself and takes uploads again.
+    relay.up().await;
+    let started = Instant::now();
+    loop {
+        let ready = crate::support::answer_of(reqwest::get(format!("{base}/readyz")).await.unwrap()).await;
+        if ready.status == 200 && ready.json["waitingToLand"] == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the backlog did not land after storage returned: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(upload(&mut acknowledged).await.status, 200);
+    }
+    assert!(server.terminate().success(), "graceful stop after the outage");
+
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&moto_endpoint)
+        .with_bucket_name("elevation-outage")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let location = warehouse::Location::s3(warehouse_url, std::sync::Arc::new(store)).unwrap();
+    crate::support::assert_stored_exactly_once(location, &acknowledged).await;
 }

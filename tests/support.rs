@@ -330,6 +330,17 @@ pub(crate) fn batch(
     })
 }
 
+/// A batch whose id is `name`, of `events` elevations with ids `{name}-{i}`: the ids and
+/// the envelope.
+pub(crate) fn named_batch(name: &str, events: usize) -> (Vec<String>, serde_json::Value) {
+    let ids: Vec<String> = (0..events).map(|i| format!("{name}-{i:04}")).collect();
+    let elevations = ids
+        .iter()
+        .map(|id| elevation_event(id, "userConfirmedElevation"))
+        .collect();
+    (ids, batch(name, "all", elevations, vec![]))
+}
+
 /// A batch of one elevation and no diagnostics.
 pub(crate) fn one_event_batch(batch_id: &str, event_id: &str, elevation_type: &str) -> serde_json::Value {
     batch(batch_id, "all", vec![elevation_event(event_id, elevation_type)], vec![])
@@ -461,11 +472,13 @@ pub(crate) async fn land_simulated_fleet(
     LandedFleet { world, truth, sent }
 }
 
-/// Asserts that the elevations table under `warehouse_dir` holds each of `expected` (event
-/// ids) exactly once and nothing else.
-pub(crate) async fn assert_stored_exactly_once(warehouse_dir: &Path, expected: &std::collections::BTreeSet<String>) {
+/// Asserts that the elevations table of the warehouse at `location` holds each of `expected`
+/// (event ids) exactly once and nothing else.
+pub(crate) async fn assert_stored_exactly_once(
+    location: warehouse::Location,
+    expected: &std::collections::BTreeSet<String>,
+) {
     use datafusion::arrow::array::AsArray;
-    let location = warehouse::Location::parse(warehouse_dir.to_str().unwrap()).unwrap();
     let warehouse = warehouse::Warehouse::new(location);
     let ctx = queries::session(&warehouse).await.unwrap();
     let batches = ctx

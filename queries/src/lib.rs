@@ -107,6 +107,32 @@ impl From<DataFusionError> for QueryError {
     }
 }
 
+impl QueryError {
+    /// Whether the query failed because object storage could not be reached or kept failing
+    /// after its retries (a store that is down, not a missing or damaged file): the error's
+    /// text when it did. Such an answer is worth retrying later, so the API says `503`.
+    pub fn storage_failure(&self) -> Option<String> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            // The kernel's object store variant is not marked as its source: looked for by name.
+            let store = error
+                .downcast_ref::<object_store::Error>()
+                .or(match error.downcast_ref() {
+                    Some(delta_kernel::Error::ObjectStore(store)) => Some(store),
+                    _ => None,
+                });
+            if let Some(store) = store {
+                return match store {
+                    object_store::Error::NotFound { .. } => None,
+                    other => Some(other.to_string()),
+                };
+            }
+            cause = error.source();
+        }
+        None
+    }
+}
+
 /// A DataFusion session with every table registered at its latest committed version.
 ///
 /// Every call brings the tables up to their latest version ([`Warehouse::latest`]), so a

@@ -225,17 +225,14 @@ impl Location {
             if bucket.is_empty() {
                 return Err(fail("expected s3://bucket/prefix".into()));
             }
-            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(s3_retries());
             if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
                 builder = builder.with_allow_http(true);
             }
             let store = builder.build().map_err(|e| fail(e.to_string()))?;
-            let url = Url::parse(text.trim_end_matches('/')).map_err(|e| fail(e.to_string()))?;
-            register_s3_log_store();
-            Ok(Location::S3 {
-                url,
-                store: Arc::new(store),
-            })
+            Location::s3(text, Arc::new(store))
         } else {
             if text.contains("://") {
                 return Err(WarehouseError::Location {
@@ -249,6 +246,17 @@ impl Location {
             })?;
             Ok(Location::Local(path))
         }
+    }
+
+    /// A warehouse at `s3://bucket/prefix` (`text`) in `store`, a store rooted at that bucket:
+    /// for callers that build the store themselves rather than from the `AWS_*` variables.
+    pub fn s3(text: &str, store: Arc<dyn ObjectStore>) -> Result<Location, WarehouseError> {
+        let url = Url::parse(text.trim_end_matches('/')).map_err(|e| WarehouseError::Location {
+            location: text.to_owned(),
+            reason: e.to_string(),
+        })?;
+        register_s3_log_store();
+        Ok(Location::S3 { url, store })
     }
 
     /// The table's URL.
@@ -277,6 +285,19 @@ impl Location {
             Location::Local(root) => root.display().to_string(),
             Location::S3 { url, .. } => url.to_string(),
         }
+    }
+}
+
+/// How long one request to object storage is retried before its caller hears of the failure.
+/// object_store's default is three minutes, which holds a dashboard page (and a landing) that
+/// long when the store is down; ten seconds of backoff (0.1 s, doubling) rides out a restart
+/// of the store's front end, and beyond that a report answers `503` and the lander backs off
+/// on its own, with everything acknowledged kept in the write-ahead log.
+fn s3_retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
     }
 }
 

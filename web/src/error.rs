@@ -322,6 +322,14 @@ impl From<QueryError> for ApiError {
                     5,
                 )
             }
+            other if other.storage_failure().is_some() => {
+                tracing::warn!(error = %other, "a report could not read the warehouse's storage");
+                ApiError::unavailable(
+                    ErrorCode::StorageUnavailable,
+                    "the warehouse's object storage cannot be read right now; retry later (the server log says why)",
+                    10,
+                )
+            }
             other => {
                 tracing::error!(error = %other, "a report failed");
                 ApiError::internal()
