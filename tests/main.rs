@@ -17,6 +17,7 @@ mod hostile;
 mod ingest;
 mod maintenance;
 mod memory;
+mod monitoring;
 mod object_storage;
 mod properties;
 mod reports;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use control::ControlPlane;
 use http_body_util::BodyExt;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, Semaphore};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -158,10 +158,9 @@ impl Ingest {
         let node_id = node_id(&data_dir)?;
         let wal_dir = data_dir.join("wal");
         let replay = wal::replay(&wal_dir)?;
-        if let Some(cut) = &replay.cut {
-            // Operators alert on this: a tail cut off anywhere but after a crash is damage.
-            metrics::counter!("elevation_wal_bytes_cut_total").increment(cut.bytes);
-        }
+        // Operators alert on this: a tail cut off anywhere but after a crash is damage. Counted
+        // (at 0 too) on every start, so `increase()` sees the first cut.
+        metrics::counter!("elevation_wal_bytes_cut_total").increment(replay.cut.as_ref().map_or(0, |cut| cut.bytes));
         let landed_elevations = warehouse
             .transaction_version(Table::Elevations, &node_id)
             .await?
@@ -336,6 +335,20 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .set_buckets(&[
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ])
+            .expect("non-empty buckets")
+            // Durations that run to minutes: the freshness promise (alerted on past a minute)
+            // and maintenance steps.
+            .set_buckets_for_metric(
+                Matcher::Full("elevation_landing_lag_seconds".into()),
+                &[
+                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+                ],
+            )
+            .expect("non-empty buckets")
+            .set_buckets_for_metric(
+                Matcher::Full("elevation_maintenance_seconds".into()),
+                &[0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
+            )
             .expect("non-empty buckets");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
