@@ -134,6 +134,10 @@ pub(crate) struct Lander {
     /// One landing at a time: a flush that finds the timer's landing in progress waits for
     /// it, so "flush returned" always means "everything acknowledged before is in the tables".
     pub(crate) landing: tokio::sync::Mutex<()>,
+    /// The last landing failed: one of its commits may have reached the table all the same
+    /// (storage that went away after taking the commit, before answering), so the next one
+    /// first asks each table what it already holds.
+    pub(crate) after_failure: std::sync::atomic::AtomicBool,
 }
 
 /// Why a landing failed.
@@ -163,6 +167,7 @@ impl Lander {
             }
             Err(e) => {
                 self.stats.failing.fetch_add(1, Ordering::Relaxed);
+                self.after_failure.store(true, Ordering::Relaxed);
                 self.buffer.put_back(chunk);
                 Err(e)
             }
@@ -174,6 +179,9 @@ impl Lander {
         // Before the rows are committed: a crash between the two replays these records and
         // marks them again (marking is idempotent), where a mark after the commit could be lost.
         self.mark_approvals_used(chunk).await;
+        if self.after_failure.load(Ordering::Relaxed) {
+            self.skip_what_landed(chunk).await?;
+        }
         let mut rows = 0;
         for (slot, table) in Table::ALL.into_iter().enumerate() {
             let batches: Vec<RecordBatch> = chunk
@@ -244,6 +252,27 @@ impl Lander {
         Ok(rows)
     }
 
+    /// After a failed landing: marks the records each table already holds as landed. A commit
+    /// whose answer was lost is in the table with this node's transaction version (the highest
+    /// sequence number it held); committing those rows again would store them twice, and Delta
+    /// refuses it anyway as a concurrent transaction of the same application, forever. The
+    /// same rule start-up applies to the records it replays.
+    async fn skip_what_landed(&self, chunk: &mut [Pending]) -> Result<(), LandingError> {
+        for (slot, table) in Table::ALL.into_iter().enumerate() {
+            let landed = self
+                .warehouse
+                .transaction_version(table, &self.node_id)
+                .await?
+                .unwrap_or(0)
+                .max(0) as u64;
+            for pending in chunk.iter_mut().filter(|p| p.record.seq <= landed) {
+                pending.needs[slot] = false;
+            }
+        }
+        self.after_failure.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Marks the support-approved requests whose approvals the chunk's not yet landed
     /// `supportApprovedElevation` rows ran under (off the upload's path: one control-plane
     /// call per tenant per landing). A failure is logged and never holds up landing: those
@@ -302,5 +331,111 @@ impl Lander {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use chrono::{DateTime, Utc};
+    use warehouse::{ReportingLevel, Table, ValidationContext, Warehouse};
+
+    use super::*;
+    use crate::wal::{LoggedBatch, RecordHeader, Wal};
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-21T00:00:00Z".parse().unwrap()
+    }
+
+    /// Batch `n` of two elevations, as the upload path makes it, with sequence number `seq`.
+    fn record(n: usize, seq: u64) -> LoggedBatch {
+        let events: Vec<serde_json::Value> = (0..2)
+            .map(|i| {
+                serde_json::json!({"id": format!("e-{n}-{i}"), "eventDateTime": "2026-11-20T11:00:00Z",
+                    "elevationType": "userConfirmedElevation", "filePath": "C:\\Program Files\\Git\\bin\\git.exe",
+                    "hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                    "upn": "ada@contoso.com", "userType": "azureAd", "companyName": "The Git Development Community",
+                    "fileVersion": "2.47.0.0", "result": 0, "processType": "parent", "parentProcessName": "explorer.exe"})
+            })
+            .collect();
+        let body = serde_json::json!({"batchId": format!("b-{n}"), "deviceId": "d-1", "reportingLevel": "all",
+            "elevations": events});
+        let processed = crate::batch::process(
+            &serde_json::to_vec(&body).unwrap(),
+            "contoso",
+            ReportingLevel::All,
+            now(),
+            &crate::batch::UploadLimits::default(),
+            &ValidationContext::new(now()),
+        )
+        .unwrap();
+        assert!(processed.answer.rejected.is_empty(), "{:?}", processed.answer.rejected);
+        LoggedBatch {
+            seq,
+            header: RecordHeader {
+                key: processed.key,
+                received_at: now(),
+                answer: processed.answer,
+            },
+            elevations: processed.elevations,
+            diagnostics: processed.diagnostics,
+        }
+    }
+
+    async fn rows(warehouse: &Warehouse) -> i64 {
+        let table = warehouse.latest(Table::Elevations).await.unwrap();
+        table
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .map(|file| file.num_records().unwrap_or(0) as i64)
+            .sum()
+    }
+
+    /// Storage that takes a commit and loses its answer: the lander saw a failure, the table
+    /// holds the commit. The next landing must not store those rows again.
+    #[tokio::test]
+    async fn a_commit_whose_answer_was_lost_is_not_landed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Arc::new(Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse"))));
+        let db = control::ControlDb::default_in(dir.path());
+        let control = Arc::new(control::ControlPlane::open(&db, Default::default()).await.unwrap());
+        let buffer = Arc::new(LandingBuffer::new(1 << 20));
+        std::fs::create_dir_all(dir.path().join("wal")).unwrap();
+        let lander = Lander {
+            buffer: buffer.clone(),
+            warehouse: warehouse.clone(),
+            wal: Arc::new(Wal::start(&dir.path().join("wal"), 1, Box::new(|_| {})).unwrap()),
+            dedup: Arc::new(crate::dedup::Dedup::open(dir.path(), chrono::Duration::days(7), now()).unwrap()),
+            node_id: "node-a".into(),
+            stats: Default::default(),
+            clock: Arc::new(warehouse::FixedClock(now())),
+            control,
+            landing: tokio::sync::Mutex::new(()),
+            after_failure: Default::default(),
+        };
+        let (first, second) = (record(1, 1), record(2, 2));
+        // The commit of the first record that "failed": in the table, with this node's version.
+        warehouse
+            .append(
+                Table::Elevations,
+                vec![first.elevations.clone().unwrap()],
+                Some(("node-a", 1)),
+            )
+            .await
+            .unwrap();
+        lander.after_failure.store(true, Ordering::Relaxed);
+        buffer.push([Pending::new(first, [true, true]), Pending::new(second, [true, true])]);
+        lander.land_once().await.unwrap();
+        assert_eq!(rows(&warehouse).await, 4, "each of the two batches' two rows once");
+        assert_eq!(
+            warehouse
+                .transaction_version(Table::Elevations, "node-a")
+                .await
+                .unwrap(),
+            Some(2)
+        );
     }
 }

@@ -205,6 +205,7 @@ impl Ingest {
             clock: clock.clone(),
             control: control.clone(),
             landing: tokio::sync::Mutex::new(()),
+            after_failure: Default::default(),
         });
         if replayed > 0 {
             tracing::info!(records = replayed, "replaying the write-ahead log");
