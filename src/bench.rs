@@ -54,10 +54,9 @@ impl IngestBenchArgs {
     }
 }
 
-/// Builds `count` gzip bodies of `per_batch` elevations each, drawn from a simulated fleet
-/// (every event gets a fresh id, so nothing is a duplicate). Returns the bodies and the JSON
-/// bytes they hold.
-fn bodies(seed: u64, count: usize, per_batch: usize) -> Result<(Vec<Vec<u8>>, u64)> {
+/// The elevations of a simulated fleet of 2,000 devices over the last six days, for
+/// benchmarks to draw events from (each gives them ids of its own).
+pub(crate) fn event_pool(seed: u64) -> Result<Vec<warehouse::ElevationEvent>> {
     let today = warehouse::SystemClock.now().date_naive();
     let config = simulator::SimConfig {
         rate: 4.0,
@@ -70,6 +69,14 @@ fn bodies(seed: u64, count: usize, per_batch: usize) -> Result<(Vec<Vec<u8>>, u6
     })
     .expect("in memory");
     anyhow::ensure!(!pool.is_empty(), "the simulated fleet produced no elevations");
+    Ok(pool)
+}
+
+/// Builds `count` gzip bodies of `per_batch` elevations each, drawn from a simulated fleet
+/// (every event gets a fresh id, so nothing is a duplicate). Returns the bodies and the JSON
+/// bytes they hold.
+fn bodies(seed: u64, count: usize, per_batch: usize) -> Result<(Vec<Vec<u8>>, u64)> {
+    let pool = event_pool(seed)?;
     let mut out = Vec::with_capacity(count);
     let mut json_bytes = 0u64;
     let mut next = 0usize;
@@ -188,7 +195,6 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         control_db: data.control_db.clone(),
         query_memory: data.query_memory,
     };
-    let control_db = crate::admin::control_db(&node_data);
     let control = crate::admin::open(&node_data).await?;
     let (key, _) = control
         .create_key(
@@ -200,25 +206,8 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         )
         .await?;
     control.close().await;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&node)
-        .arg("--control-db")
-        .arg(control_db.as_arg())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .env("RUST_LOG", "warn,buoyant_kernel::snapshot::builder=off")
-        .spawn()
-        .context("starting elevation serve")?;
-    let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().expect("piped"));
-    let mut line = String::new();
-    lines.read_line(&mut line)?;
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .with_context(|| format!("unexpected first line from the server: {line:?}"))?
-        .to_owned();
+    let server = ServerProcess::start(&node_data, &[])?;
+    let (pid, base) = (server.pid, server.base.clone());
     let peak = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -240,12 +229,10 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         "the server acknowledged {acked} of {events} events"
     );
     let stop_started = Instant::now();
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
-    let status = child.wait()?;
+    server.stop()?;
     let landed_after = report.elapsed + stop_started.elapsed();
     done.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
-    anyhow::ensure!(status.success(), "the server exited with {status}");
     let files = count_files(&node.join("warehouse").join("elevations"), "parquet");
     let table_bytes: u64 = {
         fn size(dir: &Path) -> u64 {
@@ -314,4 +301,63 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         table_bytes as f64 / events
     );
     Ok(())
+}
+
+/// A real `elevation serve` child process of a benchmark, on a free loopback port.
+pub(crate) struct ServerProcess {
+    child: std::process::Child,
+    pub(crate) pid: u32,
+    pub(crate) base: String,
+}
+
+impl ServerProcess {
+    /// Starts `elevation serve` on `data`'s folder and control plane with `extra` flags, and
+    /// reads the address it prints.
+    pub(crate) fn start(data: &crate::DataArgs, extra: &[&str]) -> Result<ServerProcess> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data.data_dir)
+            .arg("--control-db")
+            .arg(crate::admin::control_db(data).as_arg())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn,buoyant_kernel::snapshot::builder=off")
+            .spawn()
+            .context("starting elevation serve")?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        lines.read_line(&mut line)?;
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .with_context(|| format!("unexpected first line from the server: {line:?}"))?
+            .to_owned();
+        // Keep reading so the server never writes into a closed pipe.
+        std::thread::spawn(move || for _ in lines.lines() {});
+        Ok(ServerProcess {
+            pid: child.id(),
+            child,
+            base,
+        })
+    }
+
+    /// Waits until the server has landed everything it acknowledged (`/readyz`).
+    pub(crate) async fn wait_until_landed(&self, http: &reqwest::Client) -> Result<()> {
+        loop {
+            let ready: serde_json::Value = http.get(format!("{}/readyz", self.base)).send().await?.json().await?;
+            if ready["waitingToLand"] == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, and waits for the graceful stop (which lands what is left).
+    pub(crate) fn stop(mut self) -> Result<()> {
+        Command::new("kill").args(["-TERM", &self.pid.to_string()]).status()?;
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "the server exited with {status}");
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@ mod audit_render;
 mod bench;
 mod bench_pages;
 mod bench_query;
+mod bench_soak;
 mod compliance_cmd;
 mod dashboard;
 mod demo;
@@ -180,6 +181,10 @@ enum BenchCommand {
     /// Time every dashboard page (server time) over the warehouse, and its size as sent and
     /// gzip-compressed.
     Pages(bench_pages::PagesBenchArgs),
+    /// Mixed load on a real server for a long time (uploads at a set rate, reports and
+    /// suggestions every few seconds, maintenance on its schedule): latencies and memory,
+    /// window by window, then the same queries idle (build with --release).
+    Soak(bench_soak::SoakBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -487,6 +492,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Pages(args)) => {
             let location = node::location(&data)?;
             runtime()?.block_on(bench_pages::pages(&data, location, args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Soak(args)) => {
+            runtime()?.block_on(bench_soak::soak(&data, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ingest(args)) => {
