@@ -262,7 +262,7 @@ struct AuditParams {
         (status = 400, description = "Unknown report or bad parameter", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached, or the report needs more memory than --query-memory allows (query_memory_exhausted)", body = ErrorBody),
+        (status = 503, description = "The control plane or the warehouse's object storage cannot be reached (storage_unavailable), or the report needs more memory than --query-memory allows (query_memory_exhausted)", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn report() {}
@@ -274,7 +274,7 @@ fn report() {}
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached, or the suggestions need more memory than --query-memory allows (query_memory_exhausted)", body = ErrorBody),
+        (status = 503, description = "The control plane or the warehouse's object storage cannot be reached (storage_unavailable), or the suggestions need more memory than --query-memory allows (query_memory_exhausted)", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn suggestions() {}
@@ -286,7 +286,7 @@ fn suggestions() {}
         (status = 400, description = "Bad parameter or format", body = ErrorBody),
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached; nothing was exported", body = ErrorBody),
+        (status = 503, description = "The control plane or the warehouse's object storage cannot be reached; nothing was exported", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn export_rules() {}
@@ -302,7 +302,7 @@ fn export_rules() {}
         (status = 401, description = "No or unknown admin key", body = ErrorBody),
         (status = 403, description = "The role lacks View Reports", body = ErrorBody),
         (status = 409, description = "The server has no signing key (`elevation compliance keygen`)", body = ErrorBody),
-        (status = 503, description = "The control plane cannot be reached, or reading the period needs more memory than --query-memory allows (query_memory_exhausted); no pack was made", body = ErrorBody),
+        (status = 503, description = "The control plane or the warehouse's object storage cannot be reached, or reading the period needs more memory than --query-memory allows (query_memory_exhausted); no pack was made", body = ErrorBody),
     ),
     security(("admin_key" = []), ("session" = [])))]
 fn compliance_pack() {}
