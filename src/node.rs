@@ -38,7 +38,7 @@ pub(crate) async fn serve(
     let control = crate::admin::open_with(data, control).await?;
     let warehouse = Arc::new(Warehouse::new(location).with_maintenance_memory(maintenance.memory));
     if let Some(every) = maintenance.every {
-        tokio::spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
+        warehouse::background::handle().spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
     }
     let ingest = ingest::Ingest::start(
         config,

@@ -212,7 +212,8 @@ impl Ingest {
             lander.land_once().await?;
         }
         let stop = Arc::new(Notify::new());
-        let task = tokio::spawn(lander.clone().run(config.land_interval, stop.clone()));
+        // Landing encodes Parquet: background work, below reports in CPU priority.
+        let task = warehouse::background::handle().spawn(lander.clone().run(config.land_interval, stop.clone()));
         tracing::info!(node = %node_id, data_dir = %data_dir.display(), "ingest node started");
         let upload_slots = Semaphore::new(config.max_concurrent_uploads);
         Ok(Ingest {
@@ -495,11 +496,20 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
         diagnostic_retention_days: settings.retention_days(Table::Diagnostics),
         ..ValidationContext::new(now)
     };
-    let processed = process(&body, &tenant, cap, now, &limits, &validation).inspect_err(|e| {
-        metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code.as_str())
-            .increment(1);
-    })?;
-    drop(body);
+    // Parsing, validating and building the rows is the CPU of an upload: done on the
+    // background runtime, so a report on this node keeps its share of the cores.
+    let processing_tenant = tenant.clone();
+    let processed = warehouse::background::handle()
+        .spawn_blocking(move || process(&body, &processing_tenant, cap, now, &limits, &validation))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "an upload's processing task failed");
+            ApiError::internal()
+        })?
+        .inspect_err(|e| {
+            metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => e.code.as_str())
+                .increment(1);
+        })?;
 
     let answer = loop {
         let claim = shared.dedup.claim(&processed.key).map_err(|e| {

@@ -360,7 +360,10 @@ impl Wal {
         let thread_health = health.clone();
         let thread = std::thread::Builder::new()
             .name("elevation-wal".into())
-            .spawn(move || run_log_thread(writer, next_seq, receiver, on_durable, thread_health))
+            .spawn(move || {
+                warehouse::background::lower_priority();
+                run_log_thread(writer, next_seq, receiver, on_durable, thread_health)
+            })
             .map_err(|source| WalError::Io {
                 path: dir.to_owned(),
                 source,

@@ -34,10 +34,13 @@
 //! * [`retention`]: how long each table keeps a tenant's rows.
 //! * [`policy`]: Intune's elevation rules and rules policies, and their settings-catalog JSON.
 //! * [`clock`]: the injected clock, so validation windows are testable.
+//! * [`background`]: the lower-priority runtime that landing, maintenance and upload parsing
+//!   run on, so reports keep their share of the CPU.
 
 #[macro_use]
 mod macros;
 
+pub mod background;
 pub mod clock;
 pub mod compaction;
 pub mod durable;
