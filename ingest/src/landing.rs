@@ -45,6 +45,8 @@ impl Pending {
 pub(crate) struct LandingBuffer {
     queue: Mutex<VecDeque<Pending>>,
     bytes: AtomicUsize,
+    /// Records acknowledged and not yet landed: queued, or taken by a landing in progress.
+    waiting: AtomicUsize,
     wake: Notify,
     roll_bytes: usize,
 }
@@ -60,12 +62,14 @@ impl LandingBuffer {
     /// Appends records (in sequence order).
     pub(crate) fn push(&self, records: impl IntoIterator<Item = Pending>) {
         let mut queue = self.queue.lock().expect("not poisoned");
-        let mut added = 0;
+        let (mut added, mut count) = (0, 0);
         for pending in records {
             added += pending.bytes;
+            count += 1;
             queue.push_back(pending);
         }
         drop(queue);
+        self.waiting.fetch_add(count, Ordering::Relaxed);
         let total = self.bytes.fetch_add(added, Ordering::Relaxed) + added;
         metrics::gauge!("elevation_landing_buffer_bytes").set(total as f64);
         if total >= self.roll_bytes {
@@ -78,9 +82,10 @@ impl LandingBuffer {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Records waiting.
+    /// Records acknowledged and not yet landed, a landing in progress included: `0` means
+    /// everything acknowledged is in the tables.
     pub(crate) fn len(&self) -> usize {
-        self.queue.lock().expect("not poisoned").len()
+        self.waiting.load(Ordering::Relaxed)
     }
 
     fn take(&self) -> Vec<Pending> {
@@ -96,6 +101,7 @@ impl LandingBuffer {
     }
 
     fn release(&self, chunk: &[Pending]) {
+        self.waiting.fetch_sub(chunk.len(), Ordering::Relaxed);
         let freed: usize = chunk.iter().map(|p| p.bytes).sum();
         let left = self.bytes.fetch_sub(freed, Ordering::Relaxed) - freed;
         metrics::gauge!("elevation_landing_buffer_bytes").set(left as f64);

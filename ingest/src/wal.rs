@@ -17,8 +17,9 @@
 //! requests is acknowledged. The thread then cuts the segment back to the end of the last
 //! group whose fsync returned, and syncs that cut, so the file again holds exactly the
 //! acknowledged frames — a failed fsync never leaves pages whose fate nobody knows behind later,
-//! acknowledged ones. Until a write succeeds again, uploads are refused at once (`/readyz` says
-//! why), and once a second a group is tried again: a disk that gets space back resumes by itself.
+//! acknowledged ones. Until the disk takes a write again, uploads are refused at once (`/readyz`
+//! says why); once a second the thread probes the disk (a 64 KiB probe file), with or without
+//! uploads waiting, so a disk that gets space back resumes by itself.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -40,8 +41,8 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 /// Records taken into one group commit at most, so one fsync never waits on an endless queue.
 const MAX_GROUP: usize = 4096;
 const FRAME_HEADER: usize = 16;
-/// While the log cannot write, how often a waiting group tries again; the others are refused
-/// at once, so a full disk costs one failed write a second, not one per upload.
+/// While the log cannot write, how often the thread probes the disk; uploads meanwhile are
+/// refused at once, so a full disk costs one failed write a second, not one per upload.
 const RETRY_BROKEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the log knows about a batch besides its rows.
@@ -419,7 +420,8 @@ impl Wal {
         self.segments.lock().expect("not poisoned").files.len()
     }
 
-    /// Bytes in the segment files on disk right now: the log's backlog, as `/metrics` shows it.
+    /// Bytes in the segment files on disk right now, as `/metrics` shows the log's backlog: what
+    /// is not landed, plus the landed start of the segment being written (at most 64 MiB).
     pub(crate) fn segment_bytes(&self) -> u64 {
         let segments = self.segments.lock().expect("not poisoned");
         segments
