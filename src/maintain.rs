@@ -81,7 +81,6 @@ pub(crate) async fn retention(data: &DataArgs, location: Location, today: NaiveD
 /// tenants' retention windows read from the control plane each time. Failures are logged and
 /// retried next time; they never stop ingest.
 pub(crate) async fn every(warehouse: Arc<Warehouse>, control: Arc<ControlPlane>, every: Duration) {
-    warehouse::maintenance::register_metrics();
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is immediate; start one interval after boot
     loop {

@@ -37,9 +37,6 @@ pub(crate) async fn serve(
     let stop = shutdown_signal()?;
     let control = crate::admin::open_with(data, control).await?;
     let warehouse = Arc::new(Warehouse::new(location).with_maintenance_memory(maintenance.memory));
-    if let Some(every) = maintenance.every {
-        warehouse::background::handle().spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
-    }
     let ingest = ingest::Ingest::start(
         config,
         warehouse.clone(),
@@ -48,8 +45,12 @@ pub(crate) async fn serve(
     )
     .await
     .context("starting the ingest node")?;
-    // After the start, which installs the metrics recorder: once now, so the gauges are there
-    // from the first scrape, then every few seconds.
+    // After the start, which installs the metrics recorder: the maintenance failure counters
+    // at zero and the memory gauges once now, so they are there from the first scrape.
+    if let Some(every) = maintenance.every {
+        warehouse::maintenance::register_metrics();
+        warehouse::background::handle().spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
+    }
     crate::memory_stats::publish();
     tokio::spawn(crate::memory_stats::publish_every(std::time::Duration::from_secs(5)));
     let listener = tokio::net::TcpListener::bind(listen)
