@@ -194,6 +194,7 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         tenant: "bench".into(),
         control_db: data.control_db.clone(),
         query_memory: data.query_memory,
+        cluster: data.cluster.clone(),
     };
     let control = crate::admin::open(&node_data).await?;
     let (key, _) = control

@@ -37,6 +37,7 @@ pub(crate) async fn run(data: &DataArgs, seed: u64, devices: u32, days: u32, end
         tenant: config.tenant.clone(),
         control_db: data.control_db.clone(),
         query_memory: data.query_memory,
+        cluster: data.cluster.clone(),
     };
     std::fs::create_dir_all(&node_dir)?;
     let control = crate::admin::open(&node).await?;

@@ -7,6 +7,7 @@ mod bench;
 mod bench_pages;
 mod bench_query;
 mod bench_soak;
+mod cluster_cmd;
 mod compliance_cmd;
 mod dashboard;
 mod demo;
@@ -85,6 +86,11 @@ pub(crate) struct DataArgs {
     /// being killed.
     #[arg(long, global = true, env = "ELEVATION_QUERY_MEMORY", value_name = "SIZE", value_parser = parse_memory)]
     query_memory: Option<u64>,
+    /// Run reports, suggestions and compliance packs on this Ballista cluster (its scheduler,
+    /// `df://HOST:PORT`, started by `elevation scheduler`) instead of in this process. The
+    /// cluster's executors must reach the warehouse at the same address.
+    #[arg(long, global = true, env = "ELEVATION_CLUSTER", value_name = "URL")]
+    cluster: Option<String>,
 }
 
 /// A memory size: bytes with a unit (`512MiB`, `4 GiB`, `2G`) or a share of the machine (`25%`).
@@ -169,6 +175,10 @@ enum Command {
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A Ballista scheduler for reports on a cluster (`--cluster df://HOST:PORT`).
+    Scheduler(cluster_cmd::SchedulerArgs),
+    /// A Ballista executor working for `--scheduler`.
+    Executor(cluster_cmd::ExecutorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -402,6 +412,12 @@ fn main() -> ExitCode {
     if let Some(bytes) = cli.data.query_memory {
         queries::set_query_memory(bytes);
     }
+    if let Some(url) = &cli.data.cluster
+        && let Err(err) = queries::cluster::set_cluster(url)
+    {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -567,6 +583,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retention => {
             let location = node::location(&data)?;
             runtime()?.block_on(maintain::retention(&data, location, today))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scheduler(args) => {
+            runtime()?.block_on(cluster_cmd::scheduler(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Executor(args) => {
+            runtime()?.block_on(cluster_cmd::executor(args))?;
             Ok(ExitCode::SUCCESS)
         }
     }

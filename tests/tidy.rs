@@ -16,6 +16,8 @@ fn every_crate_root_says_what_it_owns() {
         "dashboards",
         "control",
         "compliance",
+        "cluster",
+        "web",
     ]
     .iter()
     .map(|c| repo().join(c).join("src/lib.rs"))

@@ -252,7 +252,15 @@ pub(crate) async fn aggregate_with_users_and_devices(
         columns.push(Arc::new(Int64Array::from(devices)));
         batches.push(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?);
     }
-    Ok(ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))?)
+    // The groups are few and already here: what follows (sorting, paging) runs in this
+    // process, also when the events were read on a cluster (which cannot read a table held
+    // in this process's memory).
+    let local = if crate::cluster::cluster().is_some() {
+        crate::memory::new_session()
+    } else {
+        ctx.clone()
+    };
+    Ok(local.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))?)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! [`reports::tenant_window`].
 
 mod applications;
+pub mod cluster;
 pub mod days;
 mod denied;
 mod distinct;
@@ -44,6 +45,7 @@ pub use reports::{Cell, Report, run};
 pub use request::{Filters, Format, PARAMETERS, Parsed, Profile, Readiness, ReportName, ReportRequest};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
@@ -92,6 +94,9 @@ pub enum QueryError {
     /// Writing the answer as text failed.
     #[error("writing the report: {0}")]
     Render(String),
+    /// The question cannot be sent to the cluster (`--cluster`) as asked.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl From<DataFusionError> for QueryError {
@@ -152,7 +157,7 @@ pub(crate) struct Opened {
 }
 
 pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
-    let ctx = memory::new_session();
+    let ctx = new_context().await?;
     let mut elevations = None;
     // In `EVERY`'s order: `user_numbers` after `daily_user_sets`, so every number a set names
     // is known.
@@ -167,12 +172,25 @@ pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
     Ok(Opened { ctx, elevations })
 }
 
-/// Registers one table snapshot in a session under the table's name.
+/// A session on this process's query memory, or on the cluster when one is set (`--cluster`).
+async fn new_context() -> Result<SessionContext, QueryError> {
+    match cluster::cluster() {
+        Some(url) => cluster::remote_session(url).await,
+        None => Ok(memory::new_session()),
+    }
+}
+
+/// Registers one table snapshot in a session under the table's name: Delta's own scan in this
+/// process, or on a cluster the snapshot's files as a plain Parquet scan the cluster can run.
 async fn register(
     ctx: &SessionContext,
     table: Table,
     delta: &warehouse::deltalake::DeltaTable,
 ) -> Result<(), QueryError> {
+    if cluster::cluster().is_some() {
+        ctx.register_table(table.name(), Arc::new(cluster::SnapshotTable::of(delta, table).await?))?;
+        return Ok(());
+    }
     let failed = |source| QueryError::Delta {
         table: table.name(),
         source,
@@ -193,7 +211,7 @@ pub async fn pinned_session(
     warehouse: &Warehouse,
     tables: &[(Table, Option<u64>)],
 ) -> Result<(SessionContext, Vec<(Table, u64)>), QueryError> {
-    let ctx = memory::new_session();
+    let ctx = new_context().await?;
     let mut versions = Vec::with_capacity(tables.len());
     for &(table, version) in tables {
         let delta = match version {

@@ -44,7 +44,7 @@ pub fn default_query_memory() -> u64 {
     (machine_memory() as f64 * DEFAULT_SHARE) as u64
 }
 
-fn runtime() -> &'static Arc<RuntimeEnv> {
+pub(crate) fn runtime() -> &'static Arc<RuntimeEnv> {
     RUNTIME.get_or_init(|| runtime_of(default_query_memory()))
 }
 

@@ -1,0 +1,208 @@
+//! Reports on a Ballista cluster (issue #20): `elevation scheduler` and two `elevation
+//! executor` processes on loopback; every report and the suggestions, asked with `--cluster`,
+//! give exactly the in-process answer, and both executors ran tasks.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use queries::ReportName;
+
+use crate::reports::{land_fleet, truth_trend};
+use crate::support::{Node, elevation, stdout_of, temp_dir};
+
+/// A cluster process that is killed when the test ends, whatever happens.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `elevation ARGS…`, returns it and the first line it prints (where it listens).
+fn start(args: &[&str]) -> (Process, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_elevation"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("elevation starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // Keep reading so the process never writes into a closed pipe.
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    (Process(child), line)
+}
+
+/// The executors the scheduler's REST API knows.
+async fn executors(rest: &str) -> Vec<serde_json::Value> {
+    match reqwest::get(format!("{rest}/api/executors")).await {
+        Ok(answer) => answer.json().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Files under `dir`, recursively.
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { files_under(&path) } else { 1 }
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
+    let mut node = Node::start().await;
+    let truth = land_fleet(&node, &node.agent_key, "contoso", 20, 40, 4).await;
+    node.stop().await;
+    let data = node.dir.path().to_str().unwrap().to_owned();
+    // Compaction and the rollups: whole days then come from the rollup tables, so those are
+    // read on the cluster too.
+    let compacted = elevation(&["compact", "--data-dir", &data], node.dir.path());
+    assert!(
+        compacted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compacted.stderr)
+    );
+
+    let (_scheduler, line) = start(&["scheduler", "--listen", "127.0.0.1:0"]);
+    let cluster = line
+        .split_whitespace()
+        .find(|word| word.starts_with("df://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let rest = cluster.replace("df://", "http://");
+    let work = [temp_dir(), temp_dir()];
+    let _executors: Vec<(Process, String)> = work
+        .iter()
+        .map(|dir| {
+            start(&[
+                "executor",
+                "--scheduler",
+                &cluster,
+                "--flight-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--concurrent-tasks",
+                "2",
+                "--work-dir",
+                dir.path().to_str().unwrap(),
+            ])
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while executors(&rest).await.len() < 2 {
+        assert!(Instant::now() < deadline, "the executors never registered with {rest}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let from = truth.from.to_string();
+    let to = truth.to.to_string();
+    // `elevation ARGS… --data-dir … --tenant contoso [--cluster URL]`: what it printed.
+    let run = |args: &[&str], cluster: Option<&str>| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", data.as_str(), "--tenant", "contoso"]);
+        all.extend(cluster.map(|url| ["--cluster", url]).into_iter().flatten());
+        let output = elevation(&all, node.dir.path());
+        assert!(
+            output.status.success(),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_of(&output)
+    };
+    let window = ["--from", from.as_str(), "--to", to.as_str(), "--format", "json"];
+    let ask = |report: &str, cluster: Option<&str>| {
+        let text = run(&[&["report", report][..], &window[..]].concat(), cluster);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    for report in ReportName::ALL {
+        let name = report.as_str();
+        let here = ask(name, None);
+        let there = ask(name, Some(&cluster));
+        assert!(
+            here["rows"].as_array().is_some_and(|rows| !rows.is_empty()),
+            "{name} has rows to compare: {here}"
+        );
+        assert_eq!(there, here, "{name} on the cluster");
+    }
+
+    // The cluster's numbers are also the simulator's.
+    let trend = ask("trend", Some(&cluster));
+    let found: BTreeMap<(String, String), u64> = trend["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                (
+                    row["date"].as_str().unwrap().to_owned(),
+                    row["elevationType"].as_str().unwrap().to_owned(),
+                ),
+                row["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found, truth_trend(&truth, None));
+
+    // Suggestions run on the cluster too.
+    let suggest = |cluster: Option<&str>| {
+        let text = run(&[&["suggest"][..], &window[..]].concat(), cluster);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let here = suggest(None);
+    assert!(
+        here["suggestions"].as_array().is_some_and(|found| !found.is_empty()),
+        "suggestions to compare: {here}"
+    );
+    assert_eq!(suggest(Some(&cluster)), here, "suggestions on the cluster");
+
+    // A compliance pack is a pure function of the rows it reads: made on the cluster, it is
+    // byte for byte the pack made here.
+    let after = (truth.to + chrono::Days::new(1)).to_string();
+    let pack = |out: &Path, cluster: Option<&str>| {
+        let out = out.to_str().unwrap();
+        run(
+            &["compliance", "pack", "--from", &from, "--to", &after, "--out", out],
+            cluster,
+        );
+        std::fs::read_to_string(Path::new(out).join("SHA256SUMS")).unwrap()
+    };
+    let keygen = elevation(&["compliance", "keygen", "--data-dir", &data], node.dir.path());
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let packs = temp_dir();
+    let here = pack(&packs.path().join("here"), None);
+    assert!(here.contains("elevations"), "{here}");
+    assert_eq!(
+        pack(&packs.path().join("there"), Some(&cluster)),
+        here,
+        "the pack made on the cluster"
+    );
+
+    // Both executors ran tasks: each wrote the shuffle files of the stages it ran.
+    for (index, dir) in work.iter().enumerate() {
+        assert!(files_under(dir.path()) > 0, "executor {index} ran no task");
+    }
+    let known = executors(&rest).await;
+    assert_eq!(known.len(), 2, "{known:?}");
+
+    // A cluster nobody listens on: a clear error, not a hang.
+    let refused = elevation(
+        &["report", "trend", "--data-dir", &data, "--cluster", "df://127.0.0.1:9"],
+        node.dir.path(),
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("127.0.0.1:9"), "{said}");
+}
