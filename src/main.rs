@@ -175,10 +175,25 @@ enum Command {
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The write-ahead log of a node's data folder.
+    #[command(subcommand)]
+    Wal(WalCommand),
     /// A Ballista scheduler for reports on a cluster (`--cluster df://HOST:PORT`).
     Scheduler(cluster_cmd::SchedulerArgs),
     /// A Ballista executor working for `--scheduler`.
     Executor(cluster_cmd::ExecutorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum WalCommand {
+    /// Land the write-ahead log of another node's data folder (a node that died and will not
+    /// come back, its disk attached here) into --warehouse, under that node's identity: what
+    /// it already landed is not landed again. Refused while a node runs on that folder.
+    Land {
+        /// The dead node's data folder (holding `node-id` and `wal/`).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -583,6 +598,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retention => {
             let location = node::location(&data)?;
             runtime()?.block_on(maintain::retention(&data, location, today))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wal(WalCommand::Land { from }) => {
+            let location = node::location(&data)?;
+            runtime()?.block_on(node::land_log_of(&data, &from, location))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Scheduler(args) => {

@@ -89,6 +89,27 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// `elevation wal land --from DIR`.
+pub(crate) async fn land_log_of(data: &DataArgs, from: &std::path::Path, location: Location) -> Result<()> {
+    let control = crate::admin::open(data).await?;
+    let warehouse = Arc::new(Warehouse::new(location));
+    let batches = ingest::Ingest::land_log_of(
+        from,
+        warehouse.clone(),
+        Arc::new(warehouse::SystemClock),
+        control.clone(),
+    )
+    .await
+    .with_context(|| format!("landing the write-ahead log of {}", from.display()))?;
+    control.close().await;
+    println!(
+        "landed the write-ahead log of {}: it held {batches} batches, all of them now in {}",
+        from.display(),
+        warehouse.location().display()
+    );
+    Ok(())
+}
+
 /// Listens for SIGTERM and Ctrl-C from the moment it is called, and resolves when one comes.
 /// Registering before the address is printed matters: a signal sent the moment a supervisor
 /// (or a test) reads that line must stop the node gracefully, not kill it, which is what the

@@ -23,15 +23,17 @@ impl Drop for Process {
     }
 }
 
-/// Starts `elevation ARGS…`, returns it and the first line it prints (where it listens).
-fn start(args: &[&str]) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_elevation"))
+/// Starts `elevation ARGS…` (with `environment` applied to the command), returns it and the
+/// first line it prints (where it listens).
+fn start(args: &[&str], environment: &dyn Fn(&mut Command)) -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
+    command
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("elevation starts");
+        .stderr(Stdio::null());
+    environment(&mut command);
+    let mut child = command.spawn().expect("elevation starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -40,11 +42,72 @@ fn start(args: &[&str]) -> (Process, String) {
     (Process(child), line)
 }
 
-/// The executors the scheduler's REST API knows.
-async fn executors(rest: &str) -> Vec<serde_json::Value> {
-    match reqwest::get(format!("{rest}/api/executors")).await {
-        Ok(answer) => answer.json().await.unwrap_or_default(),
-        Err(_) => Vec::new(),
+/// A scheduler and its executors, each a separate `elevation` process on loopback.
+pub(crate) struct Cluster {
+    /// What `--cluster` takes: `df://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    /// The scheduler's REST API.
+    rest: String,
+    /// Each executor's work folder (its shuffle files).
+    work: Vec<tempfile::TempDir>,
+    _processes: Vec<Process>,
+}
+
+impl Cluster {
+    /// Starts a scheduler and `executors` executors (two tasks each), with `environment`
+    /// applied to every process, and waits until every executor has registered.
+    pub(crate) async fn start(executors: usize, environment: &dyn Fn(&mut Command)) -> Cluster {
+        let (scheduler, line) = start(&["scheduler", "--listen", "127.0.0.1:0"], environment);
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("df://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        let mut cluster = Cluster {
+            rest: url.replace("df://", "http://"),
+            url,
+            work: (0..executors).map(|_| temp_dir()).collect(),
+            _processes: vec![scheduler],
+        };
+        for dir in &cluster.work {
+            let args = [
+                "executor",
+                "--scheduler",
+                &cluster.url,
+                "--flight-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--concurrent-tasks",
+                "2",
+                "--work-dir",
+                dir.path().to_str().unwrap(),
+            ];
+            cluster._processes.push(start(&args, environment).0);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cluster.executors().await.len() < executors {
+            assert!(
+                Instant::now() < deadline,
+                "the executors never registered with {}",
+                cluster.rest
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster
+    }
+
+    /// How many shuffle files each executor has written: more than none once it ran a task.
+    pub(crate) fn shuffle_files(&self) -> Vec<usize> {
+        self.work.iter().map(|dir| files_under(dir.path())).collect()
+    }
+
+    /// The executors the scheduler's REST API knows.
+    async fn executors(&self) -> Vec<serde_json::Value> {
+        match reqwest::get(format!("{}/api/executors", self.rest)).await {
+            Ok(answer) => answer.json().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -75,38 +138,8 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
         String::from_utf8_lossy(&compacted.stderr)
     );
 
-    let (_scheduler, line) = start(&["scheduler", "--listen", "127.0.0.1:0"]);
-    let cluster = line
-        .split_whitespace()
-        .find(|word| word.starts_with("df://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    let rest = cluster.replace("df://", "http://");
-    let work = [temp_dir(), temp_dir()];
-    let _executors: Vec<(Process, String)> = work
-        .iter()
-        .map(|dir| {
-            start(&[
-                "executor",
-                "--scheduler",
-                &cluster,
-                "--flight-port",
-                "0",
-                "--grpc-port",
-                "0",
-                "--concurrent-tasks",
-                "2",
-                "--work-dir",
-                dir.path().to_str().unwrap(),
-            ])
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while executors(&rest).await.len() < 2 {
-        assert!(Instant::now() < deadline, "the executors never registered with {rest}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+    let running = Cluster::start(2, &|_| {}).await;
+    let cluster = running.url.as_str();
     let from = truth.from.to_string();
     let to = truth.to.to_string();
     // `elevation ARGS… --data-dir … --tenant contoso [--cluster URL]`: what it printed.
@@ -130,7 +163,7 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
     for report in ReportName::ALL {
         let name = report.as_str();
         let here = ask(name, None);
-        let there = ask(name, Some(&cluster));
+        let there = ask(name, Some(cluster));
         assert!(
             here["rows"].as_array().is_some_and(|rows| !rows.is_empty()),
             "{name} has rows to compare: {here}"
@@ -139,7 +172,7 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
     }
 
     // The cluster's numbers are also the simulator's.
-    let trend = ask("trend", Some(&cluster));
+    let trend = ask("trend", Some(cluster));
     let found: BTreeMap<(String, String), u64> = trend["rows"]
         .as_array()
         .unwrap()
@@ -166,7 +199,41 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
         here["suggestions"].as_array().is_some_and(|found| !found.is_empty()),
         "suggestions to compare: {here}"
     );
-    assert_eq!(suggest(Some(&cluster)), here, "suggestions on the cluster");
+    assert_eq!(suggest(Some(cluster)), here, "suggestions on the cluster");
+
+    // A server with --cluster answers the admin API (and so the pages built on it) from the
+    // cluster: the same JSON as a server without.
+    let api = |cluster: Option<&str>| {
+        let mut args = vec!["--maintenance-interval-minutes", "0"];
+        args.extend(cluster.map(|url| ["--cluster", url]).into_iter().flatten());
+        let server = crate::support::start_server(node.dir.path(), &args);
+        let base = server.base.clone();
+        let key = node.admin_key.clone();
+        let path = format!("/v1/reports/overview?from={from}&to={to}");
+        let answer = async move {
+            let response = reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        };
+        (server, answer)
+    };
+    let (server, answer) = api(Some(cluster));
+    let (status, there) = answer.await;
+    assert!(server.terminate().success());
+    assert_eq!(status, 200, "{there}");
+    let (server, answer) = api(None);
+    let (_, here) = answer.await;
+    assert!(server.terminate().success());
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert_eq!(
+        json(&there)["rows"],
+        json(&here)["rows"],
+        "the Overview from a server on the cluster"
+    );
 
     // A compliance pack is a pure function of the rows it reads: made on the cluster, it is
     // byte for byte the pack made here.
@@ -185,16 +252,18 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
     let here = pack(&packs.path().join("here"), None);
     assert!(here.contains("elevations"), "{here}");
     assert_eq!(
-        pack(&packs.path().join("there"), Some(&cluster)),
+        pack(&packs.path().join("there"), Some(cluster)),
         here,
         "the pack made on the cluster"
     );
 
     // Both executors ran tasks: each wrote the shuffle files of the stages it ran.
-    for (index, dir) in work.iter().enumerate() {
-        assert!(files_under(dir.path()) > 0, "executor {index} ran no task");
-    }
-    let known = executors(&rest).await;
+    assert!(
+        running.shuffle_files().iter().all(|&files| files > 0),
+        "an executor ran no task: {:?}",
+        running.shuffle_files()
+    );
+    let known = running.executors().await;
     assert_eq!(known.len(), 2, "{known:?}");
 
     // A cluster nobody listens on: a clear error, not a hang.

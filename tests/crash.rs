@@ -122,3 +122,72 @@ async fn acknowledged_events_survive_kill_9_and_land_exactly_once() {
     crate::support::assert_stored_exactly_once(warehouse::Location::Local(dir.path().join("warehouse")), &expected)
         .await;
 }
+
+/// A node that dies and never comes back: another machine lands its write-ahead log with
+/// `elevation wal land --from DIR`, exactly once, and not while the node still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_of_a_node_that_never_comes_back_is_landed_by_another_exactly_once() {
+    let dir = temp_dir();
+    let dead = dir.path().join("dead-node");
+    let other = dir.path().join("other-node");
+    let tables = dir.path().join("shared-warehouse");
+    let tables_arg = tables.to_str().unwrap();
+    let (key, _) = crate::support::create_agent_key(&dead, "contoso").await;
+    // Nothing lands on its own for an hour: everything acknowledged is only in the log.
+    let server = start_server(&dead, &["--land-interval-ms", "3600000", "--warehouse", tables_arg]);
+    let client = ingest::AgentClient::new(&server.base, &key);
+    let mut expected = BTreeSet::new();
+    let batches = 12;
+    for n in 0..batches {
+        let (_, ids, body) = make_batch(n, 5 + n);
+        let answer = client.upload_prepared(body).await.expect("acknowledged");
+        assert_eq!(answer.accepted.elevations, ids.len() as u64);
+        expected.extend(ids);
+    }
+    let control_db = dead.join("control.db");
+    let land = || {
+        crate::support::elevation(
+            &[
+                "wal",
+                "land",
+                "--from",
+                dead.to_str().unwrap(),
+                "--data-dir",
+                other.to_str().unwrap(),
+                "--warehouse",
+                tables_arg,
+                "--control-db",
+                control_db.to_str().unwrap(),
+            ],
+            dir.path(),
+        )
+    };
+    let refused = land();
+    assert!(
+        !refused.status.success(),
+        "a running node's log was landed by another process"
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("in use"), "{said}");
+
+    let mut server = server;
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+
+    let shared = warehouse::Warehouse::new(warehouse::Location::Local(tables.clone()));
+    let before = queries::landed_counts(&shared, "contoso")
+        .await
+        .map_or(0, |counts| counts.elevations());
+    assert_eq!(
+        before, 0,
+        "the node landed before it died: nothing left for `wal land` to do"
+    );
+    let landed = land();
+    assert!(landed.status.success(), "{}", String::from_utf8_lossy(&landed.stderr));
+    let said = crate::support::stdout_of(&landed);
+    assert!(said.contains(&format!("held {batches} batches")), "{said}");
+    crate::support::assert_stored_exactly_once(warehouse::Location::Local(tables.clone()), &expected).await;
+    // Landing the same log again lands nothing twice.
+    assert!(land().status.success());
+    crate::support::assert_stored_exactly_once(warehouse::Location::Local(tables), &expected).await;
+}

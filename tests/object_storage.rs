@@ -1,6 +1,6 @@
 //! The warehouse on S3: a real S3-compatible server (moto, from PyPI, installed by `.ci/run`)
 //! on loopback; the real binary ingests into `s3://bucket/prefix`, compacts there, and reports
-//! from there the numbers of the ground truth. And the store going away under load: a relay
+//! from there the numbers of the ground truth, also on a Ballista cluster. And the store going away under load: a relay
 //! in front of moto is cut (connections refused) and restored.
 
 use std::collections::BTreeMap;
@@ -174,6 +174,22 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
     );
     let after = stdout_of(&elevation_s3(&args, &endpoint, dir.path()));
     assert_eq!(trend(&after), expected, "trend from S3 after compaction");
+
+    // The same warehouse read on a Ballista cluster whose executor knows the store only from
+    // the AWS_* variables: the trend (rollups) and the event list (raw rows) as in-process.
+    let cluster = crate::cluster::Cluster::start(1, &|command| s3_env(command, &endpoint)).await;
+    let on_cluster = [&args[..], &["--cluster", cluster.url.as_str()]].concat();
+    let there = stdout_of(&elevation_s3(&on_cluster, &endpoint, dir.path()));
+    assert_eq!(trend(&there), expected, "trend from S3 on a cluster");
+    let mut events = args;
+    events[1] = "elevations";
+    let here = stdout_of(&elevation_s3(&events, &endpoint, dir.path()));
+    let events_on_cluster = [&events[..], &["--cluster", cluster.url.as_str()]].concat();
+    let there = stdout_of(&elevation_s3(&events_on_cluster, &endpoint, dir.path()));
+    let listed: serde_json::Value = serde_json::from_str(&here).unwrap();
+    assert!(listed["rows"].as_array().is_some_and(|rows| !rows.is_empty()), "{here}");
+    assert_eq!(there, here, "the event list from S3 on a cluster");
+    assert!(cluster.shuffle_files()[0] > 0, "the executor ran no task");
 }
 
 /// A TCP relay in front of moto that the test can cut: while down, its port refuses

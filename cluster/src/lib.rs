@@ -11,12 +11,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ballista_core::RuntimeProducer;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use object_store::ObjectStore;
 use queries::cluster::ClusterCodec;
+use url::Url;
 
 /// What can go wrong starting or running a cluster process.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +124,16 @@ pub async fn run_executor(options: ExecutorOptions, starting: impl FnOnce(Execut
         flight: free_port(&options.bind_host, options.flight_port)?,
         grpc: free_port(&options.bind_host, options.grpc_port)?,
     };
+    // Spill files of sorts and aggregations: the work folder, or the system's temporary one.
+    let spill = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let runtime: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
+        Ok(Arc::new(
+            RuntimeEnvBuilder::new()
+                .with_temp_file_path(spill.clone())
+                .with_object_store_registry(Arc::new(WarehouseStores::default()))
+                .build()?,
+        ))
+    });
     let config = ExecutorProcessConfig {
         bind_host: options.bind_host.clone(),
         external_host: options
@@ -133,6 +149,7 @@ pub async fn run_executor(options: ExecutorOptions, starting: impl FnOnce(Execut
         executor_heartbeat_interval_seconds: options.heartbeat_secs.max(1),
         print_thread_info: false,
         override_logical_codec: Some(Arc::new(ClusterCodec::default())),
+        override_runtime_producer: Some(runtime),
         ..ExecutorProcessConfig::default()
     };
     starting(ports);
@@ -150,4 +167,37 @@ fn free_port(host: &str, port: u16) -> Result<u16, ClusterError> {
     let address = format!("{host}:0");
     let probe = std::net::TcpListener::bind(&address).map_err(|source| ClusterError::Bind { address, source })?;
     Ok(probe.local_addr().map(|a| a.port()).unwrap_or(0))
+}
+
+/// The object stores of an executor: local files as DataFusion has them, and an S3-compatible
+/// bucket built from the `AWS_*` settings the first time a scan names it (the same way a node
+/// builds its warehouse, `warehouse::tables::s3_store`), so executors read an `s3://`
+/// warehouse with nothing but those variables set.
+#[derive(Debug, Default)]
+struct WarehouseStores {
+    known: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for WarehouseStores {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.known.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        match (url.scheme(), url.host_str()) {
+            ("s3", Some(bucket)) => {
+                let store = warehouse::tables::s3_store(bucket)?;
+                self.known.register_store(url, Arc::clone(&store));
+                Ok(store)
+            }
+            _ => self.known.get_store(url),
+        }
+    }
 }

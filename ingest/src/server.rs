@@ -94,6 +94,17 @@ pub enum IngestError {
     /// Landing failed while flushing.
     #[error(transparent)]
     Landing(#[from] crate::landing::LandingError),
+    /// Another process (a running node, or another `wal land`) holds the data folder: two
+    /// writers of one write-ahead log would lose or duplicate batches.
+    #[error(
+        "{} is in use by another elevation process (a running node or `wal land`); stop it \
+         first, or land the log from that process",
+        path.display()
+    )]
+    InUse {
+        /// The data folder.
+        path: PathBuf,
+    },
 }
 
 /// What the handlers share.
@@ -117,6 +128,30 @@ pub struct Ingest {
     lander_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop: Arc<Notify>,
     replayed: usize,
+    /// The data folder's lock (`node.lock`), held while the node runs; the system releases it
+    /// when the process ends, however it ends.
+    _lock: std::fs::File,
+}
+
+/// Takes the data folder's lock, or says who holds it.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, IngestError> {
+    let path = data_dir.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| IngestError::State {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IngestError::InUse {
+            path: data_dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(IngestError::State { path, source }),
+    }
 }
 
 /// The node's identity in the tables' `txn` actions: created once per data folder.
@@ -155,6 +190,7 @@ impl Ingest {
             path: data_dir.clone(),
             source,
         })?;
+        let lock = lock_data_dir(&data_dir)?;
         let node_id = node_id(&data_dir)?;
         let wal_dir = data_dir.join("wal");
         let replay = wal::replay(&wal_dir)?;
@@ -231,7 +267,34 @@ impl Ingest {
             lander_task: std::sync::Mutex::new(Some(task)),
             stop,
             replayed,
+            _lock: lock,
         })
+    }
+
+    /// Lands the write-ahead log of another node's data folder `dir` (a node that died and
+    /// will not come back; its disk attached here) into `warehouse` under that node's own
+    /// identity, so batches it already landed are not landed again and running this twice
+    /// lands nothing the second time. Refuses a folder a running node holds. Answers how many
+    /// batches the log held.
+    pub async fn land_log_of(
+        dir: &Path,
+        warehouse: Arc<Warehouse>,
+        clock: Arc<dyn Clock>,
+        control: Arc<ControlPlane>,
+    ) -> Result<usize, IngestError> {
+        if !dir.join("node-id").is_file() {
+            return Err(IngestError::State {
+                path: dir.join("node-id"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not the data folder of an ingest node (it has no node-id)",
+                ),
+            });
+        }
+        let node = Ingest::start(IngestConfig::new(dir), warehouse, clock, control).await?;
+        let replayed = node.replayed();
+        node.shutdown().await?;
+        Ok(replayed)
     }
 
     /// Records the write-ahead log held at start.

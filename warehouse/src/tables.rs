@@ -213,6 +213,21 @@ pub enum Location {
     },
 }
 
+/// The store of one S3-compatible bucket, built from the usual `AWS_*` settings
+/// (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+/// `AWS_ALLOW_HTTP`; a plain `http://` endpoint is allowed without the last), with the bounded
+/// retries of [`s3_retries`]. Every process that reads the tables builds its stores this way:
+/// a node, and a cluster's executors.
+pub fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    let mut builder = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(s3_retries());
+    if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
+        builder = builder.with_allow_http(true);
+    }
+    Ok(Arc::new(builder.build()?))
+}
+
 impl Location {
     /// Parses a `--warehouse` value: `s3://bucket/prefix` or a local folder.
     pub fn parse(text: &str) -> Result<Location, WarehouseError> {
@@ -225,14 +240,8 @@ impl Location {
             if bucket.is_empty() {
                 return Err(fail("expected s3://bucket/prefix".into()));
             }
-            let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(s3_retries());
-            if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
-                builder = builder.with_allow_http(true);
-            }
-            let store = builder.build().map_err(|e| fail(e.to_string()))?;
-            Location::s3(text, Arc::new(store))
+            let store = s3_store(bucket).map_err(|e| fail(e.to_string()))?;
+            Location::s3(text, store)
         } else {
             if text.contains("://") {
                 return Err(WarehouseError::Location {
