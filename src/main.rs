@@ -255,6 +255,15 @@ struct ServeArgs {
     /// Minutes between maintenance passes (retention, then compaction); 0 turns them off.
     #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_MINUTES", default_value_t = 60)]
     maintenance_interval_minutes: u64,
+    /// Seconds between maintenance passes, when minutes are too coarse (overrides
+    /// --maintenance-interval-minutes; 0 turns them off).
+    #[arg(long, env = "ELEVATION_MAINTENANCE_INTERVAL_SECS")]
+    maintenance_interval_secs: Option<u64>,
+    /// Seconds a node's maintenance lease lasts: with several nodes on one control-plane
+    /// database, one node at a time runs the passes, and another takes over this long after it
+    /// stops renewing (it renews every third of it).
+    #[arg(long, env = "ELEVATION_MAINTENANCE_LEASE_SECS", default_value_t = 60)]
+    maintenance_lease_secs: u64,
     #[command(flatten)]
     maintenance_memory: MaintenanceMemoryArgs,
     /// While the control-plane database is unreachable, agent keys verified within this many
@@ -484,8 +493,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 config.tls = Some(web::server_config(web::TlsFiles { cert, key }).context("--tls-cert/--tls-key")?);
             }
             let location = node::location(&data)?;
-            let maintenance = (args.maintenance_interval_minutes > 0)
-                .then(|| std::time::Duration::from_secs(args.maintenance_interval_minutes * 60));
+            let maintenance_secs = args
+                .maintenance_interval_secs
+                .unwrap_or(args.maintenance_interval_minutes * 60);
+            let maintenance = (maintenance_secs > 0).then(|| std::time::Duration::from_secs(maintenance_secs));
             let control = control::ControlOptions {
                 offline_grace: std::time::Duration::from_secs(args.offline_grace_minutes * 60),
                 webhooks_allow_http_loopback: args.webhooks_allow_http_loopback,
@@ -494,6 +505,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let maintenance = node::Maintenance {
                 every: maintenance,
                 memory: args.maintenance_memory.bytes(),
+                lease: std::time::Duration::from_secs(args.maintenance_lease_secs.max(1)),
             };
             runtime()?.block_on(node::serve(&data, config, location, &args.listen, maintenance, control))?;
             Ok(ExitCode::SUCCESS)

@@ -77,14 +77,27 @@ pub(crate) async fn retention(data: &DataArgs, location: Location, today: NaiveD
     Ok(())
 }
 
-/// The server's schedule: one `warehouse::maintenance::scheduled_pass` every `every`, with the
-/// tenants' retention windows read from the control plane each time. Failures are logged and
-/// retried next time; they never stop ingest.
-pub(crate) async fn every(warehouse: Arc<Warehouse>, control: Arc<ControlPlane>, every: Duration) {
+/// The lease under which a node runs the maintenance pass.
+pub(crate) const LEASE: &str = "maintenance";
+
+/// The server's schedule: one `warehouse::maintenance::scheduled_pass` every `every` while this
+/// node holds the maintenance lease (several nodes on one control plane: one at a time), with
+/// the tenants' retention windows read from the control plane each time. Failures are logged
+/// and retried next time; they never stop ingest.
+pub(crate) async fn every(
+    warehouse: Arc<Warehouse>,
+    control: Arc<ControlPlane>,
+    every: Duration,
+    lease: Arc<control::LeaseKeeper>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is immediate; start one interval after boot
     loop {
         ticks.tick().await;
+        if !lease.held() {
+            tracing::debug!("another node holds the maintenance lease");
+            continue;
+        }
         let today = warehouse::SystemClock.now().date_naive();
         let lookup = match retention_windows(&control).await {
             Ok(lookup) => Some(lookup),

@@ -22,6 +22,8 @@ pub(crate) fn location(data: &DataArgs) -> Result<Location> {
 pub(crate) struct Maintenance {
     pub(crate) every: Option<std::time::Duration>,
     pub(crate) memory: usize,
+    /// How long this node's maintenance lease lasts (see `control::leases`).
+    pub(crate) lease: std::time::Duration,
 }
 
 /// Runs `elevation serve` until SIGTERM or Ctrl-C.
@@ -47,10 +49,28 @@ pub(crate) async fn serve(
     .context("starting the ingest node")?;
     // After the start, which installs the metrics recorder: the maintenance failure counters
     // at zero and the memory gauges once now, so they are there from the first scrape.
-    if let Some(every) = maintenance.every {
-        warehouse::maintenance::register_metrics();
-        warehouse::background::handle().spawn(crate::maintain::every(warehouse.clone(), control.clone(), every));
-    }
+    // With several nodes on one control-plane database, one at a time runs maintenance.
+    let _maintainer = match maintenance.every {
+        Some(every) => {
+            warehouse::maintenance::register_metrics();
+            metrics::gauge!("elevation_maintenance_lease_held").set(0.0);
+            let lease = Arc::new(control::LeaseKeeper::start(
+                control.clone(),
+                crate::maintain::LEASE,
+                ingest.node_id().to_owned(),
+                maintenance.lease,
+                |held| metrics::gauge!("elevation_maintenance_lease_held").set(if held { 1.0 } else { 0.0 }),
+            ));
+            warehouse::background::handle().spawn(crate::maintain::every(
+                warehouse.clone(),
+                control.clone(),
+                every,
+                lease.clone(),
+            ));
+            Some(lease)
+        }
+        None => None,
+    };
     crate::memory_stats::publish();
     tokio::spawn(crate::memory_stats::publish_every(std::time::Duration::from_secs(5)));
     let listener = tokio::net::TcpListener::bind(listen)

@@ -562,3 +562,93 @@ async fn the_audit_cli_lists_filters_and_catches_a_tampered_entry() {
     })
     .await;
 }
+
+/// What a node's `/metrics` says of maintenance: whether it holds the lease, and how many
+/// maintenance steps it has run (any outcome).
+async fn maintenance_state(base: &str) -> (bool, u64) {
+    let Ok(answer) = reqwest::get(format!("{base}/metrics")).await else {
+        return (false, 0);
+    };
+    let text = answer.text().await.unwrap_or_default();
+    let mut held = false;
+    let mut runs = 0.0;
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("elevation_maintenance_lease_held ") {
+            held = value.trim() == "1";
+        } else if line.starts_with("elevation_maintenance_runs_total{") {
+            runs += line.rsplit(' ').next().unwrap().parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    (held, runs as u64)
+}
+
+/// Several nodes on one PostgreSQL: one at a time runs the maintenance pass (a lease in the
+/// control plane's database); killed with SIGKILL, another takes over once the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_at_a_time_runs_maintenance_and_another_takes_over_when_it_dies() {
+    let pg = TestDb::postgres().await;
+    let db = pg.db.as_arg();
+    let dir = temp_dir();
+    let shared = dir.path().join("shared-warehouse");
+    let args = [
+        "--warehouse",
+        shared.to_str().unwrap(),
+        "--control-db",
+        &db,
+        "--maintenance-interval-secs",
+        "1",
+        "--maintenance-lease-secs",
+        "3",
+    ];
+    let folders = [dir.path().join("node-a"), dir.path().join("node-b")];
+    let mut nodes: Vec<Option<Server>> = folders.iter().map(|f| Some(start_server(f, &args))).collect();
+    let bases: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().base.clone()).collect();
+
+    // Exactly one node holds the lease and runs passes; the other runs none meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let holder = loop {
+        let a = maintenance_state(&bases[0]).await;
+        let b = maintenance_state(&bases[1]).await;
+        assert!(!(a.0 && b.0), "both nodes hold the maintenance lease: {a:?} {b:?}");
+        match (a, b) {
+            ((true, runs), (false, 0)) if runs > 0 => break 0,
+            ((false, 0), (true, runs)) if runs > 0 => break 1,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "no node ran maintenance alone: {a:?} {b:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let other = 1 - holder;
+    // A few more passes: still only the holder.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        maintenance_state(&bases[other]).await,
+        (false, 0),
+        "the other node ran maintenance"
+    );
+
+    // The holder dies; the other takes over within the lease and its renewal.
+    let mut dead = nodes[holder].take().unwrap();
+    dead.child.kill().expect("SIGKILL");
+    dead.child.wait().unwrap();
+    let killed = Instant::now();
+    loop {
+        let (held, runs) = maintenance_state(&bases[other]).await;
+        if held && runs > 0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the surviving node did not take maintenance over: {held} {runs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let control = control::ControlPlane::open(&pg.db, Default::default()).await.unwrap();
+    let (holder_id, _) = control.lease_holder("maintenance").await.unwrap().expect("a holder");
+    let other_id = std::fs::read_to_string(folders[other].join("node-id")).unwrap();
+    assert_eq!(holder_id, other_id.trim(), "the lease names the surviving node");
+    control.close().await;
+    if let Some(node) = nodes[other].take() {
+        assert!(node.terminate().success());
+    }
+}

@@ -27,6 +27,7 @@ pub mod audit;
 mod error;
 pub mod json_files;
 pub mod keys;
+pub mod leases;
 mod plane;
 pub mod requests;
 pub mod roles;
@@ -41,6 +42,7 @@ pub use audit::{Actor, AuditContext, AuditEvent, AuditFilter, Draft, ModifiedPro
 pub use error::ControlError;
 pub use json_files::JsonMigration;
 pub use keys::{KeyKind, KeyRecord, Principal};
+pub use leases::LeaseKeeper;
 pub use plane::{Authenticated, ControlOptions, ControlPlane};
 pub use requests::{Decision, ElevationRequest, NewRequest, RequestFilter, RequestStatus};
 pub use roles::{Permission, Role};

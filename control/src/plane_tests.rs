@@ -467,3 +467,65 @@ async fn sessions_stand_for_a_live_admin_key_until_they_expire_or_end() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
+    each_backend(|t: TestDb| async move {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let clock = Arc::new(warehouse::ManualClock::new(start));
+        let options = ControlOptions {
+            clock: clock.clone(),
+            ..ControlOptions::default()
+        };
+        let plane = ControlPlane::open(&t.db, options).await.unwrap();
+        let ttl = Duration::from_secs(60);
+        let backend = t.backend;
+        assert!(
+            plane.try_lease("maintenance", "a", ttl).await.unwrap(),
+            "{backend}: a takes a free lease"
+        );
+        assert!(
+            !plane.try_lease("maintenance", "b", ttl).await.unwrap(),
+            "{backend}: b is refused"
+        );
+        assert!(
+            plane.try_lease("other-job", "b", ttl).await.unwrap(),
+            "{backend}: leases are per name"
+        );
+        clock.advance(chrono::Duration::seconds(50));
+        assert!(
+            plane.try_lease("maintenance", "a", ttl).await.unwrap(),
+            "{backend}: a renews"
+        );
+        clock.advance(chrono::Duration::seconds(50));
+        assert!(
+            !plane.try_lease("maintenance", "b", ttl).await.unwrap(),
+            "{backend}: the renewal counted"
+        );
+        clock.advance(chrono::Duration::seconds(11));
+        assert!(
+            plane.try_lease("maintenance", "b", ttl).await.unwrap(),
+            "{backend}: b takes it once expired"
+        );
+        assert!(
+            !plane.try_lease("maintenance", "a", ttl).await.unwrap(),
+            "{backend}: a has lost it"
+        );
+        assert_eq!(plane.lease_holder("maintenance").await.unwrap().unwrap().0, "b");
+        plane.release_lease("maintenance", "a").await.unwrap();
+        assert_eq!(
+            plane.lease_holder("maintenance").await.unwrap().unwrap().0,
+            "b",
+            "{backend}: only the holder gives it up"
+        );
+        plane.release_lease("maintenance", "b").await.unwrap();
+        assert!(
+            plane.try_lease("maintenance", "a", ttl).await.unwrap(),
+            "{backend}: free again at once"
+        );
+        plane.close().await;
+    })
+    .await;
+}

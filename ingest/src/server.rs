@@ -297,6 +297,12 @@ impl Ingest {
         Ok(replayed)
     }
 
+    /// This node's identity (its `node-id`): the `txn` app id of its landings, the holder of
+    /// its leases.
+    pub fn node_id(&self) -> &str {
+        &self.lander.node_id
+    }
+
     /// Records the write-ahead log held at start.
     pub fn replayed(&self) -> usize {
         self.replayed

@@ -36,6 +36,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "elevation requests, approval windows, device-bound agent keys, webhook outbox",
         sql: include_str!("../../migrations/sqlite/0002_elevation_requests.sql"),
     },
+    Migration {
+        version: 3,
+        description: "leases: one node at a time for the maintenance pass",
+        sql: include_str!("../../migrations/sqlite/0003_leases.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order (the same versions as SQLite's).
@@ -49,6 +54,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         description: "elevation requests, approval windows, device-bound agent keys, webhook outbox",
         sql: include_str!("../../migrations/postgres/0002_elevation_requests.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "leases: one node at a time for the maintenance pass",
+        sql: include_str!("../../migrations/postgres/0003_leases.sql"),
     },
 ];
 
