@@ -1,6 +1,7 @@
 //! Reports on a Ballista cluster (issue #20): `elevation scheduler` and two `elevation
 //! executor` processes on loopback; every report and the suggestions, asked with `--cluster`,
-//! give exactly the in-process answer, and both executors ran tasks.
+//! give exactly the in-process answer, both executors ran tasks, and with one executor killed
+//! the answers stay the same.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -50,14 +51,19 @@ pub(crate) struct Cluster {
     rest: String,
     /// Each executor's work folder (its shuffle files).
     work: Vec<tempfile::TempDir>,
-    _processes: Vec<Process>,
+    _scheduler: Process,
+    executors: Vec<Process>,
 }
 
 impl Cluster {
     /// Starts a scheduler and `executors` executors (two tasks each), with `environment`
     /// applied to every process, and waits until every executor has registered.
     pub(crate) async fn start(executors: usize, environment: &dyn Fn(&mut Command)) -> Cluster {
-        let (scheduler, line) = start(&["scheduler", "--listen", "127.0.0.1:0"], environment);
+        // A dead executor is noticed within seconds: heartbeats every second, dead after 3.
+        let (scheduler, line) = start(
+            &["scheduler", "--listen", "127.0.0.1:0", "--executor-timeout-secs", "3"],
+            environment,
+        );
         let url = line
             .split_whitespace()
             .find(|word| word.starts_with("df://"))
@@ -67,7 +73,8 @@ impl Cluster {
             rest: url.replace("df://", "http://"),
             url,
             work: (0..executors).map(|_| temp_dir()).collect(),
-            _processes: vec![scheduler],
+            _scheduler: scheduler,
+            executors: Vec::new(),
         };
         for dir in &cluster.work {
             let args = [
@@ -82,8 +89,10 @@ impl Cluster {
                 "2",
                 "--work-dir",
                 dir.path().to_str().unwrap(),
+                "--heartbeat-secs",
+                "1",
             ];
-            cluster._processes.push(start(&args, environment).0);
+            cluster.executors.push(start(&args, environment).0);
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         while cluster.executors().await.len() < executors {
@@ -138,8 +147,9 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
         String::from_utf8_lossy(&compacted.stderr)
     );
 
-    let running = Cluster::start(2, &|_| {}).await;
-    let cluster = running.url.as_str();
+    let mut running = Cluster::start(2, &|_| {}).await;
+    let cluster_url = running.url.clone();
+    let cluster = cluster_url.as_str();
     let from = truth.from.to_string();
     let to = truth.to.to_string();
     // `elevation ARGS… --data-dir … --tenant contoso [--cluster URL]`: what it printed.
@@ -160,6 +170,7 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
         let text = run(&[&["report", report][..], &window[..]].concat(), cluster);
         serde_json::from_str::<serde_json::Value>(&text).unwrap()
     };
+    let mut answers = BTreeMap::new();
     for report in ReportName::ALL {
         let name = report.as_str();
         let here = ask(name, None);
@@ -169,6 +180,7 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
             "{name} has rows to compare: {here}"
         );
         assert_eq!(there, here, "{name} on the cluster");
+        answers.insert(name, here);
     }
 
     // The cluster's numbers are also the simulator's.
@@ -265,6 +277,27 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
     );
     let known = running.executors().await;
     assert_eq!(known.len(), 2, "{known:?}");
+
+    // An executor killed with SIGKILL: once the scheduler has noticed, every report still gives
+    // the in-process answer on the executor left.
+    let mut lost = running.executors.remove(0);
+    lost.0.kill().expect("SIGKILL");
+    lost.0.wait().unwrap();
+    let noticed = Instant::now();
+    while running.executors().await.len() != 1 {
+        assert!(
+            noticed.elapsed() < Duration::from_secs(60),
+            "the scheduler never noticed the dead executor"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (name, here) in &answers {
+        assert_eq!(
+            &ask(name, Some(cluster)),
+            here,
+            "{name} on the cluster after an executor died"
+        );
+    }
 
     // A cluster nobody listens on: a clear error, not a hang.
     let refused = elevation(
