@@ -15,7 +15,8 @@ pub(crate) struct SchedulerArgs {
     /// address (behind NAT, in containers).
     #[arg(long, env = "ELEVATION_SCHEDULER_EXTERNAL_HOST")]
     external_host: Option<String>,
-    /// Seconds without a heartbeat after which an executor is dead and its tasks run elsewhere.
+    /// Seconds without a heartbeat after which an executor is dead and its tasks run elsewhere
+    /// (at least three of the executors' --heartbeat-secs).
     #[arg(long, env = "ELEVATION_EXECUTOR_TIMEOUT_SECS", default_value_t = 180)]
     executor_timeout_secs: u64,
 }
@@ -44,8 +45,9 @@ pub(crate) struct ExecutorArgs {
     /// Folder for shuffle files (default: a temporary folder).
     #[arg(long, env = "ELEVATION_EXECUTOR_WORK_DIR")]
     work_dir: Option<std::path::PathBuf>,
-    /// Seconds between heartbeats to the scheduler.
-    #[arg(long, env = "ELEVATION_EXECUTOR_HEARTBEAT_SECS", default_value_t = 60)]
+    /// Seconds between heartbeats to the scheduler: well under the scheduler's
+    /// --executor-timeout-secs (a third at most), or the scheduler stops this executor as dead.
+    #[arg(long, env = "ELEVATION_EXECUTOR_HEARTBEAT_SECS", default_value_t = 10)]
     heartbeat_secs: u64,
 }
 

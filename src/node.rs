@@ -50,7 +50,8 @@ pub(crate) async fn serve(
     // After the start, which installs the metrics recorder: the maintenance failure counters
     // at zero and the memory gauges once now, so they are there from the first scrape.
     // With several nodes on one control-plane database, one at a time runs maintenance.
-    let _maintainer = match maintenance.every {
+    let node_id = ingest.node_id().to_owned();
+    let maintainer = match maintenance.every {
         Some(every) => {
             warehouse::maintenance::register_metrics();
             metrics::gauge!("elevation_maintenance_lease_held").set(0.0);
@@ -101,6 +102,13 @@ pub(crate) async fn serve(
         let _ = stopped.await;
     }));
     ingest::serve(listener, ingest, router, stop).await?;
+    // Another node may take maintenance over at once instead of after the lease runs out.
+    if let Some(lease) = maintainer {
+        lease.stop();
+        if let Err(error) = control.release_lease(crate::maintain::LEASE, &node_id).await {
+            tracing::warn!(%error, "cannot give the maintenance lease up; it expires by itself");
+        }
+    }
     // The loop ends its pass (a claimed delivery's bookkeeping) before the pool closes.
     let _ = stop_deliveries.send(());
     let _ = deliveries.await;

@@ -56,7 +56,8 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a scheduler and `executors` executors (two tasks each), with `environment`
+    /// Starts a scheduler and `executors` executors (one task at a time each, so that a
+    /// stage of two tasks needs both), with `environment`
     /// applied to every process, and waits until every executor has registered.
     pub(crate) async fn start(executors: usize, environment: &dyn Fn(&mut Command)) -> Cluster {
         // A dead executor is noticed within seconds: heartbeats every second, dead after 3.
@@ -86,7 +87,7 @@ impl Cluster {
                 "--grpc-port",
                 "0",
                 "--concurrent-tasks",
-                "2",
+                "1",
                 "--work-dir",
                 dir.path().to_str().unwrap(),
                 "--heartbeat-secs",
@@ -181,6 +182,18 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
         );
         assert_eq!(there, here, "{name} on the cluster");
         answers.insert(name, here);
+    }
+
+    // A warehouse whose path holds characters a URL escapes (`#`, `%`, a space): the cluster
+    // names each file exactly as the process that planned the query.
+    let odd = temp_dir();
+    let odd_path = odd.path().join("odd #%20 name");
+    std::os::unix::fs::symlink(node.dir.path().join("warehouse"), &odd_path).unwrap();
+    let odd_warehouse = odd_path.to_str().unwrap();
+    for name in ["elevations", "trend"] {
+        let args = [&["report", name, "--warehouse", odd_warehouse][..], &window[..]].concat();
+        let there: serde_json::Value = serde_json::from_str(&run(&args, Some(cluster))).unwrap();
+        assert_eq!(&there, &answers[name], "{name} on the cluster from {odd_warehouse}");
     }
 
     // The cluster's numbers are also the simulator's.

@@ -126,11 +126,13 @@ pub async fn run_executor(options: ExecutorOptions, starting: impl FnOnce(Execut
     };
     // Spill files of sorts and aggregations: the work folder, or the system's temporary one.
     let spill = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    // One registry for the process: each bucket's client is built once, not per session.
+    let stores = Arc::new(WarehouseStores::default());
     let runtime: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
         Ok(Arc::new(
             RuntimeEnvBuilder::new()
                 .with_temp_file_path(spill.clone())
-                .with_object_store_registry(Arc::new(WarehouseStores::default()))
+                .with_object_store_registry(stores.clone())
                 .build()?,
         ))
     });

@@ -22,7 +22,9 @@ impl ControlPlane {
     /// has it already. Answers whether `holder` has it now.
     pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, ControlError> {
         let now = self.now();
-        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        // A day at most: longer leases would only delay a take-over (and overflow the time).
+        let ttl = ttl.min(Duration::from_secs(24 * 3600));
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
         let mut tx = self.store().begin_write().await?;
         let taken = crate::on!(&mut tx, conn => {
             sqlx::query(
@@ -74,6 +76,10 @@ impl ControlPlane {
 #[derive(Debug)]
 pub struct LeaseKeeper {
     held: Arc<AtomicBool>,
+    /// When the last successful renewal started: a renewal that hangs must not leave this
+    /// node believing it holds a lease that has expired in the database.
+    renewed: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    ttl: Duration,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -89,14 +95,20 @@ impl LeaseKeeper {
     ) -> LeaseKeeper {
         let held = Arc::new(AtomicBool::new(false));
         let flag = held.clone();
+        let renewed = Arc::new(std::sync::Mutex::new(None));
+        let last_renewal = renewed.clone();
         let every = (ttl / 3).max(Duration::from_millis(100));
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                let asked = std::time::Instant::now();
                 let now_held = match control.try_lease(name, &holder, ttl).await {
-                    Ok(taken) => taken,
+                    Ok(taken) => {
+                        *last_renewal.lock().expect("not poisoned") = taken.then_some(asked);
+                        taken
+                    }
                     Err(error) => {
                         // Unknown whether the renewal counted: this node stops starting work
                         // under the lease until it knows again.
@@ -110,12 +122,32 @@ impl LeaseKeeper {
                 }
             }
         });
-        LeaseKeeper { held, task }
+        LeaseKeeper {
+            held,
+            renewed,
+            ttl,
+            task,
+        }
     }
 
-    /// Whether this node had the lease at its last renewal.
+    /// Whether this node holds the lease: it had it at its last renewal, and that renewal was
+    /// asked for less than the lease's length ago.
     pub fn held(&self) -> bool {
-        self.held.load(Ordering::SeqCst)
+        let fresh = self
+            .renewed
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|asked| asked.elapsed() < self.ttl);
+        fresh && self.held.load(Ordering::SeqCst)
+    }
+}
+
+impl LeaseKeeper {
+    /// Stops renewing (a node shutting down; give the lease up with
+    /// [`ControlPlane::release_lease`] after this).
+    pub fn stop(&self) {
+        self.task.abort();
+        self.held.store(false, Ordering::SeqCst);
     }
 }
 

@@ -244,8 +244,8 @@ fn partition_value(text: Option<&str>, data_type: &DataType) -> DfResult<ScalarV
     match text {
         None => ScalarValue::try_from(data_type),
         Some(text) => {
-            // Delta writes partition values as text; dictionary and view types come from the
-            // reader, not the log, so the text is cast to the plain type first.
+            // Delta writes partition values as text; cast to the column's type (a date, or the
+            // dictionary-coded text delta-rs gives `tenant`).
             ScalarValue::try_from_string(text.to_owned(), data_type)
         }
     }
@@ -328,9 +328,18 @@ impl TableProvider for SnapshotTable {
                 .min_by_key(|(bytes, _)| *bytes)
                 .expect("at least one group");
             lightest.0 += file.size;
+            // From the object's meta, not its text: `PartitionedFile::new` would parse the text
+            // as a path again and encode `%`, `#` and the like a second time.
+            let meta = object_store::ObjectMeta {
+                location,
+                last_modified: chrono::DateTime::UNIX_EPOCH,
+                size: file.size,
+                e_tag: None,
+                version: None,
+            };
             lightest
                 .1
-                .push(PartitionedFile::new(location.to_string(), file.size).with_partition_values(values));
+                .push(PartitionedFile::new_from_meta(meta).with_partition_values(values));
         }
         let mut groups: Vec<FileGroup> = parts
             .into_iter()
