@@ -4,25 +4,14 @@
 //! the answers stay the same.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use queries::ReportName;
 
 use crate::reports::{land_fleet, truth_trend};
-use crate::support::{Node, elevation, stdout_of, temp_dir};
-
-/// A cluster process that is killed when the test ends, whatever happens.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{KilledOnDrop as Process, Node, elevation, first_line, stdout_of, temp_dir};
 
 /// Starts `elevation ARGS…` (with `environment` applied to the command), returns it and the
 /// first line it prints (where it listens).
@@ -35,11 +24,7 @@ fn start(args: &[&str], environment: &dyn Fn(&mut Command)) -> (Process, String)
         .stderr(Stdio::null());
     environment(&mut command);
     let mut child = command.spawn().expect("elevation starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    // Keep reading so the process never writes into a closed pipe.
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let line = first_line(&mut child);
     (Process(child), line)
 }
 

@@ -4,19 +4,10 @@
 //! in front of moto is cut (connections refused) and restored.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{stdout_of, temp_dir};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{KilledOnDrop as Moto, stdout_of, temp_dir};
 
 /// Starts moto's S3 server on a free loopback port and waits until it accepts connections.
 fn start_moto() -> (Moto, String) {

@@ -383,6 +383,28 @@ pub(crate) async fn create_agent_key(data_dir: &Path, tenant: &str) -> (String, 
     created
 }
 
+/// The first line a child prints on its piped stdout (where it listens). The rest is read and
+/// dropped on a thread, so the child never writes into a closed pipe.
+pub(crate) fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    line
+}
+
+/// A helper process (moto, a cluster process) that is killed when the test ends, whatever
+/// happens.
+pub(crate) struct KilledOnDrop(pub(crate) std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A real `elevation serve` process on a free loopback port.
 pub(crate) struct Server {
     pub(crate) child: std::process::Child,
@@ -407,18 +429,13 @@ impl Server {
     /// Spawns a prepared `elevation serve` command (stdout piped) and reads the address it
     /// prints.
     pub(crate) fn spawned(mut command: Command) -> Server {
-        use std::io::{BufRead, BufReader};
         let mut child = command.spawn().expect("elevation serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
+        let line = first_line(&mut child);
         let base = line
             .split_whitespace()
             .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
-        // Keep reading so the server never writes into a closed pipe.
-        std::thread::spawn(move || for _ in stdout.lines() {});
         Server { child, base }
     }
 
