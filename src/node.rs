@@ -121,7 +121,7 @@ pub(crate) async fn serve(
 pub(crate) async fn land_log_of(data: &DataArgs, from: &std::path::Path, location: Location) -> Result<()> {
     let control = crate::admin::open(data).await?;
     let warehouse = Arc::new(Warehouse::new(location));
-    let batches = ingest::Ingest::land_log_of(
+    let landed = ingest::Ingest::land_log_of(
         from,
         warehouse.clone(),
         Arc::new(warehouse::SystemClock),
@@ -131,9 +131,14 @@ pub(crate) async fn land_log_of(data: &DataArgs, from: &std::path::Path, locatio
     .with_context(|| format!("landing the write-ahead log of {}", from.display()))?;
     control.close().await;
     println!(
-        "landed the write-ahead log of {}: it held {batches} batches, all of them now in {}",
+        "landed the write-ahead log of {}: it held {} batches, all of them now in {}{}",
         from.display(),
-        warehouse.location().display()
+        landed.batches,
+        warehouse.location().display(),
+        match landed.stored_elsewhere {
+            0 => String::new(),
+            n => format!(" ({n} of them stored first by another node, not landed twice)"),
+        }
     );
     Ok(())
 }

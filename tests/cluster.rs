@@ -97,8 +97,24 @@ impl Cluster {
         self.work.iter().map(|dir| files_under(dir.path())).collect()
     }
 
+    /// Kills executor `index` with SIGKILL and waits until the scheduler has noticed (its REST
+    /// API lists one executor fewer).
+    pub(crate) async fn kill_executor(&mut self, index: usize) {
+        let mut lost = self.executors.remove(index);
+        lost.0.kill().expect("SIGKILL");
+        lost.0.wait().unwrap();
+        let noticed = Instant::now();
+        while self.executors().await.len() != self.executors.len() {
+            assert!(
+                noticed.elapsed() < Duration::from_secs(60),
+                "the scheduler never noticed the dead executor"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The executors the scheduler's REST API knows.
-    async fn executors(&self) -> Vec<serde_json::Value> {
+    pub(crate) async fn executors(&self) -> Vec<serde_json::Value> {
         match reqwest::get(format!("{}/api/executors", self.rest)).await {
             Ok(answer) => answer.json().await.unwrap_or_default(),
             Err(_) => Vec::new(),
@@ -183,20 +199,7 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
 
     // The cluster's numbers are also the simulator's.
     let trend = ask("trend", Some(cluster));
-    let found: BTreeMap<(String, String), u64> = trend["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                (
-                    row["date"].as_str().unwrap().to_owned(),
-                    row["elevationType"].as_str().unwrap().to_owned(),
-                ),
-                row["count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let found = crate::support::trend_counts(&trend);
     assert_eq!(found, truth_trend(&truth, None));
 
     // Suggestions run on the cluster too.
@@ -278,17 +281,7 @@ async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
 
     // An executor killed with SIGKILL: once the scheduler has noticed, every report still gives
     // the in-process answer on the executor left.
-    let mut lost = running.executors.remove(0);
-    lost.0.kill().expect("SIGKILL");
-    lost.0.wait().unwrap();
-    let noticed = Instant::now();
-    while running.executors().await.len() != 1 {
-        assert!(
-            noticed.elapsed() < Duration::from_secs(60),
-            "the scheduler never noticed the dead executor"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    running.kill_executor(0).await;
     for (name, here) in &answers {
         assert_eq!(
             &ask(name, Some(cluster)),

@@ -24,6 +24,7 @@ mod properties;
 mod reports;
 mod requests;
 mod retention;
+mod scale_out;
 mod simulator_truth;
 mod suggestions;
 mod tidy;

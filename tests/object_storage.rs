@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::{KilledOnDrop as Moto, stdout_of, temp_dir};
 
 /// Starts moto's S3 server on a free loopback port and waits until it accepts connections.
-fn start_moto() -> (Moto, String) {
+pub(crate) fn start_moto() -> (Moto, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -31,7 +31,7 @@ fn start_moto() -> (Moto, String) {
     (moto, format!("http://127.0.0.1:{port}"))
 }
 
-fn s3_env(command: &mut Command, endpoint: &str) {
+pub(crate) fn s3_env(command: &mut Command, endpoint: &str) {
     command
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -41,7 +41,7 @@ fn s3_env(command: &mut Command, endpoint: &str) {
         .env_remove("RUST_LOG");
 }
 
-fn elevation_s3(args: &[&str], endpoint: &str, cwd: &std::path::Path) -> std::process::Output {
+pub(crate) fn elevation_s3(args: &[&str], endpoint: &str, cwd: &std::path::Path) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
     command.args(args).current_dir(cwd);
     s3_env(&mut command, endpoint);
@@ -49,21 +49,7 @@ fn elevation_s3(args: &[&str], endpoint: &str, cwd: &std::path::Path) -> std::pr
 }
 
 fn trend(json: &str) -> BTreeMap<(String, String), u64> {
-    let value: serde_json::Value = serde_json::from_str(json).unwrap();
-    value["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r["date"].as_str().unwrap().to_owned(),
-                    r["elevationType"].as_str().unwrap().to_owned(),
-                ),
-                r["count"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    crate::support::trend_counts(&serde_json::from_str(json).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

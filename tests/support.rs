@@ -524,3 +524,22 @@ pub(crate) async fn assert_stored_exactly_once(
     );
     assert_eq!(stored.len(), expected.len(), "rows that nobody sent");
 }
+
+/// The rows of a `trend` report's JSON as (date, elevationType) → count, the shape of
+/// `reports::truth_trend`.
+pub(crate) fn trend_counts(report: &serde_json::Value) -> std::collections::BTreeMap<(String, String), u64> {
+    report["rows"]
+        .as_array()
+        .expect("a report has rows")
+        .iter()
+        .map(|row| {
+            (
+                (
+                    row["date"].as_str().unwrap().to_owned(),
+                    row["elevationType"].as_str().unwrap().to_owned(),
+                ),
+                row["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}

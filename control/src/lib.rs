@@ -16,6 +16,7 @@
 //! * [`tenants`]: tenant names and settings (reporting cap, retention).
 //! * [`audit`]: the hash-chained audit log: append, list, verify.
 //! * [`sessions`]: server-side sign-in sessions with a CSRF secret.
+//! * [`batches`]: batch claims, the idempotency several ingest nodes share.
 //! * [`requests`]: support-approved elevation requests, their compare-and-set transitions and
 //!   their numbers.
 //! * [`webhooks`]: notifications of requests (Standard Webhooks, Teams) from an outbox.
@@ -24,6 +25,7 @@
 //! * `plane`: [`ControlPlane`], with the authentication cache.
 
 pub mod audit;
+pub mod batches;
 mod error;
 pub mod json_files;
 pub mod keys;

@@ -126,6 +126,12 @@ impl ControlPlane {
             .is_some_and(|until| Instant::now() < until)
     }
 
+    /// The database could not be reached just now: callers that can go on without it skip it
+    /// for a while instead of each waiting out the pool's acquire timeout.
+    pub(crate) fn note_unreachable(&self) {
+        *self.offline_until.lock().expect("not poisoned") = Some(Instant::now() + OFFLINE_RETRY);
+    }
+
     pub(crate) fn webhook_wake(&self) -> &tokio::sync::Notify {
         &self.webhook_wake
     }
@@ -189,7 +195,7 @@ impl ControlPlane {
             Err(e) if e.is_unavailable() => {
                 // A dead database costs a caller the pool's acquire timeout (3 s): let uploads
                 // skip it for a while instead of each waiting.
-                *self.offline_until.lock().expect("not poisoned") = Some(Instant::now() + OFFLINE_RETRY);
+                self.note_unreachable();
                 match cached.as_ref().filter(|c| within(c, grace)) {
                     Some(c) => {
                         tracing::warn!(error = %e, "control-plane database unreachable; using a recently verified key");

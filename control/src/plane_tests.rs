@@ -529,3 +529,91 @@ async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_first_node_to_claim_a_batch_lands_it_and_the_claim_answers_retries_elsewhere() {
+    use crate::batches::{BatchClaim, BatchRef};
+    each_backend(|t: TestDb| async move {
+        let plane = ControlPlane::open(&t.db, ControlOptions::default()).await.unwrap();
+        let backend = t.backend;
+        let at = |hour: u32| {
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-12-01T{hour:02}:00:00Z"))
+                .unwrap()
+                .to_utc()
+        };
+        let batch = |tenant: &'static str, id: &'static str| BatchRef {
+            tenant,
+            device_id: "d-1",
+            batch_id: id,
+        };
+        let claim = |b: BatchRef<'static>, answer: &'static str, hour: u32| BatchClaim {
+            batch: b,
+            answer,
+            received_at: at(hour),
+        };
+        let (x, y, z) = (batch("contoso", "x"), batch("contoso", "y"), batch("contoso", "z"));
+        let on_a = [
+            claim(x, r#"{"node":"a","n":1}"#, 9),
+            claim(y, r#"{"node":"a","n":2}"#, 10),
+        ];
+        assert_eq!(
+            plane.claim_batches("a", &on_a).await.unwrap(),
+            Vec::<usize>::new(),
+            "{backend}"
+        );
+        // B holds copies of y (a retry that crossed nodes) and of z: only y is A's.
+        let on_b = [claim(z, r#"{"node":"b"}"#, 11), claim(y, r#"{"node":"b"}"#, 11)];
+        assert_eq!(plane.claim_batches("b", &on_b).await.unwrap(), vec![1], "{backend}");
+        // A landing retried or replayed by A keeps A's claims.
+        assert_eq!(
+            plane.claim_batches("a", &on_a).await.unwrap(),
+            Vec::<usize>::new(),
+            "{backend}"
+        );
+        assert_eq!(plane.claim_batches("b", &on_a).await.unwrap(), vec![0, 1], "{backend}");
+        // The same batch id under another tenant is another batch.
+        let other_tenant = [claim(batch("fabrikam", "y"), "{}", 11)];
+        assert_eq!(
+            plane.claim_batches("b", &other_tenant).await.unwrap(),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            plane.claimed_batch_answer(y).await.unwrap().as_deref(),
+            Some(r#"{"node":"a","n":2}"#),
+            "{backend}: a retry anywhere gets the first answer"
+        );
+        assert_eq!(
+            plane.claimed_batch_answer(batch("contoso", "never")).await.unwrap(),
+            None
+        );
+        // Claims older than the window go; the rest stay.
+        assert_eq!(plane.forget_batch_claims(at(10)).await.unwrap(), 1, "{backend}");
+        assert_eq!(plane.claimed_batch_answer(x).await.unwrap(), None);
+        assert!(plane.claimed_batch_answer(y).await.unwrap().is_some());
+        // Many claims at once go through in statements of bounded size.
+        let ids: Vec<String> = (0..12_000).map(|i| format!("bulk-{i}")).collect();
+        let bulk: Vec<BatchClaim<'_>> = ids
+            .iter()
+            .map(|id| BatchClaim {
+                batch: BatchRef {
+                    tenant: "contoso",
+                    device_id: "d-2",
+                    batch_id: id,
+                },
+                answer: "{}",
+                received_at: at(12),
+            })
+            .collect();
+        assert!(plane.claim_batches("a", &bulk).await.unwrap().is_empty(), "{backend}");
+        let taken = plane.claim_batches("b", &bulk[4_990..5_010]).await.unwrap();
+        assert_eq!(taken, (0..20).collect::<Vec<_>>(), "{backend}");
+        let mut mixed: Vec<BatchClaim<'_>> = bulk[11_990..].to_vec();
+        mixed.push(claim(batch("contoso", "fresh"), "{}", 12));
+        assert_eq!(
+            plane.claim_batches("b", &mixed).await.unwrap(),
+            (0..10).collect::<Vec<_>>()
+        );
+        plane.close().await;
+    })
+    .await;
+}

@@ -17,6 +17,17 @@ pub struct BatchKey {
     pub batch_id: String,
 }
 
+impl BatchKey {
+    /// The key as the control plane's batch claims name it.
+    pub fn as_batch_ref(&self) -> control::batches::BatchRef<'_> {
+        control::batches::BatchRef {
+            tenant: &self.tenant,
+            device_id: &self.device_id,
+            batch_id: &self.batch_id,
+        }
+    }
+}
+
 /// Events per table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Counts {

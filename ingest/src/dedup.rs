@@ -387,6 +387,11 @@ impl Dedup {
         Ok(())
     }
 
+    /// How long a batch is remembered.
+    pub(crate) fn window(&self) -> Duration {
+        self.window
+    }
+
     /// Batches remembered.
     pub(crate) fn len(&self) -> usize {
         self.map.lock().expect("not poisoned").len()

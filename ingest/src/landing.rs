@@ -123,6 +123,9 @@ pub struct LandingStats {
     pub landed_seq: AtomicU64,
     /// Consecutive failed landings (0 when healthy).
     pub failing: AtomicU64,
+    /// Batches not landed because another node sharing the control plane had claimed them
+    /// first (retries that crossed nodes).
+    pub stored_elsewhere: AtomicU64,
 }
 
 /// What the lander works with.
@@ -152,6 +155,9 @@ pub enum LandingError {
     /// Writing a table failed.
     #[error(transparent)]
     Warehouse(#[from] warehouse::WarehouseError),
+    /// Claiming the batches in the shared control-plane database failed: nothing was landed.
+    #[error("cannot claim the batches in the control-plane database: {0}")]
+    Claims(#[from] control::ControlError),
     /// Persisting answers or deleting log segments failed.
     #[error("after landing: {0}")]
     Bookkeeping(String),
@@ -182,6 +188,9 @@ impl Lander {
 
     async fn land(&self, chunk: &mut [Pending]) -> Result<u64, LandingError> {
         let max_seq = chunk.iter().map(|p| p.record.seq).max().expect("chunk is not empty");
+        if self.control.shared_between_nodes() {
+            self.claim(chunk).await?;
+        }
         // Before the rows are committed: a crash between the two replays these records and
         // marks them again (marking is idempotent), where a mark after the commit could be lost.
         self.mark_approvals_used(chunk).await;
@@ -279,6 +288,41 @@ impl Lander {
         Ok(())
     }
 
+    /// Claims the chunk's batches for this node in the control-plane database that every node
+    /// shares (see `control::batches`), before any of its rows are committed. A batch another
+    /// node claimed first was stored there (a retry that crossed nodes): this node drops its
+    /// copy. Claims already this node's (a landing retried or replayed) stay so.
+    async fn claim(&self, chunk: &mut [Pending]) -> Result<(), LandingError> {
+        let answers: Vec<String> = chunk
+            .iter()
+            .map(|p| serde_json::to_string(&p.record.header.answer).expect("an answer always serialises"))
+            .collect();
+        let claims: Vec<control::batches::BatchClaim<'_>> = chunk
+            .iter()
+            .zip(&answers)
+            .map(|(p, answer)| control::batches::BatchClaim {
+                batch: p.record.header.key.as_batch_ref(),
+                answer,
+                received_at: p.record.header.received_at,
+            })
+            .collect();
+        let stored_elsewhere = self.control.claim_batches(&self.node_id, &claims).await?;
+        if !stored_elsewhere.is_empty() {
+            tracing::info!(
+                batches = stored_elsewhere.len(),
+                "dropping batches another node stored first (retries that crossed nodes)"
+            );
+            metrics::counter!("elevation_ingest_cross_node_duplicates_total").increment(stored_elsewhere.len() as u64);
+        }
+        self.stats
+            .stored_elsewhere
+            .fetch_add(stored_elsewhere.len() as u64, Ordering::Relaxed);
+        for i in stored_elsewhere {
+            chunk[i].needs = [false, false];
+        }
+        Ok(())
+    }
+
     /// Marks the support-approved requests whose approvals the chunk's not yet landed
     /// `supportApprovedElevation` rows ran under (off the upload's path: one control-plane
     /// call per tenant per landing). A failure is logged and never holds up landing: those
@@ -312,6 +356,12 @@ impl Lander {
             if last_prune.elapsed() > Duration::from_secs(60) {
                 if let Err(e) = self.dedup.prune(self.clock.now()) {
                     tracing::warn!(error = %e, "cannot delete expired idempotency answers");
+                }
+                if self.control.shared_between_nodes() {
+                    let before = self.clock.now() - self.dedup.window();
+                    if let Err(e) = self.control.forget_batch_claims(before).await {
+                        tracing::warn!(error = %e, "cannot delete expired batch claims");
+                    }
                 }
                 last_prune = Instant::now();
             }

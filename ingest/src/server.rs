@@ -21,7 +21,7 @@ use utoipa::OpenApi;
 use warehouse::validate::ValidationContext;
 use warehouse::{Clock, Table, Warehouse};
 
-use crate::answer::BatchAnswer;
+use crate::answer::{BatchAnswer, BatchKey};
 use crate::batch::{UploadLimits, process};
 use crate::dedup::{Claim, Dedup};
 use crate::landing::{Lander, LandingBuffer, LandingStats, Pending};
@@ -105,6 +105,16 @@ pub enum IngestError {
         /// The data folder.
         path: PathBuf,
     },
+}
+
+/// What `wal land` did with another node's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LandedLog {
+    /// Batches the log held.
+    pub batches: usize,
+    /// Of those, batches another node had stored first (a retry that crossed nodes), so not
+    /// landed again.
+    pub stored_elsewhere: u64,
 }
 
 /// What the handlers share.
@@ -275,13 +285,13 @@ impl Ingest {
     /// will not come back; its disk attached here) into `warehouse` under that node's own
     /// identity, so batches it already landed are not landed again and running this twice
     /// lands nothing the second time. Refuses a folder a running node holds. Answers how many
-    /// batches the log held.
+    /// batches the log held and how many of those another node had stored first.
     pub async fn land_log_of(
         dir: &Path,
         warehouse: Arc<Warehouse>,
         clock: Arc<dyn Clock>,
         control: Arc<ControlPlane>,
-    ) -> Result<usize, IngestError> {
+    ) -> Result<LandedLog, IngestError> {
         if !dir.join("node-id").is_file() {
             return Err(IngestError::State {
                 path: dir.join("node-id"),
@@ -292,9 +302,13 @@ impl Ingest {
             });
         }
         let node = Ingest::start(IngestConfig::new(dir), warehouse, clock, control).await?;
-        let replayed = node.replayed();
+        let batches = node.replayed();
+        let stats = node.stats_handle();
         node.shutdown().await?;
-        Ok(replayed)
+        Ok(LandedLog {
+            batches,
+            stored_elsewhere: stats.stored_elsewhere.load(Ordering::Relaxed),
+        })
     }
 
     /// This node's identity (its `node-id`): the `txn` app id of its landings, the holder of
@@ -612,6 +626,15 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
                 continue;
             }
             Claim::New(guard) => {
+                if let Some(first) = stored_by_another_node(&shared.control, &processed.key).await {
+                    drop(guard);
+                    metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "duplicate")
+                        .increment(1);
+                    break BatchAnswer {
+                        duplicate: true,
+                        ..first
+                    };
+                }
                 let header = RecordHeader {
                     key: processed.key.clone(),
                     received_at: now,
@@ -641,6 +664,25 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     };
     metrics::histogram!("elevation_ingest_request_seconds").record(started.elapsed().as_secs_f64());
     Ok(axum::Json(answer).into_response())
+}
+
+/// The first answer of a batch another node sharing this control plane has landed (a retry
+/// that crossed nodes). Not knowing (the database unreachable) is not an error: the upload is
+/// stored, and the batch claims settle which copy lands.
+async fn stored_by_another_node(control: &ControlPlane, key: &BatchKey) -> Option<BatchAnswer> {
+    if !control.shared_between_nodes() {
+        return None;
+    }
+    match control.claimed_batch_answer(key.as_batch_ref()).await {
+        Ok(Some(json)) => serde_json::from_str(&json)
+            .inspect_err(|e| tracing::warn!(error = %e, "a batch claim holds an answer this version cannot read"))
+            .ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot look the batch up in the control plane; its claim decides at landing");
+            None
+        }
+    }
 }
 
 fn record_accepted(tenant: &str, answer: &BatchAnswer) {

@@ -41,6 +41,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "leases: one node at a time for the maintenance pass",
         sql: include_str!("../../migrations/sqlite/0003_leases.sql"),
     },
+    Migration {
+        version: 4,
+        description: "batch claims: a retry on another ingest node is still a duplicate",
+        sql: include_str!("../../migrations/sqlite/0004_batch_claims.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order (the same versions as SQLite's).
@@ -59,6 +64,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         description: "leases: one node at a time for the maintenance pass",
         sql: include_str!("../../migrations/postgres/0003_leases.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "batch claims: a retry on another ingest node is still a duplicate",
+        sql: include_str!("../../migrations/postgres/0004_batch_claims.sql"),
     },
 ];
 
