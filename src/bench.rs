@@ -37,6 +37,11 @@ pub(crate) struct IngestBenchArgs {
     /// --batch-events). The figure to watch is batches per second.
     #[arg(long, conflicts_with_all = ["events", "batch_events"])]
     small_batches: bool,
+    /// Ingest nodes (`serve` processes) sharing one warehouse and one control plane, the
+    /// uploads spread over them as a load balancer would. More than one needs
+    /// `--control-db postgres://…`: that is where their batch claims live.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
 }
 
 impl IngestBenchArgs {
@@ -185,56 +190,17 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         "the floor stored {floor_rows} rows of {events}"
     );
 
-    // End to end, against a real server process.
-    let node = work.path().join("node");
-    std::fs::create_dir_all(&node)?;
-    let node_data = crate::DataArgs {
-        data_dir: node.clone(),
-        warehouse: None,
-        tenant: "bench".into(),
-        control_db: data.control_db.clone(),
-        query_memory: data.query_memory,
-        cluster: data.cluster.clone(),
-    };
-    let control = crate::admin::open(&node_data).await?;
-    let (key, _) = control
-        .create_key(
-            &control::AuditContext::cli(None),
-            "bench",
-            control::KeyKind::Agent,
-            None,
-            None,
-        )
-        .await?;
-    control.close().await;
-    let server = ServerProcess::start(&node_data, &[])?;
-    let (pid, base) = (server.pid, server.base.clone());
-    let peak = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = crate::memory_stats::status_kib(&pid.to_string(), "VmHWM") {
-                    peak.fetch_max(kib, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
-    let client = ingest::AgentClient::new(&base, &key);
-    let report = client.upload_all(bodies, args.concurrency).await.context("uploading")?;
-    let acked = report.totals().0.elevations;
+    // End to end, against real server processes sharing one warehouse.
+    let run = run_nodes(data, &work, bodies, &args).await?;
+    let acked: u64 = run.reports.iter().map(|r| r.totals().0.elevations).sum();
     anyhow::ensure!(
         acked as f64 == events,
-        "the server acknowledged {acked} of {events} events"
+        "the servers acknowledged {acked} of {events} events"
     );
-    let stop_started = Instant::now();
-    server.stop()?;
-    let landed_after = report.elapsed + stop_started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().expect("sampler");
-    let files = count_files(&node.join("warehouse").join("elevations"), "parquet");
+    let elapsed = run.reports.iter().map(|r| r.elapsed).max().unwrap_or_default();
+    let landed_after = run.landed_after;
+    let warehouse_dir = work.path().join("warehouse");
+    let files = count_files(&warehouse_dir.join("elevations"), "parquet");
     let table_bytes: u64 = {
         fn size(dir: &Path) -> u64 {
             std::fs::read_dir(dir)
@@ -251,15 +217,16 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
                 })
                 .unwrap_or(0)
         }
-        size(&node.join("warehouse").join("elevations"))
+        size(&warehouse_dir.join("elevations"))
     };
+    let commits = count_files(&warehouse_dir.join("elevations").join("_delta_log"), "json");
 
-    let e2e = report.elapsed.as_secs_f64();
+    let e2e = elapsed.as_secs_f64();
     let floor_s = floor_time.as_secs_f64();
     println!();
     println!(
-        "elevation bench ingest — {batches} batches × {per_batch} events, {} uploads in flight",
-        args.concurrency
+        "elevation bench ingest — {batches} batches × {per_batch} events, {} uploads in flight, {} node(s) on a {} control plane",
+        args.concurrency, args.nodes, run.backend
     );
     println!(
         "  JSON {:.1} MB, gzip on the wire {:.1} MB",
@@ -287,14 +254,20 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
     }
     println!();
     println!("  end to end / floor: {:.2}×", floor_s / e2e);
+    for (n, (report, node)) in run.reports.iter().zip(&run.nodes).enumerate() {
+        println!(
+            "  node {n}: {} events, ack latency p50 {:.1} ms, p99 {:.1} ms, CPU {:.1} s ({:.2} cores over the upload), peak RSS {:.0} MiB",
+            report.totals().0.elevations,
+            report.latency_quantile(0.5).as_secs_f64() * 1e3,
+            report.latency_quantile(0.99).as_secs_f64() * 1e3,
+            node.cpu_seconds,
+            node.cpu_seconds / landed_after.as_secs_f64(),
+            node.peak_rss_kib as f64 / 1024.0
+        );
+    }
     println!(
-        "  ack latency p50 {:.1} ms, p99 {:.1} ms",
-        report.latency_quantile(0.5).as_secs_f64() * 1e3,
-        report.latency_quantile(0.99).as_secs_f64() * 1e3
-    );
-    println!(
-        "  server peak RSS {:.0} MiB",
-        peak.load(Ordering::Relaxed) as f64 / 1024.0
+        "  commits to the elevations table: {commits} ({:.2} per second until landed)",
+        commits as f64 / landed_after.as_secs_f64()
     );
     println!(
         "  Parquet files written {files}, table size {:.1} MB ({:.1} bytes/event)",
@@ -302,6 +275,133 @@ pub(crate) async fn ingest(data: &crate::DataArgs, args: IngestBenchArgs) -> Res
         table_bytes as f64 / events
     );
     Ok(())
+}
+
+/// What the end-to-end part measured.
+struct NodesRun {
+    /// One per node, its share of the uploads.
+    reports: Vec<ingest::client::UploadReport>,
+    /// From the first upload until every node had stopped (landing what it held).
+    landed_after: Duration,
+    /// Per node.
+    nodes: Vec<NodeUsage>,
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
+}
+
+/// What one `serve` process used.
+struct NodeUsage {
+    /// User and system CPU time.
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+}
+
+/// Starts `args.nodes` servers on one warehouse (`WORK/warehouse`) and control plane, spreads
+/// `bodies` over them round-robin (each node its share of the uploads in flight), and stops
+/// them gracefully.
+async fn run_nodes(
+    data: &crate::DataArgs,
+    work: &tempfile::TempDir,
+    bodies: Vec<Vec<u8>>,
+    args: &IngestBenchArgs,
+) -> Result<NodesRun> {
+    let nodes = usize::from(args.nodes);
+    let node_data: Vec<crate::DataArgs> = (0..nodes)
+        .map(|n| crate::DataArgs {
+            data_dir: work.path().join(format!("node-{n}")),
+            warehouse: Some(work.path().join("warehouse").display().to_string()),
+            tenant: "bench".into(),
+            // The first node's folder holds the SQLite file when no database is named.
+            control_db: Some(
+                data.control_db
+                    .clone()
+                    .unwrap_or_else(|| work.path().join("node-0").join("control.db").display().to_string()),
+            ),
+            query_memory: data.query_memory,
+            cluster: data.cluster.clone(),
+        })
+        .collect();
+    for node in &node_data {
+        std::fs::create_dir_all(&node.data_dir)?;
+    }
+    let control = crate::admin::open(&node_data[0]).await?;
+    let backend = control.backend();
+    anyhow::ensure!(
+        nodes == 1 || control.shared_between_nodes(),
+        "{nodes} nodes must share their batch claims: pass --control-db postgres://…"
+    );
+    let (key, _) = control
+        .create_key(
+            &control::AuditContext::cli(None),
+            "bench",
+            control::KeyKind::Agent,
+            None,
+            None,
+        )
+        .await?;
+    control.close().await;
+    let servers = node_data
+        .iter()
+        .map(|node| ServerProcess::start(node, &["--maintenance-interval-minutes", "0"]))
+        .collect::<Result<Vec<_>>>()?;
+    let peaks: Vec<Arc<AtomicU64>> = servers.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let pids: Vec<String> = servers.iter().map(|s| s.pid.to_string()).collect();
+        let (peaks, done) = (peaks.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                for (pid, peak) in pids.iter().zip(&peaks) {
+                    if let Some(kib) = crate::memory_stats::status_kib(pid, "VmHWM") {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut shares: Vec<Vec<Vec<u8>>> = vec![Vec::new(); nodes];
+    for (n, body) in bodies.into_iter().enumerate() {
+        shares[n % nodes].push(body);
+    }
+    let in_flight = args.concurrency.div_ceil(nodes).max(1);
+    let started = Instant::now();
+    let uploads = servers.iter().zip(shares).map(|(server, share)| {
+        let client = ingest::AgentClient::new(&server.base, &key);
+        async move { client.upload_all(share, in_flight).await }
+    });
+    let reports = futures::future::try_join_all(uploads).await.context("uploading")?;
+    let mut usage = Vec::new();
+    for (server, peak) in servers.into_iter().zip(&peaks) {
+        let pid = server.pid;
+        let before_exit = cpu_seconds(pid);
+        server.stop()?;
+        usage.push(NodeUsage {
+            // Read just before the stop (its final landing adds a little): /proc forgets a
+            // process once it is reaped.
+            cpu_seconds: before_exit.unwrap_or(0.0),
+            peak_rss_kib: peak.load(Ordering::Relaxed),
+        });
+    }
+    let landed_after = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    Ok(NodesRun {
+        reports,
+        landed_after,
+        nodes: usage,
+        backend,
+    })
+}
+
+/// User plus system CPU seconds of a live process, from `/proc/PID/stat` (in clock ticks of
+/// 1/100 s, Linux's fixed USER_HZ).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// A real `elevation serve` child process of a benchmark, on a free loopback port.
@@ -320,6 +420,7 @@ impl ServerProcess {
             .arg(&data.data_dir)
             .arg("--control-db")
             .arg(crate::admin::control_db(data).as_arg())
+            .args(data.warehouse.iter().flat_map(|w| ["--warehouse", w.as_str()]))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -242,3 +242,52 @@ async fn two_ingest_nodes_and_a_ballista_cluster_on_s3_and_postgresql_behave_as_
         assert_eq!(ask(name, true), here, "{name} on the cluster");
     }
 }
+
+/// `bench ingest --nodes 2` runs two servers on one warehouse and PostgreSQL, and says what
+/// each did (a smoke test: the figures themselves are for release builds, in BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_benchmark_spreads_uploads_over_two_nodes() {
+    let pg = control::testing::TestDb::postgres().await;
+    let dir = temp_dir();
+    let output = crate::support::elevation(
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--control-db",
+            &pg.db.as_arg(),
+            "bench",
+            "ingest",
+            "--nodes",
+            "2",
+            "--events",
+            "4000",
+            "--batch-events",
+            "100",
+            "--concurrency",
+            "4",
+        ],
+        dir.path(),
+    );
+    let printed = stdout_of(&output);
+    assert!(printed.contains("2 node(s) on a postgres control plane"), "{printed}");
+    for node in ["node 0: 2000 events", "node 1: 2000 events"] {
+        assert!(printed.contains(node), "{node}: {printed}");
+    }
+    // Without PostgreSQL two nodes could not share their claims: refused, saying why.
+    let refused = crate::support::elevation(
+        &[
+            "--data-dir",
+            dir.path().join("sqlite").to_str().unwrap(),
+            "bench",
+            "ingest",
+            "--nodes",
+            "2",
+            "--events",
+            "100",
+        ],
+        dir.path(),
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("postgres://"), "{said}");
+}
