@@ -138,6 +138,23 @@ fn files_under(dir: &Path) -> usize {
 async fn every_report_on_a_ballista_cluster_equals_the_in_process_answer() {
     let mut node = Node::start().await;
     let truth = land_fleet(&node, &node.agent_key, "contoso", 20, 40, 4).await;
+    // Another tenant in the same tables: a query lists only its own tenant's files.
+    let fabrikam = crate::reports::key_for(&node, "fabrikam", control::KeyKind::Agent, None).await;
+    land_fleet(&node, &fabrikam, "fabrikam", 21, 10, 2).await;
+    let listed = async |tenant| {
+        let delta = node.warehouse.latest(warehouse::Table::Elevations).await.unwrap();
+        queries::cluster::SnapshotTable::of(&delta, warehouse::Table::Elevations, tenant)
+            .await
+            .unwrap()
+            .file_count()
+    };
+    let (contoso_files, fabrikam_files) = (listed(Some("contoso")).await, listed(Some("fabrikam")).await);
+    assert!(contoso_files > 0 && fabrikam_files > 0);
+    assert_eq!(
+        contoso_files + fabrikam_files,
+        listed(None).await,
+        "each file is one tenant's"
+    );
     node.stop().await;
     let data = node.dir.path().to_str().unwrap().to_owned();
     // Compaction and the rollups: whole days then come from the rollup tables, so those are

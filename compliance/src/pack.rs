@@ -134,7 +134,7 @@ async fn write_pack(
     dir: &Path,
 ) -> Result<PackSummary, ComplianceError> {
     let (tenant, from, to) = (request.tenant.as_str(), request.from, request.to);
-    let source = read::open(warehouse, request.versions.as_ref()).await?;
+    let source = read::open(warehouse, tenant, request.versions.as_ref()).await?;
     let oldest = read::oldest(&source.ctx, tenant).await?;
     if !request.known_tenant && oldest.iter().all(|(_, o)| o.is_none()) {
         return Err(ComplianceError::UnknownTenant(tenant.to_owned()));

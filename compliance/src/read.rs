@@ -69,9 +69,10 @@ pub(crate) struct Source {
     pub(crate) versions: BTreeMap<String, u64>,
 }
 
-/// Opens the tables at `versions` (by table name), or at their latest versions.
+/// Opens `tenant`'s tables at `versions` (by table name), or at their latest versions.
 pub(crate) async fn open(
     warehouse: &warehouse::Warehouse,
+    tenant: &str,
     versions: Option<&BTreeMap<String, u64>>,
 ) -> Result<Source, ComplianceError> {
     let mut pins = Vec::new();
@@ -84,7 +85,7 @@ pub(crate) async fn open(
         };
         pins.push((table, version));
     }
-    let (ctx, read) = queries::pinned_session(warehouse, &pins)
+    let (ctx, read) = queries::pinned_session(warehouse, &pins, Some(tenant))
         .await
         .map_err(|e| match (versions, e) {
             (Some(_), queries::QueryError::Warehouse(w)) => ComplianceError::BadManifest(format!(

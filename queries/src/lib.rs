@@ -145,7 +145,7 @@ impl QueryError {
 /// uploads. (The Delta scan lists files from the log, not from storage, so DataFusion's
 /// list-files cache never hides new files.)
 pub async fn session(warehouse: &Warehouse) -> Result<SessionContext, QueryError> {
-    Ok(open(warehouse).await?.ctx)
+    Ok(open(warehouse, None).await?.ctx)
 }
 
 /// A session and the table snapshots registered in it, for questions that look at a table's
@@ -156,14 +156,16 @@ pub(crate) struct Opened {
     pub(crate) elevations: warehouse::deltalake::DeltaTable,
 }
 
-pub(crate) async fn open(warehouse: &Warehouse) -> Result<Opened, QueryError> {
+/// Opens every table; `tenant` says whose rows the session will read (on a cluster only that
+/// tenant's files are listed), `None` everyone's.
+pub(crate) async fn open(warehouse: &Warehouse, tenant: Option<&str>) -> Result<Opened, QueryError> {
     let ctx = new_context().await?;
     let mut elevations = None;
     // In `EVERY`'s order: `user_numbers` after `daily_user_sets`, so every number a set names
     // is known.
     for table in Table::EVERY {
         let delta = warehouse.latest(table).await?;
-        register(&ctx, table, &delta).await?;
+        register(&ctx, table, &delta, tenant).await?;
         if table == Table::Elevations {
             elevations = Some(delta);
         }
@@ -186,9 +188,13 @@ async fn register(
     ctx: &SessionContext,
     table: Table,
     delta: &warehouse::deltalake::DeltaTable,
+    tenant: Option<&str>,
 ) -> Result<(), QueryError> {
     if cluster::cluster().is_some() {
-        ctx.register_table(table.name(), Arc::new(cluster::SnapshotTable::of(delta, table).await?))?;
+        ctx.register_table(
+            table.name(),
+            Arc::new(cluster::SnapshotTable::of(delta, table, tenant).await?),
+        )?;
         return Ok(());
     }
     let failed = |source| QueryError::Delta {
@@ -206,10 +212,12 @@ async fn register(
 /// it was at version `v` (time travel), `None` at its latest version. Answers the versions
 /// read, so a later reader can ask for exactly the same rows (a compliance pack re-made from
 /// its manifest). Fails when a version's log or files are gone (the log is kept 7 days after
-/// a checkpoint; a retention pass vacuums the files of older versions).
+/// a checkpoint; a retention pass vacuums the files of older versions). With `tenant`, the
+/// session reads that tenant's rows only (on a cluster only its files are listed).
 pub async fn pinned_session(
     warehouse: &Warehouse,
     tables: &[(Table, Option<u64>)],
+    tenant: Option<&str>,
 ) -> Result<(SessionContext, Vec<(Table, u64)>), QueryError> {
     let ctx = new_context().await?;
     let mut versions = Vec::with_capacity(tables.len());
@@ -218,7 +226,7 @@ pub async fn pinned_session(
             Some(version) => warehouse.at_version(table, version).await?,
             None => warehouse.latest(table).await?,
         };
-        register(&ctx, table, &delta).await?;
+        register(&ctx, table, &delta, tenant).await?;
         versions.push((table, delta.version().unwrap_or(0)));
     }
     Ok((ctx, versions))

@@ -188,7 +188,7 @@ fn cell_order(a: &Cell, b: &Cell) -> std::cmp::Ordering {
 }
 
 async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> Result<Report, QueryError> {
-    let Opened { ctx, elevations: raw } = open(warehouse).await?;
+    let Opened { ctx, elevations: raw } = open(warehouse, Some(&request.tenant)).await?;
     let mut report = Report {
         name: request.name,
         from: request.from,
@@ -406,7 +406,7 @@ pub async fn quarter_hour_counts(
     request: &ReportRequest,
 ) -> Result<(Vec<(DateTime<Utc>, i64)>, Coverage), QueryError> {
     const QUARTER_HOUR_MICROS: i64 = 15 * 60 * 1_000_000;
-    let Opened { ctx, elevations: raw } = open(warehouse).await?;
+    let Opened { ctx, elevations: raw } = open(warehouse, Some(&request.tenant)).await?;
     let coverage = Coverage::of_closed(closed_days(&ctx, &raw, &request.tenant, request.from, request.to).await?);
     let bucket = datafusion::logical_expr::cast(ident("eventDateTime"), DataType::Int64) / lit(QUARTER_HOUR_MICROS);
     let frame = elevations(&ctx, request)
@@ -431,7 +431,7 @@ pub async fn error_codes_by_day(
     warehouse: &Warehouse,
     request: &ReportRequest,
 ) -> Result<Vec<(NaiveDate, i64, i64)>, QueryError> {
-    let Opened { ctx, .. } = open(warehouse).await?;
+    let Opened { ctx, .. } = open(warehouse, Some(&request.tenant)).await?;
     let mut frame = in_window(&ctx, Table::Diagnostics, request).await?;
     if let Some(device) = &request.filters.device_name {
         frame = frame.filter(ident("deviceName").eq(lit(device.as_str())))?;

@@ -30,7 +30,7 @@ pub(super) struct Read {
 /// `value_numbers`); values the rollups have not numbered get numbers past those, for this
 /// answer only.
 pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Result<Read, QueryError> {
-    let opened = crate::open(warehouse).await?;
+    let opened = crate::open(warehouse, Some(&request.tenant)).await?;
     let ctx = &opened.ctx;
     let rolled = rolled_days(ctx, &opened.elevations, &request.tenant).await?;
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
