@@ -77,6 +77,36 @@ pub(crate) fn event_pool(seed: u64) -> Result<Vec<warehouse::ElevationEvent>> {
     Ok(pool)
 }
 
+/// Batch `b` of a benchmark: `per_batch` elevations taken in turn from `pool` (from `*next`),
+/// each with an id of its own (`{ids}-{b}-{i}`), from one of 20,000 devices named after
+/// `devices`.
+pub(crate) fn pool_batch(
+    pool: &[warehouse::ElevationEvent],
+    next: &mut usize,
+    ids: &str,
+    devices: &str,
+    b: usize,
+    per_batch: usize,
+) -> AgentBatch {
+    let elevations = (0..per_batch)
+        .map(|i| {
+            let mut event = pool[*next % pool.len()].clone();
+            *next += 1;
+            event.id = format!("{ids}-{b:07}-{i:05}");
+            event
+        })
+        .collect();
+    AgentBatch {
+        batch_id: format!("{ids}-batch-{b:07}"),
+        device_id: format!("{devices}-device-{:05}", b % 20_000),
+        device_name: format!("{}-{:05}", devices.to_uppercase(), b % 20_000),
+        agent_version: "1.4.0".into(),
+        reporting_level: ReportingLevel::All,
+        elevations,
+        diagnostics: Vec::new(),
+    }
+}
+
 /// Builds `count` gzip bodies of `per_batch` elevations each, drawn from a simulated fleet
 /// (every event gets a fresh id, so nothing is a duplicate). Returns the bodies and the JSON
 /// bytes they hold.
@@ -86,22 +116,7 @@ fn bodies(seed: u64, count: usize, per_batch: usize) -> Result<(Vec<Vec<u8>>, u6
     let mut json_bytes = 0u64;
     let mut next = 0usize;
     for b in 0..count {
-        let mut elevations = Vec::with_capacity(per_batch);
-        for i in 0..per_batch {
-            let mut event = pool[next % pool.len()].clone();
-            next += 1;
-            event.id = format!("bench-{b:07}-{i:05}");
-            elevations.push(event);
-        }
-        let batch = AgentBatch {
-            batch_id: format!("bench-batch-{b:07}"),
-            device_id: format!("bench-device-{:05}", b % 20_000),
-            device_name: format!("BENCH-{:05}", b % 20_000),
-            agent_version: "1.4.0".into(),
-            reporting_level: ReportingLevel::All,
-            elevations,
-            diagnostics: Vec::new(),
-        };
+        let batch = pool_batch(&pool, &mut next, "bench", "bench", b, per_batch);
         let json = serde_json::to_vec(&batch)?;
         json_bytes += json.len() as u64;
         out.push(ingest::AgentClient::compress(&json));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use warehouse::{AgentBatch, Clock, ReportingLevel};
+use warehouse::Clock;
 
 use crate::bench::ServerProcess;
 
@@ -73,23 +73,7 @@ impl Templates {
         let mut markers = Vec::with_capacity(count);
         let mut next = 0usize;
         for b in 0..count {
-            let elevations = (0..per_batch)
-                .map(|i| {
-                    let mut event = pool[next % pool.len()].clone();
-                    next += 1;
-                    event.id = format!("soak-{marker}-{b:04}-{i:05}");
-                    event
-                })
-                .collect();
-            let batch = AgentBatch {
-                batch_id: format!("soak-{marker}-batch-{b:04}"),
-                device_id: format!("soak-device-{:05}", b % 20_000),
-                device_name: format!("SOAK-{:05}", b % 20_000),
-                agent_version: "1.4.0".into(),
-                reporting_level: ReportingLevel::All,
-                elevations,
-                diagnostics: Vec::new(),
-            };
+            let batch = crate::bench::pool_batch(&pool, &mut next, &format!("soak-{marker}"), "soak", b, per_batch);
             let body = serde_json::to_vec(&batch)?;
             markers.push(
                 body.windows(MARKER.len())
