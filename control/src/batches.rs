@@ -49,18 +49,31 @@ const CLAIMS_PER_STATEMENT: usize = 5_000;
 
 impl ControlPlane {
     /// Claims `claims` for `node`, all or none. Answers the positions (in `claims`) of the
-    /// batches another node claimed first: the caller must not land those.
+    /// batches another node claimed first, and of any repeat of a batch earlier in `claims`:
+    /// the caller must not land those.
     pub async fn claim_batches(&self, node: &str, claims: &[BatchClaim<'_>]) -> Result<Vec<usize>, ControlError> {
+        // A key twice in one statement would fail it (PostgreSQL refuses to update a row twice
+        // in one command), and with it every landing after: the first copy is claimed, the
+        // others are dropped like copies another node holds.
+        let mut seen = HashSet::new();
         let mut others = Vec::new();
+        let mut unique: Vec<(usize, &BatchClaim<'_>)> = Vec::with_capacity(claims.len());
+        for (position, claim) in claims.iter().enumerate() {
+            if seen.insert(claim.batch) {
+                unique.push((position, claim));
+            } else {
+                others.push(position);
+            }
+        }
         let mut tx = self.store().begin_write().await?;
-        for (part, chunk) in claims.chunks(CLAIMS_PER_STATEMENT).enumerate() {
+        for chunk in unique.chunks(CLAIMS_PER_STATEMENT) {
             // The no-op update makes RETURNING yield the rows that were there already too,
             // each with the node that claimed it.
             let holders: Vec<(String, String, String, String)> = crate::on!(&mut tx, conn => {
                 let mut statement = sqlx::QueryBuilder::new(
                     "INSERT INTO batch_claims (tenant, device_id, batch_id, node, answer, received_at) ",
                 );
-                statement.push_values(chunk, |mut row, claim| {
+                statement.push_values(chunk, |mut row, (_, claim)| {
                     row.push_bind(claim.batch.tenant)
                         .push_bind(claim.batch.device_id)
                         .push_bind(claim.batch.batch_id)
@@ -79,17 +92,15 @@ impl ControlPlane {
                 .filter(|(_, _, _, holder)| holder != node)
                 .map(|(tenant, device, batch, _)| (tenant.as_str(), device.as_str(), batch.as_str()))
                 .collect();
-            if claimed_by_others.is_empty() {
-                continue;
-            }
-            for (i, claim) in chunk.iter().enumerate() {
+            for (position, claim) in chunk {
                 let key = (claim.batch.tenant, claim.batch.device_id, claim.batch.batch_id);
                 if claimed_by_others.contains(&key) {
-                    others.push(part * CLAIMS_PER_STATEMENT + i);
+                    others.push(*position);
                 }
             }
         }
         tx.commit().await?;
+        others.sort_unstable();
         Ok(others)
     }
 

@@ -613,6 +613,18 @@ async fn the_first_node_to_claim_a_batch_lands_it_and_the_claim_answers_retries_
             plane.claim_batches("b", &mixed).await.unwrap(),
             (0..10).collect::<Vec<_>>()
         );
+        // The same batch twice in one landing: the first copy is claimed, the repeat dropped.
+        let twice = [
+            claim(batch("contoso", "dup"), "{}", 12),
+            claim(batch("contoso", "other"), "{}", 12),
+            claim(batch("contoso", "dup"), "{}", 12),
+        ];
+        assert_eq!(plane.claim_batches("a", &twice).await.unwrap(), vec![2], "{backend}");
+        assert_eq!(
+            plane.claim_batches("b", &twice).await.unwrap(),
+            vec![0, 1, 2],
+            "{backend}"
+        );
         plane.close().await;
     })
     .await;
