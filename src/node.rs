@@ -58,7 +58,7 @@ pub(crate) async fn serve(
             let lease = Arc::new(control::LeaseKeeper::start(
                 control.clone(),
                 crate::maintain::LEASE,
-                ingest.node_id().to_owned(),
+                node_id.clone(),
                 maintenance.lease,
                 |held| metrics::gauge!("elevation_maintenance_lease_held").set(if held { 1.0 } else { 0.0 }),
             ));

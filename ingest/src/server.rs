@@ -606,14 +606,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
             )
         })?;
         match claim {
-            Claim::Stored(first) => {
-                metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "duplicate")
-                    .increment(1);
-                break BatchAnswer {
-                    duplicate: true,
-                    ..(*first).clone()
-                };
-            }
+            Claim::Stored(first) => break stored_before(&tenant, &first),
             Claim::Wait(mut receiver) => {
                 // The same batch is being stored by another request: its outcome is ours.
                 let outcome = receiver.wait_for(Option::is_some).await.ok().and_then(|v| v.clone());
@@ -628,12 +621,7 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
             Claim::New(guard) => {
                 if let Some(first) = stored_by_another_node(&shared.control, &processed.key).await {
                     drop(guard);
-                    metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.clone(), "outcome" => "duplicate")
-                        .increment(1);
-                    break BatchAnswer {
-                        duplicate: true,
-                        ..first
-                    };
+                    break stored_before(&tenant, &first);
                 }
                 let header = RecordHeader {
                     key: processed.key.clone(),
@@ -664,6 +652,17 @@ async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Result<R
     };
     metrics::histogram!("elevation_ingest_request_seconds").record(started.elapsed().as_secs_f64());
     Ok(axum::Json(answer).into_response())
+}
+
+/// The answer to a batch stored before (on this node or another): its first answer, marked
+/// a duplicate, and counted as one.
+fn stored_before(tenant: &str, first: &BatchAnswer) -> BatchAnswer {
+    metrics::counter!("elevation_ingest_batches_total", "tenant" => tenant.to_owned(), "outcome" => "duplicate")
+        .increment(1);
+    BatchAnswer {
+        duplicate: true,
+        ..first.clone()
+    }
 }
 
 /// The first answer of a batch another node sharing this control plane has landed (a retry
