@@ -439,7 +439,12 @@ impl ServerProcess {
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .env("RUST_LOG", "warn,buoyant_kernel::snapshot::builder=off")
+            // Quiet unless the caller asked for a log (RUST_LOG=warn,ingest::landing=debug shows
+            // where each landing's time goes).
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,buoyant_kernel::snapshot::builder=off".into()),
+            )
             .spawn()
             .context("starting elevation serve")?;
         let mut lines = BufReader::new(child.stdout.take().expect("piped"));

@@ -416,6 +416,58 @@ async fn the_tenant_comes_from_the_key_never_from_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_finds_the_backlog_full_waits_for_a_landing_instead_of_being_turned_away() {
+    let mut node = Node::start_with(|c| {
+        c.max_buffered_bytes = 1;
+        c.land_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let first = node
+        .upload(&one_event_batch("b-wait-1", "w-1", "userConfirmedElevation"))
+        .await;
+    assert_eq!(first.status, 200);
+    let second = tokio::spawn({
+        let (base, key) = (node.base.clone(), node.agent_key.clone());
+        let body = serde_json::to_vec(&one_event_batch("b-wait-2", "w-2", "userConfirmedElevation")).unwrap();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/v1/agent/batches"))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            crate::support::answer_of(response).await
+        }
+    });
+    // The second upload is held (not answered) while the backlog is full…
+    let flusher = node.flusher();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while flusher.uploads_waiting_for_room() == 0 {
+        assert!(
+            !second.is_finished(),
+            "answered without waiting: {:?}",
+            second.await.unwrap()
+        );
+        assert!(std::time::Instant::now() < until, "the second upload never waited");
+        tokio::task::yield_now().await;
+    }
+    // …and taken as soon as a landing makes room, within its patience.
+    node.land_all().await;
+    let second = second.await.unwrap();
+    assert_eq!(
+        (second.status, second.json["duplicate"].as_bool()),
+        (200, Some(false)),
+        "{second:?}"
+    );
+    assert_eq!(flusher.uploads_waiting_for_room(), 0);
+    node.land_all().await;
+    assert_eq!(node.counts("contoso").await.elevations(), 2);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_is_shed_with_retry_after_instead_of_growing_memory() {
     // A landing backlog of zero bytes: every upload finds the buffer "full" once one batch
     // waits, because the lander's timer never fires during the test.
@@ -432,7 +484,7 @@ async fn load_is_shed_with_retry_after_instead_of_growing_memory() {
         .upload(&one_event_batch("b-shed-2", "s-2", "userConfirmedElevation"))
         .await;
     assert_eq!((shed.status, shed.code()), (503, "landing_backlog"));
-    assert_eq!(shed.retry_after.as_deref(), Some("2"));
+    assert_eq!(shed.retry_after.as_deref(), Some("1"));
     let (status, _) = node.get("/readyz").await;
     assert_eq!(status, 503);
     // Once landed, uploads are welcome again.

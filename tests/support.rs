@@ -167,6 +167,11 @@ impl Node {
         }
     }
 
+    /// The running node's landing handle.
+    pub(crate) fn flusher(&self) -> ingest::Flusher {
+        self.flusher.clone().expect("running")
+    }
+
     /// Lands everything acknowledged so far.
     pub(crate) async fn land_all(&self) {
         self.flusher

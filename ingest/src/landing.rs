@@ -48,6 +48,10 @@ pub(crate) struct LandingBuffer {
     /// Records acknowledged and not yet landed: queued, or taken by a landing in progress.
     waiting: AtomicUsize,
     wake: Notify,
+    /// Fired when a landing frees memory: uploads waiting for room below the limit look again.
+    room: Notify,
+    /// Uploads waiting in [`LandingBuffer::wait_for_room`].
+    waiting_for_room: AtomicUsize,
     roll_bytes: usize,
 }
 
@@ -82,6 +86,45 @@ impl LandingBuffer {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Waits until the waiting records hold less than `limit` bytes, for at most `patience`.
+    /// True when there is room. An upload that finds the backlog full waits here before it is
+    /// turned away: a landing in progress usually frees the room within a second, and an
+    /// agent told to come back later leaves the node idle in between.
+    pub(crate) async fn wait_for_room(&self, limit: usize, patience: Duration) -> bool {
+        if self.bytes() < limit {
+            return true;
+        }
+        /// Counts a waiting upload until it stops waiting, also when its client goes away.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                let left = self.0.fetch_sub(1, Ordering::Relaxed) - 1;
+                metrics::gauge!("elevation_ingest_uploads_waiting_for_room").set(left as f64);
+            }
+        }
+        let now_waiting = self.waiting_for_room.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("elevation_ingest_uploads_waiting_for_room").set(now_waiting as f64);
+        let _waiting = Waiting(&self.waiting_for_room);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before the check, so a landing that ends in between is not missed.
+            let freed = self.room.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.bytes() < limit {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return self.bytes() < limit;
+            }
+        }
+    }
+
+    /// Uploads waiting for a landing to make room.
+    pub(crate) fn uploads_waiting_for_room(&self) -> usize {
+        self.waiting_for_room.load(Ordering::Relaxed)
+    }
+
     /// Records acknowledged and not yet landed, a landing in progress included: `0` means
     /// everything acknowledged is in the tables.
     pub(crate) fn len(&self) -> usize {
@@ -105,6 +148,7 @@ impl LandingBuffer {
         let freed: usize = chunk.iter().map(|p| p.bytes).sum();
         let left = self.bytes.fetch_sub(freed, Ordering::Relaxed) - freed;
         metrics::gauge!("elevation_landing_buffer_bytes").set(left as f64);
+        self.room.notify_waiters();
     }
 }
 
@@ -188,6 +232,7 @@ impl Lander {
 
     async fn land(&self, chunk: &mut [Pending]) -> Result<u64, LandingError> {
         let max_seq = chunk.iter().map(|p| p.record.seq).max().expect("chunk is not empty");
+        let landing_started = Instant::now();
         if self.control.shared_between_nodes() {
             self.claim(chunk).await?;
         }
@@ -197,6 +242,7 @@ impl Lander {
         if self.after_failure.load(Ordering::Relaxed) {
             self.skip_what_landed(chunk).await?;
         }
+        let prepared = landing_started.elapsed();
         let mut rows = 0;
         for (slot, table) in Table::ALL.into_iter().enumerate() {
             let batches: Vec<RecordBatch> = chunk
@@ -251,6 +297,7 @@ impl Lander {
             let lag = (self.clock.now() - oldest).to_std().unwrap_or_default();
             metrics::histogram!("elevation_landing_lag_seconds").record(lag.as_secs_f64());
         }
+        let committed = landing_started.elapsed();
         // The answers must outlive the log records that hold them.
         self.dedup
             .persist(chunk.iter().map(|p| {
@@ -264,6 +311,15 @@ impl Lander {
         self.wal
             .retire_through(max_seq)
             .map_err(|e| LandingError::Bookkeeping(e.to_string()))?;
+        // Where a landing's time goes, for whoever tunes `--land-interval-ms` and the backlog.
+        tracing::debug!(
+            batches = chunk.len(),
+            rows,
+            before_commits_ms = prepared.as_millis() as u64,
+            commits_ms = (committed - prepared).as_millis() as u64,
+            bookkeeping_ms = (landing_started.elapsed() - committed).as_millis() as u64,
+            "landed"
+        );
         Ok(rows)
     }
 

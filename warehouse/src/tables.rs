@@ -592,17 +592,20 @@ impl Warehouse {
             // Large enough that a landing of a busy second is one file per partition.
             .with_target_file_size(256 * 1024 * 1024);
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let started = std::time::Instant::now();
         for batch in batches {
             if batch.num_rows() > 0 {
                 writer.write(batch).await.map_err(delta)?;
             }
         }
         let adds = writer.flush().await.map_err(delta)?;
+        let encoded = started.elapsed();
         let files = adds.len();
         let bytes = adds.iter().map(|a| a.size.max(0) as u64).sum();
         if let Some(dir) = self.location.local_table_dir(table) {
             sync_added_files(&dir, adds.iter().map(|a| a.path.as_str()))?;
         }
+        let synced = started.elapsed();
         let mut properties = CommitProperties::default();
         if let Some((app_id, version)) = transaction {
             properties = properties.with_application_transaction(Transaction::new(app_id, version));
@@ -623,22 +626,21 @@ impl Warehouse {
             .map_err(delta)?;
         let version = finalized.version();
         if let Some(dir) = self.location.local_table_dir(table) {
-            let log = dir.join("_delta_log");
-            let commit = log.join(format!("{version:020}.json"));
-            for path in [&commit, &log] {
-                let synced = if path.is_dir() {
-                    crate::durable::sync_dir(path)
-                } else {
-                    crate::durable::sync_file(path)
-                };
-                synced.map_err(|source| WarehouseError::Sync {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
+            sync_commit(&dir, version)?;
         }
+        let committed = started.elapsed();
         // Reload from the log rather than trusting the in-memory state when others may write.
         handle.update_state().await.map_err(delta)?;
+        tracing::debug!(
+            table = table.name(),
+            rows,
+            files,
+            encode_ms = encoded.as_millis() as u64,
+            sync_files_ms = (synced - encoded).as_millis() as u64,
+            commit_ms = (committed - synced).as_millis() as u64,
+            reload_ms = (started.elapsed() - committed).as_millis() as u64,
+            "appended"
+        );
         Ok(Appended {
             version: version as i64,
             files,
