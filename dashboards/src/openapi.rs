@@ -26,7 +26,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         overview_page, report_page, elevation_page, suggestions_page, fleet_page, when_page, asset, favicon
     ),
     components(schemas(ReportAnswer, SuggestionsAnswer, NewKey, CreatedKey, SettingsChange, TenantSettings,
-                       DecisionBody, NewWebhook)),
+                       DecisionBody, ReasonBody, NewWebhook)),
     modifiers(&AdminSecurity),
     tags(
         (name = "reports", description = "Intune's EPM reports, the Overview and the trend, live over any window"),
@@ -106,15 +106,34 @@ struct SuggestionsAnswer {
 
 /// A key to create.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct NewKey {
     /// `agent` or `admin`.
+    #[schema(inline, value_type = KeyKindWord)]
     kind: String,
-    /// An admin key's role: `endpoint-privilege-manager`, `endpoint-security-manager`,
-    /// `endpoint-privilege-reader` or `read-only-operator`.
+    /// An admin key's role (admin keys only).
+    #[schema(inline, value_type = Option<RoleWord>)]
     role: Option<String>,
-    /// The person holding an admin key (required for admin keys).
+    /// The person holding an admin key: a user principal name (required for admin keys).
+    #[schema(
+        max_length = 256,
+        pattern = r"^[^@\s\u0000-\u001F\u007F-\u009F]+@[^\s\u0000-\u001F\u007F-\u009F]*\.[^\s\u0000-\u001F\u007F-\u009F]*$"
+    )]
     upn: Option<String>,
 }
+
+fn key_kind() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["agent", "admin"])
+}
+
+web::schema_type!(KeyKindWord => key_kind());
+
+fn role() -> utoipa::openapi::schema::Schema {
+    let names: Vec<&str> = control::Role::ALL.iter().map(|r| r.as_str()).collect();
+    web::schema::one_of(&names)
+}
+
+web::schema_type!(RoleWord => role());
 
 /// A created key: shown once.
 #[derive(Serialize, ToSchema)]
@@ -132,19 +151,33 @@ struct CreatedKey {
 
 /// Settings to change; absent fields stay as they are.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SettingsChange {
     /// `none`, `diagnostic`, `managed` or `all`.
+    #[schema(inline, value_type = Option<ReportingLevelWord>)]
     reporting_cap: Option<String>,
+    #[schema(minimum = 1, maximum = 36500)]
     elevation_retention_days: Option<u32>,
+    #[schema(minimum = 1, maximum = 36500)]
     diagnostic_retention_days: Option<u32>,
-    /// Hours an approval lasts when the approver names none (default 24).
+    /// Hours an approval lasts when the approver names none (default 24); at most
+    /// `maxApprovalHours`.
+    #[schema(minimum = 1, maximum = 8784)]
     approval_hours: Option<u32>,
     /// The most hours an approver may give (default 168).
+    #[schema(minimum = 1, maximum = 8784)]
     max_approval_hours: Option<u32>,
     /// Hours a request waits for a decision (default 48).
+    #[schema(minimum = 1, maximum = 8784)]
     request_expiry_hours: Option<u32>,
 }
+
+fn reporting_level() -> utoipa::openapi::schema::Schema {
+    let names: Vec<&str> = warehouse::ReportingLevel::ALL.iter().map(|l| l.as_str()).collect();
+    web::schema::one_of(&names)
+}
+
+web::schema_type!(ReportingLevelWord => reporting_level());
 
 /// A tenant's settings.
 #[derive(Serialize, ToSchema)]
@@ -159,71 +192,192 @@ struct TenantSettings {
     request_expiry_hours: u32,
 }
 
+/// A report's name in its path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ReportPath {
+    /// The report.
+    #[param(inline, value_type = ReportNameWord)]
+    name: String,
+}
+
 /// The parameters every report takes.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(non_snake_case)]
 struct ReportParams {
-    /// Start of the window, RFC 3339 or a date (default: 48 hours before `to`).
+    /// Start of the window, RFC 3339 or a date (default: 48 hours before `to` for the
+    /// Overview, 30 days otherwise); before `to`.
+    #[param(inline, value_type = Option<web::schema::Instant>)]
     from: Option<String>,
     /// End of the window, RFC 3339 or a date (default: now).
+    #[param(inline, value_type = Option<web::schema::Instant>)]
     to: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(inline, value_type = Option<JsonOrCsv>)]
     format: Option<String>,
     /// `native` (default) or `graph`.
+    #[param(inline, value_type = Option<ProfileWord>)]
     profile: Option<String>,
-    /// Only this elevation type (`unmanagedElevation`, `zeroTouchElevation`, …).
+    /// Only this elevation type.
+    #[param(inline, value_type = Option<ElevationTypeWord>)]
     elevationType: Option<String>,
     /// Only this user.
+    #[param(inline, value_type = Option<FilterText>)]
     upn: Option<String>,
-    /// Only this device.
+    /// Only this device (the only filter `diagnostics` takes; `compliance` takes none).
+    #[param(inline, value_type = Option<FilterText>)]
     deviceName: Option<String>,
     /// Only this publisher.
+    #[param(inline, value_type = Option<FilterText>)]
     companyName: Option<String>,
     /// Only this file hash (SHA-256, any case).
+    #[param(inline, value_type = Option<FilterText>)]
     hash: Option<String>,
     /// Only this file name.
+    #[param(inline, value_type = Option<FilterText>)]
     fileName: Option<String>,
     /// Only the elevation with this id.
+    #[param(inline, value_type = Option<FilterText>)]
     id: Option<String>,
-    /// `by-user`: `unmanagedOnly`, `both` or `managedOnly` (the Overview's tiles).
+    /// `by-user` only: the users of one Overview readiness tile.
+    #[param(inline, value_type = Option<ReadinessWord>)]
     readiness: Option<String>,
-    /// A column to sort by.
+    /// A column of the report to sort by (the error lists the report's columns).
+    #[param(inline, value_type = Option<FilterText>)]
     sort: Option<String>,
-    /// `asc` or `desc`.
+    /// `asc` or `desc`; needs `sort`.
+    #[param(inline, value_type = Option<OrderWord>)]
     order: Option<String>,
-    /// Rows per page (at most 10,000).
-    limit: Option<usize>,
+    /// Rows per page.
+    #[param(minimum = 0, maximum = 1_000_000)]
+    limit: Option<u64>,
     /// Rows to skip.
-    offset: Option<usize>,
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+    /// `diagnostics`: days without a report after which a device counts as silent (default 7).
+    #[param(minimum = 0, maximum = 3650)]
+    silentDays: Option<u32>,
 }
 
-/// The parameters of suggestions and their export.
+/// A filter's text, as every report and suggestion filter reads it.
+fn filter_text() -> utoipa::openapi::schema::Schema {
+    web::schema::text(queries::request::MAX_TEXT_CHARS)
+}
+
+web::schema_type!(FilterText => filter_text());
+
+fn json_or_csv() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["json", "csv"])
+}
+
+web::schema_type!(JsonOrCsv => json_or_csv());
+
+fn profile() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["native", "graph"])
+}
+
+web::schema_type!(ProfileWord => profile());
+
+fn order() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["asc", "desc"])
+}
+
+web::schema_type!(OrderWord => order());
+
+fn readiness() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["onlyUnmanaged", "both", "onlyManaged"])
+}
+
+web::schema_type!(ReadinessWord => readiness());
+
+fn elevation_type() -> utoipa::openapi::schema::Schema {
+    let names: Vec<&str> = warehouse::ElevationType::ALL.iter().map(|t| t.as_str()).collect();
+    web::schema::one_of(&names)
+}
+
+web::schema_type!(ElevationTypeWord => elevation_type());
+
+fn report_name() -> utoipa::openapi::schema::Schema {
+    let names: Vec<&str> = queries::request::ReportName::ALL.iter().map(|r| r.as_str()).collect();
+    web::schema::one_of(&names)
+}
+
+web::schema_type!(ReportNameWord => report_name());
+
+fn suggestion_kind() -> utoipa::openapi::schema::Schema {
+    let names: Vec<&str> = queries::suggest::SuggestionKind::EVERY
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    web::schema::one_of(&names)
+}
+
+web::schema_type!(SuggestionKindWord => suggestion_kind());
+
+/// The parameters of the suggestions and their export (each adds its `format`).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(non_snake_case)]
 struct SuggestParams {
-    /// Start of the window (default: 30 days before `to`).
+    /// Start of the window (default: 30 days before `to`); before `to`.
+    #[param(inline, value_type = Option<web::schema::Instant>)]
     from: Option<String>,
     /// End of the window (default: now).
+    #[param(inline, value_type = Option<web::schema::Instant>)]
     to: Option<String>,
-    /// Only these kinds (repeatable): `newRule`, `supportApprovedToUserConfirmed`,
-    /// `hashChurnToCertificate`, `staleRule`, `frequentlyDenied`, `childProcess`, `readiness`.
+    /// Only these kinds (repeatable).
+    #[param(inline, value_type = Option<SuggestionKinds>)]
     kind: Option<Vec<String>>,
     /// Only the suggestions with these ids (repeatable).
+    #[param(inline, value_type = Option<FilterTexts>)]
     id: Option<Vec<String>>,
     /// Publishers whose certificate is trusted (repeatable).
+    #[param(inline, value_type = Option<FilterTexts>)]
     trustedPublisher: Option<Vec<String>>,
-    /// Suggestions: `json` or `csv`; export: `intune` (default), `epmanager` or `json`.
-    format: Option<String>,
     /// At most this many suggestions.
-    limit: Option<usize>,
+    #[param(minimum = 1)]
+    limit: Option<u64>,
     /// Skip this many of the ranked suggestions first (paging).
-    offset: Option<usize>,
-    /// Thresholds (`minEvents`, `minUsers`, …) as further parameters.
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+    /// Fewest elevations for a new rule (the other thresholds, `supportMinUsers` and so on,
+    /// are further parameters of the same name).
+    #[param(minimum = 0)]
     minEvents: Option<u64>,
     /// Fewest distinct users for a new rule.
+    #[param(minimum = 0)]
     minUsers: Option<u64>,
+}
+
+fn export_format() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["intune", "epmanager-csv", "json"])
+}
+
+web::schema_type!(ExportFormatWord => export_format());
+
+fn suggestion_kinds() -> utoipa::openapi::schema::Schema {
+    web::schema::list_of(suggestion_kind())
+}
+
+web::schema_type!(SuggestionKinds => suggestion_kinds());
+
+fn filter_texts() -> utoipa::openapi::schema::Schema {
+    web::schema::list_of(filter_text())
+}
+
+web::schema_type!(FilterTexts => filter_texts());
+
+/// A compliance pack's period.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PeriodParams {
+    /// Start of the period, RFC 3339 or a date.
+    #[param(inline, value_type = web::schema::Instant)]
+    from: String,
+    /// End of the period (exclusive), RFC 3339 or a date; after `from`.
+    #[param(inline, value_type = web::schema::Instant)]
+    to: String,
 }
 
 /// The parameters of a page's window.
@@ -241,21 +395,25 @@ struct WindowParams {
 #[into_params(parameter_in = Query)]
 struct AuditParams {
     /// From this time.
+    #[param(inline, value_type = Option<web::schema::Instant>)]
     from: Option<String>,
     /// Until this time.
+    #[param(inline, value_type = Option<web::schema::Instant>)]
     to: Option<String>,
     /// Only this activity (`createKey`, `exportRules`, `signIn`, …).
     activity: Option<String>,
     /// Only this actor's UPN.
     actor: Option<String>,
-    /// At most this many entries (at most 1,000).
-    limit: Option<usize>,
+    /// At most this many entries (at most 1,000 are given).
+    #[param(minimum = 0)]
+    limit: Option<i64>,
     /// Entries to skip.
-    offset: Option<usize>,
+    #[param(minimum = 0)]
+    offset: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/reports/{name}", tag = "reports",
-    params(("name" = String, Path, description = "elevations, managed-elevations, by-application, by-publisher, by-user, by-device, overview, trend, denied, diagnostics or compliance"), ReportParams),
+    params(ReportPath, ReportParams),
     responses(
         (status = 200, description = "The report: JSON, or CSV with format=csv",
             content((ReportAnswer = "application/json"), (String = "text/csv"))),
@@ -267,7 +425,8 @@ struct AuditParams {
     security(("admin_key" = []), ("session" = [])))]
 fn report() {}
 
-#[utoipa::path(get, path = "/v1/suggestions", tag = "suggestions", params(SuggestParams),
+#[utoipa::path(get, path = "/v1/suggestions", tag = "suggestions",
+    params(SuggestParams, ("format" = inline(Option<JsonOrCsv>), Query, description = "`json` (default) or `csv`")),
     responses(
         (status = 200, description = "Ranked suggestions: JSON, or CSV with format=csv",
             content((SuggestionsAnswer = "application/json"), (String = "text/csv"))),
@@ -279,7 +438,9 @@ fn report() {}
     security(("admin_key" = []), ("session" = [])))]
 fn suggestions() {}
 
-#[utoipa::path(get, path = "/v1/exports/rules", tag = "suggestions", params(SuggestParams),
+#[utoipa::path(get, path = "/v1/exports/rules", tag = "suggestions",
+    params(SuggestParams, ("format" = inline(Option<ExportFormatWord>), Query,
+        description = "`intune` (default: Graph's rules policy), `epmanager-csv` or `json`")),
     responses(
         (status = 200, description = "An Intune EPM rules policy (Graph JSON), EPManager CSV or JSON, as an attachment",
             content((Object = "application/json"), (String = "text/csv"))),
@@ -292,10 +453,7 @@ fn suggestions() {}
 fn export_rules() {}
 
 #[utoipa::path(get, path = "/v1/compliance/pack", tag = "compliance",
-    params(
-        ("from" = String, Query, description = "Start of the period, RFC 3339 or a date"),
-        ("to" = String, Query, description = "End of the period (exclusive), RFC 3339 or a date"),
-    ),
+    params(PeriodParams),
     responses(
         (status = 200, description = "The evidence pack as a .tar.gz of the folder `elevation compliance pack` writes", body = String, content_type = "application/gzip"),
         (status = 400, description = "Missing or bad period, or no elevation in it", body = ErrorBody),
@@ -507,31 +665,52 @@ fn favicon() {}
 
 /// A decision: Graph's body, plus the hours of an approval.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DecisionBody {
     /// Optional reason, at most 1,000 characters, no control characters; it goes into the
     /// audit log and to the device.
+    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     reviewer_justification: Option<String>,
     /// Approve only: hours the approval lasts (default the tenant's approvalHours, at most its
     /// maxApprovalHours).
+    #[schema(minimum = 1)]
     approval_hours: Option<u32>,
+}
+
+/// A denial's or revocation's body: Graph's, a reason and nothing else.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReasonBody {
+    /// Optional reason, at most 1,000 characters, no control characters; it goes into the
+    /// audit log and to the device.
+    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    reviewer_justification: Option<String>,
 }
 
 /// A webhook to add.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct NewWebhook {
     /// https (http to loopback only on a node started with --webhooks-allow-http-loopback);
     /// private and link-local addresses are refused.
     url: String,
     /// `standard` (Standard Webhooks, default) or `teams` (a Teams Workflows Adaptive Card).
+    #[schema(inline, value_type = Option<WebhookFormatWord>)]
     format: Option<String>,
 }
 
-/// A listing's filters.
+fn webhook_format() -> utoipa::openapi::schema::Schema {
+    web::schema::one_of(&["standard", "teams"])
+}
+
+web::schema_type!(WebhookFormatWord => webhook_format());
+
+/// A listing's filters (an empty value means not given, as a form sends it).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 struct RequestParams {
     /// pending, approved, denied, expired, cancelled, revoked or completed.
+    #[param(inline, value_type = Option<RequestStatusWord>)]
     status: Option<String>,
     /// The requester's user principal name.
     user: Option<String>,
@@ -540,22 +719,35 @@ struct RequestParams {
     /// A file's SHA-256 or name.
     file: Option<String>,
     /// Created at or after (default: 30 days ago, unless status=pending).
+    #[param(inline, value_type = Option<web::schema::InstantOrEmpty>)]
     from: Option<String>,
     /// Created before.
+    #[param(inline, value_type = Option<web::schema::InstantOrEmpty>)]
     to: Option<String>,
     /// At most this many (default and cap 1,000).
+    #[param(inline, value_type = Option<web::schema::WholeOrEmpty>)]
     limit: Option<i64>,
     /// Skip this many.
+    #[param(inline, value_type = Option<web::schema::WholeOrEmpty>)]
     offset: Option<i64>,
 }
+
+fn request_status() -> utoipa::openapi::schema::Schema {
+    let names: Vec<&str> = control::RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
+    web::schema::one_of_or_empty(&names)
+}
+
+web::schema_type!(RequestStatusWord => request_status());
 
 /// The numbers' window.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 struct StatsParams {
-    /// Requests created at or after (default: 30 days before `to`).
+    /// Requests created at or after (default: 30 days before `to`); before `to`.
+    #[param(inline, value_type = Option<web::schema::InstantOrEmpty>)]
     from: Option<String>,
     /// Created before (default: now).
+    #[param(inline, value_type = Option<web::schema::InstantOrEmpty>)]
     to: Option<String>,
 }
 
@@ -609,7 +801,7 @@ fn requests_show() {}
     security(("admin_key" = []), ("session" = [])))]
 fn requests_approve() {}
 
-#[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", request_body = DecisionBody,
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", request_body = ReasonBody,
     params(("id" = String, Path, description = "The request's id")),
     responses(
         (status = 200, description = "Denied: the request", body = Object),
@@ -624,7 +816,7 @@ fn requests_approve() {}
     security(("admin_key" = []), ("session" = [])))]
 fn requests_deny() {}
 
-#[utoipa::path(post, path = "/v1/requests/{id}/revoke", tag = "requests", request_body = DecisionBody,
+#[utoipa::path(post, path = "/v1/requests/{id}/revoke", tag = "requests", request_body = ReasonBody,
     params(("id" = String, Path, description = "The request's id")),
     responses(
         (status = 200, description = "Revoked: the request", body = Object),

@@ -32,7 +32,26 @@ pub(crate) struct Pending {
     bytes: usize,
 }
 
+/// The highest sequence number of this node each landed table ([`Table::ALL`]) holds: the
+/// application transaction version its last landing committed with the rows.
+pub(crate) async fn landed_through(
+    warehouse: &Warehouse,
+    node_id: &str,
+) -> Result<[u64; 2], warehouse::WarehouseError> {
+    let mut landed = [0; 2];
+    for (slot, table) in Table::ALL.into_iter().enumerate() {
+        landed[slot] = warehouse.transaction_version(table, node_id).await?.unwrap_or(0).max(0) as u64;
+    }
+    Ok(landed)
+}
+
 impl Pending {
+    /// Which tables ([`Table::ALL`]) a record with sequence number `seq` still needs, when each
+    /// holds this node's records through `landed` ([`landed_through`]).
+    pub(crate) fn needs_after(seq: u64, landed: [u64; 2]) -> [bool; 2] {
+        [seq > landed[0], seq > landed[1]]
+    }
+
     pub(crate) fn new(record: LoggedBatch, needs: [bool; 2]) -> Pending {
         let size = |b: &Option<RecordBatch>| b.as_ref().map_or(0, RecordBatch::get_array_memory_size);
         let bytes = size(&record.elevations) + size(&record.diagnostics) + 512;
@@ -329,16 +348,10 @@ impl Lander {
     /// refuses it anyway as a concurrent transaction of the same application, forever. The
     /// same rule start-up applies to the records it replays.
     async fn skip_what_landed(&self, chunk: &mut [Pending]) -> Result<(), LandingError> {
-        for (slot, table) in Table::ALL.into_iter().enumerate() {
-            let landed = self
-                .warehouse
-                .transaction_version(table, &self.node_id)
-                .await?
-                .unwrap_or(0)
-                .max(0) as u64;
-            for pending in chunk.iter_mut().filter(|p| p.record.seq <= landed) {
-                pending.needs[slot] = false;
-            }
+        let landed = landed_through(&self.warehouse, &self.node_id).await?;
+        for pending in chunk.iter_mut() {
+            let still = Pending::needs_after(pending.record.seq, landed);
+            pending.needs = [pending.needs[0] && still[0], pending.needs[1] && still[1]];
         }
         self.after_failure.store(false, Ordering::Relaxed);
         Ok(())

@@ -86,11 +86,16 @@ pub(crate) async fn submit(
     Ok((status, axum::Json(submitted.request)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// What a device asks about.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeviceParams {
+    /// The device asking (a device-bound key may name only its own).
     device_id: String,
+    /// The previous answer's `asOf`, RFC 3339 (default: 30 days ago; empty means not given).
     #[serde(default)]
+    #[param(inline, value_type = Option<SinceSchema>)]
     since: Option<String>,
 }
 
@@ -108,6 +113,17 @@ fn device_params(params: &[(String, String)]) -> Result<DeviceParams, ApiError> 
     })
 }
 
+/// `since`: an RFC 3339 time, or empty.
+fn since() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(web::schema::rfc3339())
+        .item(web::schema::one_of(&[""]))
+        .build()
+        .into()
+}
+
+web::schema_type!(SinceSchema => since());
+
 fn parse_since(since: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     since
         .filter(|s| !s.is_empty())
@@ -121,8 +137,7 @@ fn parse_since(since: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
 
 #[utoipa::path(get, path = "/v1/agent/approvals", tag = "agent",
     params(
-        ("deviceId" = String, Query, description = "The device asking (a device-bound key may name only its own)"),
-        ("since" = Option<String>, Query, description = "RFC 3339; the previous answer's asOf (default: 30 days ago)"),
+        DeviceParams,
     ),
     responses(
         (status = 200, description = "Open approvals of the device and decisions since `since`"),

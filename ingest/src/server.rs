@@ -207,16 +207,7 @@ impl Ingest {
         // Operators alert on this: a tail cut off anywhere but after a crash is damage. Counted
         // (at 0 too) on every start, so `increase()` sees the first cut.
         metrics::counter!("elevation_wal_bytes_cut_total").increment(replay.cut.as_ref().map_or(0, |cut| cut.bytes));
-        let landed_elevations = warehouse
-            .transaction_version(Table::Elevations, &node_id)
-            .await?
-            .unwrap_or(0)
-            .max(0) as u64;
-        let landed_diagnostics = warehouse
-            .transaction_version(Table::Diagnostics, &node_id)
-            .await?
-            .unwrap_or(0)
-            .max(0) as u64;
+        let landed = crate::landing::landed_through(&warehouse, &node_id).await?;
         let dedup = Arc::new(Dedup::open(&data_dir, config.dedup_window, clock.now())?);
         let buffer = Arc::new(LandingBuffer::new(config.roll_bytes));
         let replayed = replay.records.len();
@@ -227,11 +218,11 @@ impl Ingest {
                 Arc::new(record.header.answer.clone()),
                 record.header.received_at,
             );
-            let needs = [record.seq > landed_elevations, record.seq > landed_diagnostics];
+            let needs = Pending::needs_after(record.seq, landed);
             pending.push(Pending::new(record, needs));
         }
         buffer.push(pending);
-        let next_seq = replay.last_seq.max(landed_elevations).max(landed_diagnostics) + 1;
+        let next_seq = replay.last_seq.max(landed[0]).max(landed[1]) + 1;
         let to_buffer = buffer.clone();
         let wal = Arc::new(Wal::start(
             &wal_dir,

@@ -264,6 +264,18 @@ pub fn parse_instant(key: &str, text: &str) -> Result<DateTime<Utc>, QueryError>
     )))
 }
 
+/// The most characters a text parameter may have.
+pub const MAX_TEXT_CHARS: usize = 2048;
+
+/// A text parameter: 1 to [`MAX_TEXT_CHARS`] characters (not bytes: the OpenAPI document's
+/// `maxLength` counts characters too), none of them a control character.
+pub fn check_text(key: &str, value: &str) -> Result<(), QueryError> {
+    if value.is_empty() || value.chars().count() > MAX_TEXT_CHARS || value.chars().any(char::is_control) {
+        return Err(bad(format!("{key} must be 1 to {MAX_TEXT_CHARS} printable characters")));
+    }
+    Ok(())
+}
+
 fn parse_number<T>(key: &str, text: &str, max: T) -> Result<T, QueryError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
@@ -322,13 +334,7 @@ impl ReportRequest {
             if !seen.insert(key.as_str()) {
                 return Err(bad(format!("{key} is given twice")));
             }
-            let text = |v: &String| {
-                if v.is_empty() || v.len() > 2048 || v.chars().any(char::is_control) {
-                    Err(bad(format!("{key} must be 1 to 2048 printable characters")))
-                } else {
-                    Ok(Some(v.clone()))
-                }
-            };
+            let text = |v: &String| check_text(key, v).map(|()| Some(v.clone()));
             match key.as_str() {
                 "from" => from = Some(parse_instant(key, value)?),
                 "to" => to = Some(parse_instant(key, value)?),

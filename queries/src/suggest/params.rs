@@ -67,9 +67,7 @@ impl SuggestRequest {
             if !repeatable && !seen.insert(key.as_str()) {
                 return Err(bad(format!("{key} is given twice")));
             }
-            if value.is_empty() || value.len() > 2048 || value.chars().any(char::is_control) {
-                return Err(bad(format!("{key} must be 1 to 2048 printable characters")));
-            }
+            crate::request::check_text(key, value)?;
             match key.as_str() {
                 "from" => from = Some(crate::request::parse_instant(key, value)?),
                 "to" => to = Some(crate::request::parse_instant(key, value)?),
