@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::{KilledOnDrop as Moto, stdout_of, temp_dir};
@@ -169,30 +170,45 @@ async fn ingest_compaction_and_reports_work_on_an_s3_compatible_store() {
     assert!(cluster.shuffle_files()[0] > 0, "the executor ran no task");
 }
 
-/// A TCP relay in front of moto that the test can cut: while down, its port refuses
-/// connections and every connection through it is closed, as when object storage goes away;
-/// up again, it listens on the same port.
+/// A TCP relay in front of moto that the test can cut: while down, every connection through
+/// it is closed and every new one is closed as soon as it is accepted, as when object storage
+/// goes away; up again, it relays. Its port stays bound for the whole test, so no other
+/// process of a test running beside this one can take it while it is down.
 struct Relay {
     port: u16,
-    target: std::net::SocketAddr,
-    accepting: Option<tokio::task::JoinHandle<()>>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
+    _accepting: tokio::task::JoinHandle<()>,
 }
 
 impl Relay {
     async fn start(target: &str) -> Relay {
-        let target = target.trim_start_matches("http://").parse().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut relay = Relay {
+        let target: std::net::SocketAddr = target.trim_start_matches("http://").parse().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+        let accepting = tokio::spawn({
+            let (up, connections) = (up.clone(), connections.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped: closed at once
+                    }
+                    connections.lock().unwrap().spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            }
+        });
+        Relay {
             port,
-            target,
-            accepting: None,
-        };
-        relay.up().await;
-        relay
+            up,
+            connections,
+            _accepting: accepting,
+        }
     }
 
     fn endpoint(&self) -> String {
@@ -200,26 +216,13 @@ impl Relay {
     }
 
     async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let target = self.target;
-        self.accepting = Some(tokio::spawn(async move {
-            // Dropped with the task: aborting it closes every relayed connection too.
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        }));
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     async fn down(&mut self) {
-        if let Some(task) = self.accepting.take() {
-            task.abort();
-            let _ = task.await;
-        }
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        // Aborting a connection's task drops both of its sockets.
+        self.connections.lock().unwrap().abort_all();
     }
 }
 
@@ -242,71 +245,160 @@ async fn post_gzip(base: &str, key: &str, body: Vec<u8>) -> crate::support::Answ
     crate::support::answer_of(response).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn object_storage_going_away_under_load_keeps_what_was_acknowledged_and_lands_it_once_when_back() {
-    let (_moto, moto_endpoint) = start_moto();
-    let created = reqwest::Client::new()
-        .put(format!("{moto_endpoint}/elevation-outage"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success());
-    let mut relay = Relay::start(&moto_endpoint).await;
-    let dir = temp_dir();
-    let data = dir.path().join("node");
-    let warehouse_url = "s3://elevation-outage/warehouse";
-    let (agent_key, _) = crate::support::create_agent_key(&data, "contoso").await;
-    let control = crate::support::open_control(&data).await;
-    let (admin_key, _) = crate::support::create_key(
-        &control,
-        "contoso",
-        control::KeyKind::Admin,
-        Some(control::Role::ReadOnlyOperator),
-    )
-    .await;
-    control.close().await;
+/// A node on an S3 warehouse reached through a [`Relay`] the test can cut, with an agent key
+/// and a read-only admin key, and what it acknowledged.
+struct Outage {
+    _moto: Moto,
+    moto_endpoint: String,
+    /// This test's own bucket: a process keeps one object store per bucket for all its
+    /// queries, so two tests running side by side must not share a bucket name.
+    bucket: String,
+    relay: Relay,
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    agent_key: String,
+    admin_key: String,
+    /// Event ids of every batch answered `200`.
+    acknowledged: std::collections::BTreeSet<String>,
+    next: usize,
+}
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--land-interval-ms", "50"])
-        .args(["--max-buffered-mib", "1", "--warehouse", warehouse_url, "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    s3_env(&mut command, &relay.endpoint());
-    let server = crate::support::Server::spawned(command);
-    let base = server.base.clone();
-    let mut acknowledged = std::collections::BTreeSet::new();
-    let mut next = 0;
-    let mut upload = async |acknowledged: &mut std::collections::BTreeSet<String>| {
-        let (ids, body) = outage_batch(&format!("outage-{next:04}"), 200);
-        next += 1;
-        let answer = post_gzip(&base, &agent_key, body).await;
+impl Outage {
+    async fn start() -> Outage {
+        let (moto, moto_endpoint) = start_moto();
+        let port = moto_endpoint.rsplit(':').next().unwrap();
+        let bucket = format!("elevation-outage-{port}");
+        let created = reqwest::Client::new()
+            .put(format!("{moto_endpoint}/{bucket}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success());
+        let relay = Relay::start(&moto_endpoint).await;
+        let dir = temp_dir();
+        let data = dir.path().join("node");
+        let (agent_key, _) = crate::support::create_agent_key(&data, "contoso").await;
+        let control = crate::support::open_control(&data).await;
+        let (admin_key, _) = crate::support::create_key(
+            &control,
+            "contoso",
+            control::KeyKind::Admin,
+            Some(control::Role::ReadOnlyOperator),
+        )
+        .await;
+        control.close().await;
+        Outage {
+            _moto: moto,
+            moto_endpoint,
+            bucket,
+            relay,
+            _dir: dir,
+            data,
+            agent_key,
+            admin_key,
+            acknowledged: Default::default(),
+            next: 0,
+        }
+    }
+
+    fn warehouse(&self) -> String {
+        format!("s3://{}/warehouse", self.bucket)
+    }
+
+    /// `elevation serve` on the node's data folder, landing every 50 ms, a 1 MiB backlog.
+    fn serve(&self) -> crate::support::Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_elevation"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--land-interval-ms", "50"])
+            .args([
+                "--max-buffered-mib",
+                "1",
+                "--warehouse",
+                &self.warehouse(),
+                "--data-dir",
+            ])
+            .arg(&self.data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        s3_env(&mut command, &self.relay.endpoint());
+        crate::support::Server::spawned(command)
+    }
+
+    /// Uploads batch `name` (200 events) to `base`; remembers its events when answered `200`.
+    async fn upload_named(&mut self, base: &str, name: &str) -> crate::support::Answer {
+        let (ids, body) = outage_batch(name, 200);
+        let answer = post_gzip(base, &self.agent_key, body).await;
         if answer.status == 200 {
-            acknowledged.extend(ids);
+            self.acknowledged.extend(ids);
         }
         answer
-    };
-    for _ in 0..5 {
-        assert_eq!(upload(&mut acknowledged).await.status, 200);
     }
 
-    relay.down().await;
-    // Agents keep uploading: the log takes their batches until the backlog limit, then the
-    // node sheds them with a 503 that says so.
-    let mut refused = None;
-    for _ in 0..500 {
-        let answer = upload(&mut acknowledged).await;
-        match answer.status {
-            200 => continue,
-            503 => {
-                refused = Some(answer);
-                break;
+    /// Uploads the next new batch.
+    async fn upload(&mut self, base: &str) -> crate::support::Answer {
+        let name = format!("outage-{:04}", self.next);
+        self.next += 1;
+        self.upload_named(base, &name).await
+    }
+
+    /// Uploads new batches until one is refused: the backlog limit, storage being down.
+    async fn upload_until_refused(&mut self, base: &str) -> crate::support::Answer {
+        for _ in 0..500 {
+            let answer = self.upload(base).await;
+            match answer.status {
+                200 => continue,
+                503 => return answer,
+                other => panic!("storage down, an upload answered {other}: {answer:?}"),
             }
-            other => panic!("storage down, an upload answered {other}: {answer:?}"),
+        }
+        panic!("the backlog limit was never reached with storage down");
+    }
+
+    /// Waits until the node says everything acknowledged is in the tables.
+    async fn wait_until_landed(base: &str) {
+        let started = Instant::now();
+        loop {
+            let ready = crate::support::answer_of(reqwest::get(format!("{base}/readyz")).await.unwrap()).await;
+            if ready.status == 200 && ready.json["waitingToLand"] == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "the backlog did not land after storage returned: {ready:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let refused = refused.expect("the backlog limit was never reached with storage down");
+
+    /// Asserts the warehouse holds every acknowledged event once and nothing else.
+    async fn assert_stored_exactly_once(&self) {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.moto_endpoint)
+            .with_bucket_name(&self.bucket)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let location = warehouse::Location::s3(&self.warehouse(), Arc::new(store)).unwrap();
+        crate::support::assert_stored_exactly_once(location, &self.acknowledged).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_going_away_under_load_keeps_what_was_acknowledged_and_lands_it_once_when_back() {
+    let mut outage = Outage::start().await;
+    let server = outage.serve();
+    let base = server.base.clone();
+    for _ in 0..5 {
+        assert_eq!(outage.upload(&base).await.status, 200);
+    }
+
+    outage.relay.down().await;
+    // Agents keep uploading: the log takes their batches until the backlog limit, then the
+    // node sheds them with a 503 that says so.
+    let refused = outage.upload_until_refused(&base).await;
     assert_eq!(refused.code(), "landing_backlog", "{refused:?}");
     assert!(refused.retry_after.is_some());
     let ready = crate::support::answer_of(reqwest::get(format!("{base}/readyz")).await.unwrap()).await;
@@ -314,7 +406,7 @@ async fn object_storage_going_away_under_load_keeps_what_was_acknowledged_and_la
 
     let report = reqwest::Client::new()
         .get(format!("{base}/v1/reports/trend"))
-        .bearer_auth(&admin_key)
+        .bearer_auth(&outage.admin_key)
         .send()
         .await
         .unwrap();
@@ -324,33 +416,59 @@ async fn object_storage_going_away_under_load_keeps_what_was_acknowledged_and_la
     assert!(report.message().contains("object storage"), "{}", report.message());
 
     // Storage comes back: the node lands its backlog by itself and takes uploads again.
-    relay.up().await;
-    let started = Instant::now();
-    loop {
-        let ready = crate::support::answer_of(reqwest::get(format!("{base}/readyz")).await.unwrap()).await;
-        if ready.status == 200 && ready.json["waitingToLand"] == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the backlog did not land after storage returned: {ready:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outage.relay.up().await;
+    Outage::wait_until_landed(&base).await;
     for _ in 0..3 {
-        assert_eq!(upload(&mut acknowledged).await.status, 200);
+        assert_eq!(outage.upload(&base).await.status, 200);
     }
     assert!(server.terminate().success(), "graceful stop after the outage");
+    outage.assert_stored_exactly_once().await;
+}
 
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&moto_endpoint)
-        .with_bucket_name("elevation-outage")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .with_region("us-east-1")
-        .with_allow_http(true)
-        .build()
-        .unwrap();
-    let location = warehouse::Location::s3(warehouse_url, std::sync::Arc::new(store)).unwrap();
-    crate::support::assert_stored_exactly_once(location, &acknowledged).await;
+/// Two faults at once: the node dies (`kill -9`) while object storage is away, and starts again
+/// before storage returns. It must start (its log holds what it acknowledged; what each table
+/// holds is asked once storage answers), land the log when storage returns, and store each
+/// batch once, a batch retried across the restart included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_while_object_storage_is_down_starts_again_and_lands_its_log_once_storage_returns() {
+    let mut outage = Outage::start().await;
+    let mut first = outage.serve();
+    let base = first.base.clone();
+    for _ in 0..5 {
+        assert_eq!(outage.upload(&base).await.status, 200);
+    }
+    Outage::wait_until_landed(&base).await;
+    outage.relay.down().await;
+    let refused = outage.upload_until_refused(&base).await;
+    assert_eq!(refused.code(), "landing_backlog", "{refused:?}");
+    let refused_name = format!("outage-{:04}", outage.next - 1);
+
+    first.kill();
+    let second = outage.serve();
+    let base = second.base.clone();
+    let ready = crate::support::answer_of(reqwest::get(format!("{base}/readyz")).await.unwrap()).await;
+    assert_eq!(
+        ready.status, 503,
+        "restarted with storage down and a full log: {ready:?}"
+    );
+
+    outage.relay.up().await;
+    Outage::wait_until_landed(&base).await;
+    // The agent retries the batch refused before the crash, and sends a new one.
+    let retried = outage.upload_named(&base, &refused_name).await;
+    assert_eq!(
+        (retried.status, retried.json["duplicate"].as_bool()),
+        (200, Some(false)),
+        "{retried:?}"
+    );
+    assert_eq!(outage.upload(&base).await.status, 200);
+    // A batch acknowledged before the crash, retried: answered from the first answer.
+    let again = outage.upload_named(&base, "outage-0000").await;
+    assert_eq!(
+        (again.status, again.json["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{again:?}"
+    );
+    assert!(second.terminate().success(), "graceful stop after the outage");
+    outage.assert_stored_exactly_once().await;
 }

@@ -444,6 +444,12 @@ impl Server {
         Server { child, base }
     }
 
+    /// SIGKILL (`kill -9`), then waits: nothing of the server's runs after this.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, then waits: the server finishes in-flight uploads and lands everything.
     pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let sent = Command::new("kill")

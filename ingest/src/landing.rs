@@ -38,11 +38,16 @@ pub(crate) async fn landed_through(
     warehouse: &Warehouse,
     node_id: &str,
 ) -> Result<[u64; 2], warehouse::WarehouseError> {
-    let mut landed = [0; 2];
-    for (slot, table) in Table::ALL.into_iter().enumerate() {
-        landed[slot] = warehouse.transaction_version(table, node_id).await?.unwrap_or(0).max(0) as u64;
-    }
-    Ok(landed)
+    let [first, second] = Table::ALL;
+    let version = |table| async move {
+        Ok::<_, warehouse::WarehouseError>(
+            warehouse.transaction_version(table, node_id).await?.unwrap_or(0).max(0) as u64
+        )
+    };
+    // Both at once: with storage unreachable, each waits out its retries. Both to the end:
+    // delta-rs' kernel does not take a read dropped half-way (its executor thread panics).
+    let (first, second) = tokio::join!(version(first), version(second));
+    Ok([first?, second?])
 }
 
 impl Pending {

@@ -207,7 +207,17 @@ impl Ingest {
         // Operators alert on this: a tail cut off anywhere but after a crash is damage. Counted
         // (at 0 too) on every start, so `increase()` sees the first cut.
         metrics::counter!("elevation_wal_bytes_cut_total").increment(replay.cut.as_ref().map_or(0, |cut| cut.bytes));
-        let landed = crate::landing::landed_through(&warehouse, &node_id).await?;
+        // What each table holds of this node decides which replayed records still need it.
+        // Storage that cannot answer now must not keep the node from starting: it takes
+        // uploads into its log, and its first landing asks the tables again (as after any
+        // failed landing) before it commits.
+        let landed = match crate::landing::landed_through(&warehouse, &node_id).await {
+            Ok(landed) => Some(landed),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read what the tables hold of this node; starting from the write-ahead log, the first landing asks again");
+                None
+            }
+        };
         let dedup = Arc::new(Dedup::open(&data_dir, config.dedup_window, clock.now())?);
         let buffer = Arc::new(LandingBuffer::new(config.roll_bytes));
         let replayed = replay.records.len();
@@ -218,11 +228,12 @@ impl Ingest {
                 Arc::new(record.header.answer.clone()),
                 record.header.received_at,
             );
-            let needs = Pending::needs_after(record.seq, landed);
+            let needs = landed.map_or([true, true], |landed| Pending::needs_after(record.seq, landed));
             pending.push(Pending::new(record, needs));
         }
         buffer.push(pending);
-        let next_seq = replay.last_seq.max(landed[0]).max(landed[1]) + 1;
+        let [elevations, diagnostics] = landed.unwrap_or_default();
+        let next_seq = replay.next_seq.max(elevations + 1).max(diagnostics + 1);
         let to_buffer = buffer.clone();
         let wal = Arc::new(Wal::start(
             &wal_dir,
@@ -242,11 +253,15 @@ impl Ingest {
             clock: clock.clone(),
             control: control.clone(),
             landing: tokio::sync::Mutex::new(()),
-            after_failure: Default::default(),
+            after_failure: std::sync::atomic::AtomicBool::new(landed.is_none()),
         });
         if replayed > 0 {
             tracing::info!(records = replayed, "replaying the write-ahead log");
-            lander.land_once().await?;
+            // Landed before the node serves when storage answers; when it does not, the
+            // records stay in the log and the buffer, and the lander's timer tries again.
+            if let Err(e) = lander.land_once().await {
+                tracing::warn!(error = %e, "cannot land the replayed records yet; they stay in the write-ahead log and landing retries");
+            }
         }
         let stop = Arc::new(Notify::new());
         // Landing encodes Parquet: background work, below reports in CPU priority.

@@ -235,8 +235,10 @@ impl std::fmt::Debug for Wal {
 pub(crate) struct Replay {
     /// Every record still in the log, in order.
     pub(crate) records: Vec<LoggedBatch>,
-    /// The highest sequence number seen.
-    pub(crate) last_seq: u64,
+    /// Above every sequence number this log ever gave, landed or not: the last record's
+    /// successor, or the first number of the newest segment when it holds none (a segment is
+    /// named by its first number, and the newest is never deleted). Known without the tables.
+    pub(crate) next_seq: u64,
     /// What was cut off the end of the last segment, if anything.
     pub(crate) cut: Option<CutTail>,
 }
@@ -307,7 +309,8 @@ pub(crate) fn replay(dir: &Path) -> Result<Replay, WalError> {
             });
         }
     }
-    Ok(Replay { records, last_seq, cut })
+    let next_seq = files.last().map_or(0, |(first, _)| *first).max(last_seq + 1);
+    Ok(Replay { records, next_seq, cut })
 }
 
 /// The segment files in `dir` (`{first sequence}.wal`), with their first sequence, in order.
@@ -763,7 +766,7 @@ mod tests {
             .map(|r| (r.seq, r.header.key.batch_id.as_str()))
             .collect();
         assert_eq!(ids, [(1, "a"), (2, "b"), (3, "c")]);
-        assert_eq!(replay.last_seq, 3);
+        assert_eq!(replay.next_seq, 4);
         assert_eq!(replay.records[0].elevations.as_ref().unwrap().num_rows(), 3);
         assert!(replay.records[1].elevations.is_none());
         assert_eq!(
@@ -795,6 +798,11 @@ mod tests {
         assert_eq!(wal.retire_through(100).unwrap(), 1, "segment 3 goes once 3 has landed");
         assert_eq!(wal.segment_count(), 1);
         wal.close();
+        // Every record landed and retired, the log itself still knows where numbering stands
+        // (a node must not reuse a number its tables hold, even when it cannot ask them).
+        let replay = replay(dir.path()).unwrap();
+        assert!(replay.records.is_empty());
+        assert_eq!(replay.next_seq, 4);
     }
 
     /// Where each frame of a segment ends, read from the length fields alone.
