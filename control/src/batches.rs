@@ -113,17 +113,18 @@ impl ControlPlane {
                 "the control-plane database was unreachable moments ago".into(),
             ));
         }
+        // Every upload asks this once: one statement, no transaction (a single read sees one
+        // snapshot anyway).
         let looked_up = async {
-            let mut tx = self.store().begin_read().await?;
-            let answer: Option<(String,)> = crate::on!(&mut tx, conn => {
+            let mut conn = self.store().acquire().await?;
+            let answer: Option<(String,)> = crate::on!(conn &mut conn, c => {
                 sqlx::query_as("SELECT answer FROM batch_claims WHERE tenant = $1 AND device_id = $2 AND batch_id = $3")
                     .bind(batch.tenant)
                     .bind(batch.device_id)
                     .bind(batch.batch_id)
-                    .fetch_optional(&mut *conn)
+                    .fetch_optional(&mut *c)
                     .await?
             });
-            tx.commit().await?;
             Ok::<_, ControlError>(answer.map(|(a,)| a))
         };
         looked_up.await.inspect_err(|e| {

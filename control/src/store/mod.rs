@@ -90,11 +90,31 @@ pub(crate) enum Tx {
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
-/// Runs `$body` with `$conn` bound to the transaction's connection, whichever backend it is.
-/// The body is compiled once per backend, so `sqlx::query(...)` gets each database's types.
+/// A pooled connection outside any transaction, for one statement on the hot path: a read
+/// in a transaction costs three round trips (`BEGIN`, the statement, `COMMIT`), this one.
+pub(crate) enum Conn {
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection (or, with `conn` first,
+/// the pooled [`Conn`]'s), whichever backend it is. The body is compiled once per backend, so
+/// `sqlx::query(...)` gets each database's types.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! on {
+    (conn $c:expr, $conn:ident => $body:expr) => {
+        match $c {
+            $crate::store::Conn::Sqlite(c) => {
+                let $conn: &mut ::sqlx::SqliteConnection = &mut **c;
+                $body
+            }
+            $crate::store::Conn::Postgres(c) => {
+                let $conn: &mut ::sqlx::PgConnection = &mut **c;
+                $body
+            }
+        }
+    };
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(tx) => {
@@ -161,6 +181,14 @@ impl Store {
         Ok(match self {
             Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A connection for one statement that needs no transaction around it.
+    pub(crate) async fn acquire(&self) -> Result<Conn, ControlError> {
+        Ok(match self {
+            Store::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+            Store::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
         })
     }
 
