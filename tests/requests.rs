@@ -165,6 +165,18 @@ async fn the_whole_lifecycle_runs_over_http_on_both_backends() {
             )
             .await;
         let second_id = second["id"].as_str().unwrap().to_owned();
+        // A key that may not decide is refused for who it is, whatever its body holds.
+        for (who, key) in [("the agent key", &agent), ("a reader", &reader)] {
+            let (status, refused) = http
+                .send(
+                    "POST",
+                    &format!("/v1/requests/{second_id}/deny"),
+                    key,
+                    Some(json!({"approvalHours": 5, "unknown": true})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{backend}, {who}: {refused}");
+        }
         let (status, denied) = http
             .send(
                 "POST",

@@ -175,6 +175,9 @@ async fn decide_json(
     body: Bytes,
     decision: impl FnOnce(&DecisionBody) -> Result<Decision, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Who asks comes before what they sent: a key that may not decide gets 403 whatever its
+    // body holds.
+    let admin = admin.require(Permission::ModifyElevationRequests)?;
     let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
     } else {
