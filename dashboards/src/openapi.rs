@@ -122,18 +122,12 @@ struct NewKey {
     upn: Option<String>,
 }
 
-fn key_kind() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["agent", "admin"])
-}
+web::schema_type!(KeyKindWord => web::schema::one_of(&["agent", "admin"]));
 
-web::schema_type!(KeyKindWord => key_kind());
-
-fn role() -> utoipa::openapi::schema::Schema {
+web::schema_type!(RoleWord => {
     let names: Vec<&str> = control::Role::ALL.iter().map(|r| r.as_str()).collect();
     web::schema::one_of(&names)
-}
-
-web::schema_type!(RoleWord => role());
+});
 
 /// A created key: shown once.
 #[derive(Serialize, ToSchema)]
@@ -172,12 +166,10 @@ struct SettingsChange {
     request_expiry_hours: Option<u32>,
 }
 
-fn reporting_level() -> utoipa::openapi::schema::Schema {
+web::schema_type!(ReportingLevelWord => {
     let names: Vec<&str> = warehouse::ReportingLevel::ALL.iter().map(|l| l.as_str()).collect();
     web::schema::one_of(&names)
-}
-
-web::schema_type!(ReportingLevelWord => reporting_level());
+});
 
 /// A tenant's settings.
 #[derive(Serialize, ToSchema)]
@@ -267,43 +259,23 @@ fn filter_text() -> utoipa::openapi::schema::Schema {
 
 web::schema_type!(FilterText => filter_text());
 
-fn json_or_csv() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["json", "csv"])
-}
+web::schema_type!(JsonOrCsv => web::schema::one_of(&["json", "csv"]));
 
-web::schema_type!(JsonOrCsv => json_or_csv());
+web::schema_type!(ProfileWord => web::schema::one_of(&["native", "graph"]));
 
-fn profile() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["native", "graph"])
-}
+web::schema_type!(OrderWord => web::schema::one_of(&["asc", "desc"]));
 
-web::schema_type!(ProfileWord => profile());
+web::schema_type!(ReadinessWord => web::schema::one_of(&["onlyUnmanaged", "both", "onlyManaged"]));
 
-fn order() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["asc", "desc"])
-}
-
-web::schema_type!(OrderWord => order());
-
-fn readiness() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["onlyUnmanaged", "both", "onlyManaged"])
-}
-
-web::schema_type!(ReadinessWord => readiness());
-
-fn elevation_type() -> utoipa::openapi::schema::Schema {
+web::schema_type!(ElevationTypeWord => {
     let names: Vec<&str> = warehouse::ElevationType::ALL.iter().map(|t| t.as_str()).collect();
     web::schema::one_of(&names)
-}
+});
 
-web::schema_type!(ElevationTypeWord => elevation_type());
-
-fn report_name() -> utoipa::openapi::schema::Schema {
+web::schema_type!(ReportNameWord => {
     let names: Vec<&str> = queries::request::ReportName::ALL.iter().map(|r| r.as_str()).collect();
     web::schema::one_of(&names)
-}
-
-web::schema_type!(ReportNameWord => report_name());
+});
 
 fn suggestion_kind() -> utoipa::openapi::schema::Schema {
     let names: Vec<&str> = queries::suggest::SuggestionKind::EVERY
@@ -312,8 +284,6 @@ fn suggestion_kind() -> utoipa::openapi::schema::Schema {
         .collect();
     web::schema::one_of(&names)
 }
-
-web::schema_type!(SuggestionKindWord => suggestion_kind());
 
 /// The parameters of the suggestions and their export (each adds its `format`).
 #[derive(IntoParams)]
@@ -350,23 +320,11 @@ struct SuggestParams {
     minUsers: Option<u64>,
 }
 
-fn export_format() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["intune", "epmanager-csv", "json"])
-}
+web::schema_type!(ExportFormatWord => web::schema::one_of(&["intune", "epmanager-csv", "json"]));
 
-web::schema_type!(ExportFormatWord => export_format());
+web::schema_type!(SuggestionKinds => web::schema::list_of(suggestion_kind()));
 
-fn suggestion_kinds() -> utoipa::openapi::schema::Schema {
-    web::schema::list_of(suggestion_kind())
-}
-
-web::schema_type!(SuggestionKinds => suggestion_kinds());
-
-fn filter_texts() -> utoipa::openapi::schema::Schema {
-    web::schema::list_of(filter_text())
-}
-
-web::schema_type!(FilterTexts => filter_texts());
+web::schema_type!(FilterTexts => web::schema::list_of(filter_text()));
 
 /// A compliance pack's period.
 #[derive(IntoParams)]
@@ -669,7 +627,7 @@ fn favicon() {}
 struct DecisionBody {
     /// Optional reason, at most 1,000 characters, no control characters; it goes into the
     /// audit log and to the device.
-    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(inline, value_type = Option<Justification>)]
     reviewer_justification: Option<String>,
     /// Approve only: hours the approval lasts (default the tenant's approvalHours, at most its
     /// maxApprovalHours).
@@ -683,9 +641,11 @@ struct DecisionBody {
 struct ReasonBody {
     /// Optional reason, at most 1,000 characters, no control characters; it goes into the
     /// audit log and to the device.
-    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(inline, value_type = Option<Justification>)]
     reviewer_justification: Option<String>,
 }
+
+web::schema_type!(Justification => web::schema::printable(control::requests::MAX_JUSTIFICATION_CHARS));
 
 /// A webhook to add.
 #[derive(Serialize, ToSchema)]
@@ -699,11 +659,7 @@ struct NewWebhook {
     format: Option<String>,
 }
 
-fn webhook_format() -> utoipa::openapi::schema::Schema {
-    web::schema::one_of(&["standard", "teams"])
-}
-
-web::schema_type!(WebhookFormatWord => webhook_format());
+web::schema_type!(WebhookFormatWord => web::schema::one_of(&["standard", "teams"]));
 
 /// A listing's filters (an empty value means not given, as a form sends it).
 #[derive(IntoParams)]
@@ -732,12 +688,10 @@ struct RequestParams {
     offset: Option<i64>,
 }
 
-fn request_status() -> utoipa::openapi::schema::Schema {
+web::schema_type!(RequestStatusWord => {
     let names: Vec<&str> = control::RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
     web::schema::one_of_or_empty(&names)
-}
-
-web::schema_type!(RequestStatusWord => request_status());
+});
 
 /// The numbers' window.
 #[derive(IntoParams)]

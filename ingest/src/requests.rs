@@ -95,7 +95,7 @@ struct DeviceParams {
     device_id: String,
     /// The previous answer's `asOf`, RFC 3339 (default: 30 days ago; empty means not given).
     #[serde(default)]
-    #[param(inline, value_type = Option<SinceSchema>)]
+    #[param(inline, value_type = Option<web::schema::Rfc3339OrEmpty>)]
     since: Option<String>,
 }
 
@@ -112,17 +112,6 @@ fn device_params(params: &[(String, String)]) -> Result<DeviceParams, ApiError> 
         ))
     })
 }
-
-/// `since`: an RFC 3339 time, or empty.
-fn since() -> utoipa::openapi::schema::Schema {
-    utoipa::openapi::schema::AnyOfBuilder::new()
-        .item(web::schema::rfc3339())
-        .item(web::schema::one_of(&[""]))
-        .build()
-        .into()
-}
-
-web::schema_type!(SinceSchema => since());
 
 fn parse_since(since: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     since

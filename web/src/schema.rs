@@ -16,6 +16,11 @@ fn string(format: KnownFormat) -> ObjectBuilder {
         .format(Some(SchemaFormat::KnownFormat(format)))
 }
 
+/// The empty string: a form's field left blank, which the server reads as "not given".
+fn empty() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).max_length(Some(0))
+}
+
 /// A list of `item`s (a repeatable parameter).
 pub fn list_of(item: Schema) -> Schema {
     ArrayBuilder::new().items(RefOr::T(item)).build().into()
@@ -38,26 +43,36 @@ pub fn instant_or_empty() -> Schema {
     AnyOfBuilder::new()
         .item(string(KnownFormat::DateTime))
         .item(string(KnownFormat::Date))
-        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+        .item(empty())
         .description(Some("RFC 3339 or a date; empty means not given"))
         .build()
         .into()
 }
 
-/// An RFC 3339 time, nothing else.
-pub fn rfc3339() -> Schema {
-    string(KnownFormat::DateTime).build().into()
+/// An RFC 3339 time (no plain date), or empty (not given).
+pub fn rfc3339_or_empty() -> Schema {
+    AnyOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(empty())
+        .build()
+        .into()
+}
+
+/// Free text of at most `max` characters, no control character; empty allowed.
+pub fn printable(max: usize) -> Schema {
+    printable_text(max).build().into()
 }
 
 /// A filter's text: 1 to `max` characters, no control character.
 pub fn text(max: usize) -> Schema {
+    printable_text(max).min_length(Some(1)).build().into()
+}
+
+fn printable_text(max: usize) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .min_length(Some(1))
         .max_length(Some(max))
         .pattern(Some(PRINTABLE))
-        .build()
-        .into()
 }
 
 /// One of `words`, spelled exactly.
@@ -82,7 +97,7 @@ pub fn one_of_or_empty(words: &[&str]) -> Schema {
 pub fn whole_or_empty() -> Schema {
     AnyOfBuilder::new()
         .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0.0)))
-        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+        .item(empty())
         .build()
         .into()
 }
@@ -116,4 +131,8 @@ schema_type!(
 schema_type!(
     /// [`whole_or_empty`].
     pub WholeOrEmpty => whole_or_empty()
+);
+schema_type!(
+    /// [`rfc3339_or_empty`].
+    pub Rfc3339OrEmpty => rfc3339_or_empty()
 );
