@@ -42,6 +42,17 @@ pub(crate) struct SoakBenchArgs {
     /// Minutes between the server's maintenance passes.
     #[arg(long, default_value_t = 10)]
     maintenance_interval_minutes: u64,
+    /// The tenant the agents upload into (default: the admin's, `--tenant`). Another tenant is
+    /// a provider's node: many tenants' agents upload while one tenant's admin reads reports
+    /// over data the uploads do not change, so the latencies measure the sharing of the
+    /// machine, not the growth of the admin's data.
+    #[arg(long)]
+    upload_tenant: Option<String>,
+    /// Date the uploaded events within this many hours before the soak starts, as real agents
+    /// send the last hours' events (default: the benchmark pool's six days, every day of the
+    /// admin's windows changing).
+    #[arg(long)]
+    events_within_hours: Option<u32>,
 }
 
 /// One request's outcome.
@@ -65,9 +76,29 @@ struct Templates {
 
 const MARKER: &[u8] = b"r00000000";
 
+/// `at` moved into `(now - within, now]` by whole multiples of `within` (an instant already
+/// there stays): the pool's spread, folded into the last hours.
+fn recent(
+    at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    within: chrono::Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    let span = within.num_microseconds().unwrap_or(i64::MAX).max(1);
+    let back = (now - at).num_microseconds().unwrap_or(0).rem_euclid(span);
+    now - chrono::Duration::microseconds(back)
+}
+
 impl Templates {
-    fn new(count: usize, per_batch: usize) -> Result<Templates> {
-        let pool = crate::bench::event_pool(11)?;
+    /// `count` templates of `per_batch` events; with `within`, each event's instant moved into
+    /// the span that long before now, keeping its time of day where the span allows.
+    fn new(count: usize, per_batch: usize, within: Option<chrono::Duration>) -> Result<Templates> {
+        let mut pool = crate::bench::event_pool(11)?;
+        if let Some(within) = within {
+            let now = warehouse::SystemClock.now();
+            for event in &mut pool {
+                event.event_date_time = recent(event.event_date_time, now, within);
+            }
+        }
         let marker = std::str::from_utf8(MARKER).expect("ASCII");
         let mut bodies = Vec::with_capacity(count);
         let mut markers = Vec::with_capacity(count);
@@ -106,11 +137,15 @@ pub(crate) async fn soak(data: &crate::DataArgs, args: SoakBenchArgs) -> Result<
     }
     let per_batch = args.batch_events.max(1);
     println!("preparing 256 batch templates of {per_batch} events…");
-    let templates = Arc::new(tokio::task::spawn_blocking(move || Templates::new(256, per_batch)).await??);
+    let within = args
+        .events_within_hours
+        .map(|hours| chrono::Duration::hours(i64::from(hours.max(1))));
+    let templates = Arc::new(tokio::task::spawn_blocking(move || Templates::new(256, per_batch, within)).await??);
     let control = crate::admin::open(data).await?;
     let audit = control::AuditContext::cli(None);
+    let upload_tenant = args.upload_tenant.as_deref().unwrap_or(&data.tenant);
     let (agent_key, _) = control
-        .create_key(&audit, &data.tenant, control::KeyKind::Agent, None, None)
+        .create_key(&audit, upload_tenant, control::KeyKind::Agent, None, None)
         .await?;
     let (admin_key, _) = control
         .create_key(
@@ -325,6 +360,14 @@ fn print_result(
         args.query_every_ms,
         args.maintenance_interval_minutes
     );
+    println!(
+        "uploads into {}, events dated {}",
+        args.upload_tenant.as_deref().unwrap_or("the admin's tenant"),
+        args.events_within_hours.map_or_else(
+            || "over the six days before today".to_owned(),
+            |h| format!("within the last {h} hours")
+        )
+    );
     println!("latencies in ms, p50/p99 (requests); RSS of the server, MiB, highest sample of the window");
     print!("{:<14} {:>10} {:>7} {:>12}", "window", "events/s", "shed", "upload");
     for (what, _, _) in QUERIES {
@@ -393,4 +436,35 @@ fn print_result(
         );
     }
     println!("{sent} batches sent in all");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_folded_into_the_last_hours_and_recent_ones_stay() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:30:00Z")
+            .unwrap()
+            .to_utc();
+        let within = chrono::Duration::hours(6);
+        let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        assert_eq!(
+            recent(at("2026-12-07T09:00:00Z"), now, within),
+            at("2026-12-07T09:00:00Z")
+        );
+        // Five days and an hour and a half back: folded by whole six-hour spans.
+        assert_eq!(
+            recent(at("2026-12-02T09:00:00Z"), now, within),
+            at("2026-12-07T09:00:00Z")
+        );
+        assert_eq!(
+            recent(at("2026-12-01T05:00:00Z"), now, within),
+            at("2026-12-07T05:00:00Z")
+        );
+        for hours in 0..200 {
+            let folded = recent(now - chrono::Duration::minutes(hours * 37 + 1), now, within);
+            assert!(folded <= now && folded > now - within, "{folded}");
+        }
+    }
 }

@@ -156,7 +156,7 @@ impl Warehouse {
             source: DeltaTableError::Generic(format!("partition date {date:?}: {e}")),
         })?;
         // Read exactly the snapshot the file list came from.
-        let ctx = self.maintenance_session(table)?;
+        let ctx = self.maintenance_session(table, crate::maintenance::Work::Sort)?;
         handle.update_datafusion_session(&ctx.state()).map_err(delta(table))?;
         let provider = handle.table_provider().await.map_err(datafusion(table))?;
         let df = ctx

@@ -90,12 +90,22 @@ pub(crate) fn datafusion(table: Table) -> impl Fn(deltalake::datafusion::error::
     }
 }
 
+/// What a maintenance session mostly does, which decides how many partitions it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// One sort of a whole table partition (compaction): one stream, so the merge of its
+    /// spilled runs may use the whole pool.
+    Sort,
+    /// Aggregations (the rollup refresh): a partition per 64 MiB of the pool, up to the cores.
+    Aggregate,
+}
+
 impl Warehouse {
     /// A DataFusion session for maintenance: its sorts and aggregates share a pool of
     /// [`Warehouse::maintenance_memory`] bytes and, past it, write sorted runs to a temporary
     /// folder in [`SPILL_FOLDER`] of a local warehouse (the system's temporary folder for S3),
     /// deleted when the session is dropped.
-    pub(crate) fn maintenance_session(&self, table: Table) -> Result<SessionContext, WarehouseError> {
+    pub(crate) fn maintenance_session(&self, table: Table, work: Work) -> Result<SessionContext, WarehouseError> {
         let limit = self.maintenance_memory();
         let spill = match self.location() {
             crate::Location::Local(root) => root.join(SPILL_FOLDER),
@@ -114,13 +124,18 @@ impl Warehouse {
             .with_temp_file_path(spill)
             .build_arc()
             .map_err(datafusion(table))?;
-        // The pool is shared fairly among the sorts of all partitions, and a sort that cannot
-        // hold a couple of batches fails instead of spilling: one partition per 64 MiB at
-        // most. Each sort keeps back a 32nd of the pool (at most DataFusion's default 10 MiB)
-        // to merge its spilled runs.
+        // The pool is shared fairly among the operators of all partitions, and one that cannot
+        // hold a couple of batches fails instead of spilling: one partition per 64 MiB at most.
+        // A sort keeps back a 32nd of the pool (at most DataFusion's default 10 MiB) to merge
+        // its spilled runs, but the merge of many runs then takes whatever the pool has free
+        // (as many runs at once as fit), so a second sort merging beside it, or the merge of
+        // the sorted partitions, fails: compaction sorts in one partition ([`Work::Sort`]).
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let config = SessionConfig::new()
-            .with_target_partitions((limit >> 26).clamp(1, cores))
+            .with_target_partitions(match work {
+                Work::Sort => 1,
+                Work::Aggregate => (limit >> 26).clamp(1, cores),
+            })
             .with_sort_spill_reservation_bytes((limit / 32).min(10 << 20));
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
@@ -679,7 +694,7 @@ impl Warehouse {
         let mut denied = self.load(Table::DailyDenied).await?;
         let mut suggestions = self.load(Table::DailySuggestions).await?;
         let mut value_numbers = self.load(Table::ValueNumbers).await?;
-        let ctx = self.maintenance_session(raw_table)?;
+        let ctx = self.maintenance_session(raw_table, Work::Aggregate)?;
         for (table, handle) in [
             (raw_table, &raw),
             (Table::DailyCounts, &counts),
