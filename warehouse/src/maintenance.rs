@@ -246,7 +246,8 @@ pub(crate) fn plain_columns(
 
 impl Warehouse {
     /// Deletes the rows of `tenant` whose `eventDate` is before `keep_from`, in one commit, then
-    /// vacuums the files no version needs any more so the data is gone from storage.
+    /// erases those days' folders from storage, so the data is gone at once, and vacuums the
+    /// files other commits replaced more than [`REPLACED_FILES_KEPT`] ago.
     pub async fn apply_retention(
         &self,
         table: Table,
@@ -261,15 +262,15 @@ impl Warehouse {
         if metrics.num_removed_files > 0 {
             self.checkpoint(&handle, table).await?;
         }
+        let erased = erase_expired_days(&handle, table, tenant, keep_from).await?;
         let (_, vacuumed) = handle
             .vacuum()
-            .with_retention_period(chrono::Duration::zero())
-            .with_enforce_retention_duration(false)
+            .with_retention_period(REPLACED_FILES_KEPT)
             .await
             .map_err(delta(table))?;
         Ok(RetentionReport {
             rows_deleted: metrics.num_deleted_rows.unwrap_or(0) as u64,
-            files_vacuumed: vacuumed.files_deleted.len() as u64,
+            files_vacuumed: erased + vacuumed.files_deleted.len() as u64,
         })
     }
 
@@ -289,6 +290,61 @@ impl Warehouse {
         tenants.dedup();
         Ok(tenants)
     }
+}
+
+/// How long a file that a commit replaced (compaction's inputs, a rollup day's previous files)
+/// stays in storage: Delta's default, and as long as the log keeps its versions
+/// (`delta.logRetentionDuration`), so a report planned just before a maintenance pass, or a
+/// compliance pack remade at the table versions it recorded, still finds every file the
+/// versions it reads name. Days past retention do not wait for it ([`erase_expired_days`]).
+pub const REPLACED_FILES_KEPT: chrono::Duration = chrono::Duration::days(7);
+
+/// Deletes every file in the folders of `tenant`'s days before `keep_from` (`tenant=…/
+/// eventDate=…/`), once the retention commit left none of them in the table: the day's rows
+/// are gone from storage at once, those of files compaction replaced included, which the
+/// vacuum would keep for [`REPLACED_FILES_KEPT`]. A file the latest version still names is
+/// left alone (none should be: uploads older than the window are refused). Returns the files
+/// deleted.
+async fn erase_expired_days(
+    handle: &DeltaTable,
+    table: Table,
+    tenant: &str,
+    keep_from: NaiveDate,
+) -> Result<u64, WarehouseError> {
+    use deltalake::ObjectStore;
+    use futures::StreamExt;
+    let storage = |e: deltalake::ObjectStoreError| delta(table)(e.into());
+    let store = handle.log_store().object_store(None);
+    let active: std::collections::HashSet<String> = handle
+        .get_active_add_actions_by_partitions(&[])
+        .map_ok(|view| view.path().into_owned())
+        .try_collect()
+        .await
+        .map_err(delta(table))?;
+    let tenant_folder = deltalake::Path::from(format!("tenant={tenant}"));
+    let days = store.list_with_delimiter(Some(&tenant_folder)).await.map_err(storage)?;
+    let mut doomed = Vec::new();
+    for folder in days.common_prefixes {
+        let expired = folder
+            .filename()
+            .and_then(|name| name.strip_prefix("eventDate="))
+            .and_then(|date| NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
+            .is_some_and(|date| date < keep_from);
+        if !expired {
+            continue;
+        }
+        let files: Vec<_> = store.list(Some(&folder)).try_collect().await.map_err(storage)?;
+        doomed.extend(
+            files
+                .into_iter()
+                .map(|file| file.location)
+                .filter(|location| !active.contains(location.as_ref())),
+        );
+    }
+    // One bulk request per thousand files on S3.
+    let locations = futures::stream::iter(doomed.into_iter().map(Ok)).boxed();
+    let erased: Vec<_> = store.delete_stream(locations).try_collect().await.map_err(storage)?;
+    Ok(erased.len() as u64)
 }
 
 /// Retention for every tenant with rows, each with its own window: what `elevation serve` runs
