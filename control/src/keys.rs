@@ -22,15 +22,15 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// Every kind, in the order they are listed (errors, the OpenAPI document).
+    pub const ALL: [KeyKind; 2] = [KeyKind::Agent, KeyKind::Admin];
+
     /// Parses `agent` or `admin`.
     pub fn parse(text: &str) -> Result<KeyKind, ControlError> {
-        match text {
-            "agent" => Ok(KeyKind::Agent),
-            "admin" => Ok(KeyKind::Admin),
-            other => Err(ControlError::Invalid(format!(
-                "kind must be agent or admin, not {other:?}"
-            ))),
-        }
+        KeyKind::ALL.into_iter().find(|k| k.short() == text).ok_or_else(|| {
+            let names: Vec<&str> = KeyKind::ALL.iter().map(|k| k.short()).collect();
+            ControlError::Invalid(format!("kind must be {}, not {text:?}", names.join(" or ")))
+        })
     }
 
     /// The kind as it appears in keys, listings and the database.

@@ -122,7 +122,10 @@ struct NewKey {
     upn: Option<String>,
 }
 
-web::schema_type!(KeyKindWord => web::schema::one_of(&["agent", "admin"]));
+web::schema_type!(KeyKindWord => {
+    let names: Vec<&str> = control::KeyKind::ALL.iter().map(|k| k.short()).collect();
+    web::schema::one_of(&names)
+});
 
 web::schema_type!(RoleWord => {
     let names: Vec<&str> = control::Role::ALL.iter().map(|r| r.as_str()).collect();
@@ -261,11 +264,17 @@ web::schema_type!(FilterText => filter_text());
 
 web::schema_type!(JsonOrCsv => web::schema::one_of(&["json", "csv"]));
 
-web::schema_type!(ProfileWord => web::schema::one_of(&["native", "graph"]));
+web::schema_type!(ProfileWord => {
+    let names: Vec<&str> = queries::request::Profile::ALL.iter().map(|p| p.as_str()).collect();
+    web::schema::one_of(&names)
+});
 
 web::schema_type!(OrderWord => web::schema::one_of(&["asc", "desc"]));
 
-web::schema_type!(ReadinessWord => web::schema::one_of(&["onlyUnmanaged", "both", "onlyManaged"]));
+web::schema_type!(ReadinessWord => {
+    let names: Vec<&str> = queries::request::Readiness::ALL.iter().map(|r| r.as_str()).collect();
+    web::schema::one_of(&names)
+});
 
 web::schema_type!(ElevationTypeWord => {
     let names: Vec<&str> = warehouse::ElevationType::ALL.iter().map(|t| t.as_str()).collect();
@@ -320,7 +329,10 @@ struct SuggestParams {
     minUsers: Option<u64>,
 }
 
-web::schema_type!(ExportFormatWord => web::schema::one_of(&["intune", "epmanager-csv", "json"]));
+web::schema_type!(ExportFormatWord => {
+    let names: Vec<&str> = queries::export::ExportFormat::ALL.iter().map(|f| f.as_str()).collect();
+    web::schema::one_of(&names)
+});
 
 web::schema_type!(SuggestionKinds => web::schema::list_of(suggestion_kind()));
 
@@ -659,7 +671,10 @@ struct NewWebhook {
     format: Option<String>,
 }
 
-web::schema_type!(WebhookFormatWord => web::schema::one_of(&["standard", "teams"]));
+web::schema_type!(WebhookFormatWord => {
+    let names: Vec<&str> = control::webhooks::WebhookFormat::ALL.iter().map(|f| f.as_str()).collect();
+    web::schema::one_of(&names)
+});
 
 /// A listing's filters (an empty value means not given, as a form sends it).
 #[derive(IntoParams)]

@@ -22,15 +22,26 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
+    /// Every format, in the order they are listed (errors, the OpenAPI document).
+    pub const ALL: [ExportFormat; 3] = [ExportFormat::Intune, ExportFormat::EpmanagerCsv, ExportFormat::Json];
+
     /// Parses `intune`, `epmanager-csv` or `json`.
     pub fn parse(text: &str) -> Result<ExportFormat, QueryError> {
-        match text {
-            "intune" => Ok(ExportFormat::Intune),
-            "epmanager-csv" => Ok(ExportFormat::EpmanagerCsv),
-            "json" => Ok(ExportFormat::Json),
-            other => Err(QueryError::BadParameter(format!(
-                "format {other:?} is not one of intune, epmanager-csv, json"
-            ))),
+        ExportFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ExportFormat::ALL.iter().map(|f| f.as_str()).collect();
+                QueryError::BadParameter(format!("format {text:?} is not one of {}", names.join(", ")))
+            })
+    }
+
+    /// The format as a request names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Intune => "intune",
+            ExportFormat::EpmanagerCsv => "epmanager-csv",
+            ExportFormat::Json => "json",
         }
     }
 

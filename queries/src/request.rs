@@ -194,6 +194,26 @@ pub enum Readiness {
 }
 
 impl Readiness {
+    /// Every tile, in the Overview's order (errors, the OpenAPI document, the filter's choices).
+    pub const ALL: [Readiness; 3] = [Readiness::OnlyUnmanaged, Readiness::Both, Readiness::OnlyManaged];
+
+    /// The tile as the `readiness` parameter names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Readiness::OnlyUnmanaged => "onlyUnmanaged",
+            Readiness::Both => "both",
+            Readiness::OnlyManaged => "onlyManaged",
+        }
+    }
+
+    /// Parses `onlyUnmanaged`, `both` or `onlyManaged`.
+    pub fn parse(text: &str) -> Result<Readiness, QueryError> {
+        Readiness::ALL.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = Readiness::ALL.iter().map(|r| r.as_str()).collect();
+            bad(format!("readiness {text:?} is not one of {}", names.join(", ")))
+        })
+    }
+
     /// Whether a user with these counts belongs to the tile.
     pub fn holds(self, managed: i64, unmanaged: i64) -> bool {
         match self {
@@ -237,13 +257,23 @@ impl Format {
 }
 
 impl Profile {
+    /// Every profile (errors, the OpenAPI document).
+    pub const ALL: [Profile; 2] = [Profile::Native, Profile::Graph];
+
+    /// The profile as the `profile` parameter names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Native => "native",
+            Profile::Graph => "graph",
+        }
+    }
+
     /// Parses `native` or `graph`.
     pub fn parse(text: &str) -> Result<Profile, QueryError> {
-        match text {
-            "native" => Ok(Profile::Native),
-            "graph" => Ok(Profile::Graph),
-            other => Err(bad(format!("profile {other:?} is not one of native, graph"))),
-        }
+        Profile::ALL.into_iter().find(|p| p.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
+            bad(format!("profile {text:?} is not one of {}", names.join(", ")))
+        })
     }
 }
 
@@ -348,18 +378,7 @@ impl ReportRequest {
                 "fileName" => filters.file_name = text(value)?,
                 "id" => filters.id = text(value)?,
                 "sort" => sort = text(value)?,
-                "readiness" => {
-                    readiness = Some(match value.as_str() {
-                        "onlyUnmanaged" => Readiness::OnlyUnmanaged,
-                        "both" => Readiness::Both,
-                        "onlyManaged" => Readiness::OnlyManaged,
-                        other => {
-                            return Err(bad(format!(
-                                "readiness {other:?} is not one of onlyUnmanaged, both, onlyManaged"
-                            )));
-                        }
-                    })
-                }
+                "readiness" => readiness = Some(Readiness::parse(value)?),
                 "order" => {
                     descending = Some(match value.as_str() {
                         "asc" => false,

@@ -52,16 +52,21 @@ pub enum WebhookFormat {
 }
 
 impl WebhookFormat {
+    /// Every format, in the order they are listed (errors, the OpenAPI document).
+    pub const ALL: [WebhookFormat; 2] = [WebhookFormat::Standard, WebhookFormat::Teams];
+
     /// Parses `standard` or `teams`.
     pub fn parse(text: &str) -> Result<WebhookFormat, ControlError> {
-        match text {
-            "standard" => Ok(WebhookFormat::Standard),
-            "teams" => Ok(WebhookFormat::Teams),
-            other => Err(ControlError::InvalidField {
-                field: "format",
-                message: format!("must be standard or teams, not {other:?}"),
-            }),
-        }
+        WebhookFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = WebhookFormat::ALL.iter().map(|f| f.as_str()).collect();
+                ControlError::InvalidField {
+                    field: "format",
+                    message: format!("must be {}, not {text:?}", names.join(" or ")),
+                }
+            })
     }
 
     /// The format as stored and shown.

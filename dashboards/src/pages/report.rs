@@ -207,7 +207,10 @@ pub async fn report(
     for field in filter_fields(report_name) {
         let options: Vec<String> = match *field {
             "elevationType" => TYPES.iter().map(|(t, _)| (*t).to_owned()).collect(),
-            "readiness" => ["onlyUnmanaged", "both", "onlyManaged"].map(String::from).to_vec(),
+            "readiness" => queries::request::Readiness::ALL
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             _ => Vec::new(),
         };
         fields.push(FieldView {
