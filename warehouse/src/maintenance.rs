@@ -315,12 +315,12 @@ async fn erase_expired_days(
     use futures::StreamExt;
     let storage = |e: deltalake::ObjectStoreError| delta(table)(e.into());
     let store = handle.log_store().object_store(None);
-    let active: std::collections::HashSet<String> = handle
-        .get_active_add_actions_by_partitions(&[])
-        .map_ok(|view| view.path().into_owned())
-        .try_collect()
-        .await
-        .map_err(delta(table))?;
+    let active: std::collections::HashSet<String> = list_partitions(handle, table)
+        .await?
+        .into_iter()
+        .filter(|((of, _), _)| of == tenant)
+        .flat_map(|(_, files)| files.views.into_iter().map(|view| view.path().into_owned()))
+        .collect();
     let tenant_folder = deltalake::Path::from(format!("tenant={tenant}"));
     let days = store.list_with_delimiter(Some(&tenant_folder)).await.map_err(storage)?;
     let mut doomed = Vec::new();
