@@ -25,6 +25,7 @@ mod reports;
 mod requests;
 mod retention;
 mod scale_out;
+mod scans;
 mod simulator_truth;
 mod suggestions;
 mod tidy;

@@ -25,6 +25,10 @@
 //! local admin rights. Compliance evidence packs (issue #18) are assembled by the `compliance`
 //! crate over [`pinned_session`] (tables read at recorded Delta versions) and
 //! [`reports::tenant_window`].
+//!
+//! Every table is read through `snapshot::SnapshotTable`: the files of one Delta version as a
+//! plain Parquet scan, chosen by tenant and day, skipped by each file's recorded bounds, in
+//! this process and on a cluster ([`cluster`]).
 
 mod applications;
 pub mod cluster;
@@ -37,6 +41,7 @@ mod monthly;
 pub mod render;
 pub mod reports;
 pub mod request;
+mod snapshot;
 pub mod suggest;
 
 pub use days::Coverage;
@@ -53,6 +58,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::prelude::{SessionContext, col, ident, lit};
+use snapshot::SnapshotTable;
 use warehouse::{Table, Warehouse};
 
 /// What can go wrong answering a question.
@@ -142,8 +148,8 @@ impl QueryError {
 ///
 /// Every call brings the tables up to their latest version ([`Warehouse::latest`]), so a
 /// query sees every commit made before it started — including the last half second of landed
-/// uploads. (The Delta scan lists files from the log, not from storage, so DataFusion's
-/// list-files cache never hides new files.)
+/// uploads. (The scan reads the files the Delta log lists at that version, never a listing of
+/// storage, so no cache of listed files hides new ones.)
 pub async fn session(warehouse: &Warehouse) -> Result<SessionContext, QueryError> {
     Ok(open(warehouse, None).await?.ctx)
 }
@@ -182,8 +188,9 @@ async fn new_context() -> Result<SessionContext, QueryError> {
     }
 }
 
-/// Registers one table snapshot in a session under the table's name: Delta's own scan in this
-/// process, or on a cluster the snapshot's files as a plain Parquet scan the cluster can run.
+/// Registers one table snapshot in a session under the table's name: the snapshot's files as a
+/// plain Parquet scan ([`SnapshotTable`]), here or on a cluster; in this process Delta's own
+/// scan for a table a plain reader would read wrongly (none the warehouse writes).
 async fn register(
     ctx: &SessionContext,
     table: Table,
@@ -191,20 +198,20 @@ async fn register(
     tenant: Option<&str>,
 ) -> Result<(), QueryError> {
     if cluster::cluster().is_some() {
-        ctx.register_table(
-            table.name(),
-            Arc::new(cluster::SnapshotTable::of(delta, table, tenant).await?),
-        )?;
+        ctx.register_table(table.name(), Arc::new(SnapshotTable::of(delta, table, tenant).await?))?;
         return Ok(());
     }
     let failed = |source| QueryError::Delta {
         table: table.name(),
         source,
     };
+    // The table's object store, under the table's address, for either scan.
     delta.update_datafusion_session(&ctx.state()).map_err(failed)?;
-    // The provider's errors are DataFusion errors.
-    let provider = delta.table_provider().await?;
-    ctx.register_table(table.name(), provider)?;
+    match SnapshotTable::readable(delta, table, tenant).await? {
+        Some(snapshot) => ctx.register_table(table.name(), Arc::new(snapshot))?,
+        // The provider's errors are DataFusion errors.
+        None => ctx.register_table(table.name(), delta.table_provider().await?)?,
+    };
     Ok(())
 }
 
