@@ -159,20 +159,16 @@ pub(crate) async fn closed_days(
     if first > last {
         return Ok(BTreeSet::new());
     }
-    let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
+    let current = warehouse::rollups::partition_fingerprints(raw, Table::Elevations).await?;
     let first_raw = current.keys().filter(|(t, _)| t == tenant).map(|(_, date)| *date).min();
     let last_candidate = match first_raw {
         Some(day) if day <= first => return Ok(BTreeSet::new()),
         Some(day) => last.min(day - Duration::days(1)),
         None => last,
     };
-    let recorded = warehouse::maintenance::recorded_fingerprints(
-        ctx,
-        Table::DailyCounts,
-        Some(tenant),
-        Some((first, last_candidate)),
-    )
-    .await?;
+    let recorded =
+        warehouse::rollups::recorded_fingerprints(ctx, Table::DailyCounts, Some(tenant), Some((first, last_candidate)))
+            .await?;
     Ok(recorded
         .into_keys()
         .filter(|key| !current.contains_key(key))
@@ -238,8 +234,8 @@ pub(crate) async fn rollup_and_raw(
         return Ok(unsplit(raw_rows));
     }
     let recorded =
-        warehouse::maintenance::recorded_fingerprints(ctx, rollup, Some(&request.tenant), Some((first, last))).await?;
-    let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
+        warehouse::rollups::recorded_fingerprints(ctx, rollup, Some(&request.tenant), Some((first, last))).await?;
+    let current = warehouse::rollups::partition_fingerprints(raw, Table::Elevations).await?;
     let whole = |date: &NaiveDate| *date >= first && midnight(*date + Duration::days(1)) <= request.to;
     let recorded_days: BTreeSet<NaiveDate> = recorded.keys().map(|(_, date)| *date).collect();
     let mut days: BTreeSet<NaiveDate> = recorded
@@ -255,7 +251,7 @@ pub(crate) async fn rollup_and_raw(
     if !closed.is_empty() {
         let mut held: BTreeSet<NaiveDate> = recorded_days.clone();
         if rollup == Table::DailyDenied {
-            let free = warehouse::maintenance::denial_free_days(ctx).await?;
+            let free = warehouse::rollups::denial_free_days(ctx).await?;
             held.extend(free.into_keys().filter(|(t, _)| *t == request.tenant).map(|(_, d)| d));
         }
         let served: Vec<NaiveDate> = closed.into_iter().filter(|d| held.contains(d)).collect();

@@ -137,7 +137,7 @@ pub(crate) async fn denied(
     request: &ReportRequest,
     report: &mut Report,
 ) -> Result<(), QueryError> {
-    use warehouse::maintenance::{DENIED_DETAILS, DENIED_KEYS, denials};
+    use warehouse::rollups::{DENIED_DETAILS, DENIED_KEYS, denials};
     report.columns = [
         "outcome",
         "upn",

@@ -13,7 +13,7 @@ use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, max, min, sum};
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionContext, ident, lit, when};
-use warehouse::{ReportingLevel, Table, Warehouse};
+use warehouse::{Table, Warehouse};
 
 use crate::applications::{self, APPLICATION_COLUMNS, Grouping, PUBLISHER_COLUMNS};
 use crate::days::{Coverage, Split, closed_days, rollup_and_raw};
@@ -96,7 +96,7 @@ impl Report {
     }
 }
 
-const UNMANAGED: &str = "unmanagedElevation";
+pub(crate) const UNMANAGED: &str = "unmanagedElevation";
 
 /// The columns of the event lists, in the order the table shows them.
 const EVENT_COLUMNS: [&str; 23] = [
@@ -237,11 +237,11 @@ async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> 
             return Ok(report);
         }
         ReportName::Overview => {
-            overview(&ctx, &raw, request, &mut report).await?;
+            crate::overview::overview(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
         ReportName::Diagnostics => {
-            diagnostics(&ctx, &raw, request, &mut report).await?;
+            crate::diagnostics::diagnostics(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
         ReportName::Compliance => {
@@ -332,15 +332,15 @@ async fn by_application_or_publisher(
     Ok(())
 }
 
-fn cols(names: &[&str]) -> Vec<Expr> {
+pub(crate) fn cols(names: &[&str]) -> Vec<Expr> {
     names.iter().map(|c| ident(*c)).collect()
 }
 
-fn asc(column: &str) -> SortExpr {
+pub(crate) fn asc(column: &str) -> SortExpr {
     ident(column).sort(true, true)
 }
 
-fn desc(column: &str) -> SortExpr {
+pub(crate) fn desc(column: &str) -> SortExpr {
     ident(column).sort(false, false)
 }
 
@@ -357,7 +357,11 @@ pub(crate) fn day(date: NaiveDate) -> Expr {
 
 /// A table's rows of the request's tenant inside its window (the date bounds let Delta skip
 /// whole partitions).
-async fn in_window(ctx: &SessionContext, table: Table, request: &ReportRequest) -> Result<DataFrame, QueryError> {
+pub(crate) async fn in_window(
+    ctx: &SessionContext,
+    table: Table,
+    request: &ReportRequest,
+) -> Result<DataFrame, QueryError> {
     tenant_window(ctx, table, &request.tenant, request.from, request.to).await
 }
 
@@ -462,7 +466,7 @@ fn is_unmanaged() -> Expr {
 }
 
 /// Managed, unmanaged and total elevations of raw `events` per value of `key`.
-fn raw_split(events: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
+pub(crate) fn raw_split(events: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
     Ok(events.aggregate(
         vec![ident(key)],
         vec![
@@ -475,174 +479,6 @@ fn raw_split(events: DataFrame, key: &str) -> Result<DataFrame, QueryError> {
 
 fn count_if(condition: Expr) -> Result<Expr, DataFusionError> {
     Ok(sum(when(condition, lit(1i64)).otherwise(lit(0i64))?))
-}
-
-/// The Overview: the readiness tiles and the three "frequently …" lists, over any window.
-///
-/// Distinct users cannot be summed across days, so whole days come from `daily_user_sets`
-/// (while current): per day, type and file, the elevations and the set of users as a bitmap of
-/// their numbers in `user_numbers`. The window's sets are united, and a user counts once
-/// however many days they appear. Every other day is read from the raw rows and its users are
-/// put into the same sets by number (users the rollups have not numbered yet get numbers past
-/// the stored ones, for this answer only). Either way the answer is the raw rows' answer.
-async fn overview(
-    ctx: &SessionContext,
-    raw: &warehouse::deltalake::DeltaTable,
-    request: &ReportRequest,
-    report: &mut Report,
-) -> Result<(), QueryError> {
-    use warehouse::user_sets::{UserNumbers, UserSet, pairs_of, read_set};
-    report.columns = ["tile", "rank", "fileName", "hash", "count", "users"]
-        .map(String::from)
-        .to_vec();
-    const LISTS: [(&str, &str); 3] = [
-        ("frequentlyUnmanaged", UNMANAGED),
-        ("frequentlyApprovedBySupport", "supportApprovedElevation"),
-        ("frequentlyDenied", "deniedElevation"),
-    ];
-    let answerable = Filters {
-        elevation_type: request.filters.elevation_type,
-        ..Filters::default()
-    };
-    let Split { rolled, raw: raw_rows } = rollup_and_raw(
-        ctx,
-        raw,
-        Table::DailyUserSets,
-        request,
-        answerable,
-        &mut report.coverage,
-    )
-    .await?;
-    // Users' numbers matter only when sets are read; raw rows alone can number users afresh.
-    let mut numbers = UserNumbers::default();
-    if rolled.is_some() {
-        let stored = ctx
-            .table(Table::UserNumbers.name())
-            .await?
-            .filter(ident("tenant").eq(lit(request.tenant.as_str())))?
-            .select(cols(&["upn", "number"]))?
-            .collect()
-            .await?;
-        numbers = UserNumbers::from_pairs(pairs_of(&stored).map_err(DataFusionError::from)?);
-    }
-    // Users with managed elevations, users with unmanaged ones, and each listed file's set.
-    let (mut managed, mut unmanaged) = (roaring::RoaringBitmap::new(), roaring::RoaringBitmap::new());
-    let mut files: BTreeMap<(String, String), UserSet> = BTreeMap::new();
-    let listed = |elevation_type: &str| LISTS.iter().any(|(_, t)| *t == elevation_type);
-    if let Some(rolled) = rolled {
-        let rolled = rolled.select(cols(&["elevationType", "hash", "fileName", "elevations", "users"]))?;
-        for batch in rolled.collect().await? {
-            let text = |i: usize| cast(batch.column(i), &DataType::Utf8).map_err(DataFusionError::from);
-            let (types, hashes, names) = (text(0)?, text(1)?, text(2)?);
-            let (types, hashes, names) = (
-                types.as_string::<i32>(),
-                hashes.as_string::<i32>(),
-                names.as_string::<i32>(),
-            );
-            let elevations = cast(batch.column(3), &DataType::Int64).map_err(DataFusionError::from)?;
-            let elevations = elevations.as_primitive::<Int64Type>();
-            let users = cast(batch.column(4), &DataType::Binary).map_err(DataFusionError::from)?;
-            let users = users.as_binary::<i32>();
-            for row in 0..batch.num_rows() {
-                let elevation_type = types.value(row);
-                let set = read_set(users.value(row)).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                if hashes.is_null(row) {
-                    if elevation_type == UNMANAGED {
-                        unmanaged |= set;
-                    } else {
-                        managed |= set;
-                    }
-                } else if listed(elevation_type) {
-                    let name = names.is_valid(row).then(|| names.value(row));
-                    files
-                        .entry((elevation_type.to_owned(), hashes.value(row).to_owned()))
-                        .or_default()
-                        .add(name, elevations.value(row))
-                        .users |= set;
-                }
-            }
-        }
-    }
-    // The other days: which users elevated managed or unmanaged, and the listed files' users.
-    for row in collect(raw_split(raw_rows.clone(), "upn")?).await?.1 {
-        let [Cell::Text(upn), Cell::Int(m), Cell::Int(u), _] = &row[..] else {
-            return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
-        };
-        let user = numbers.number(upn);
-        if *m > 0 {
-            managed.insert(user);
-        }
-        if *u > 0 {
-            unmanaged.insert(user);
-        }
-    }
-    let types: Vec<Expr> = LISTS.iter().map(|(_, t)| lit(*t)).collect();
-    let per_file_user = raw_rows
-        .filter(ident("elevationType").in_list(types, false))?
-        .aggregate(
-            vec![ident("elevationType"), ident("hash"), ident("upn")],
-            vec![max(ident("fileName")).alias("fileName"), count(lit(1)).alias("count")],
-        )?;
-    for row in collect(per_file_user).await?.1 {
-        let [
-            Cell::Text(elevation_type),
-            Cell::Text(hash),
-            Cell::Text(upn),
-            name,
-            Cell::Int(n),
-        ] = &row[..]
-        else {
-            return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
-        };
-        let user = numbers.number(upn);
-        files
-            .entry((elevation_type.clone(), hash.clone()))
-            .or_default()
-            .add(name.as_text(), *n)
-            .users
-            .insert(user);
-    }
-
-    let tiles = [
-        ("usersOnlyUnmanaged", (&unmanaged - &managed).len()),
-        ("usersBoth", (&unmanaged & &managed).len()),
-        ("usersOnlyManaged", (&managed - &unmanaged).len()),
-    ];
-    for (tile, n) in tiles {
-        report.rows.push(vec![
-            Cell::Text(tile.to_owned()),
-            Cell::Null,
-            Cell::Null,
-            Cell::Null,
-            Cell::Int(n as i64),
-            Cell::Null,
-        ]);
-    }
-    for (tile, elevation_type) in LISTS {
-        let mut listed: Vec<(String, UserSet)> = files
-            .iter()
-            .filter(|((t, _), _)| t == elevation_type)
-            .map(|((_, hash), set)| (hash.clone(), set.clone()))
-            .collect();
-        // Most elevations first; ties by file name, then hash (a file name may be missing).
-        listed.sort_by(|(hash_a, a), (hash_b, b)| {
-            b.elevations
-                .cmp(&a.elevations)
-                .then_with(|| a.file_name.cmp(&b.file_name))
-                .then_with(|| hash_a.cmp(hash_b))
-        });
-        for (rank, (hash, set)) in request.page(listed).enumerate() {
-            report.rows.push(vec![
-                Cell::Text(tile.to_owned()),
-                Cell::Int((request.offset + rank + 1) as i64),
-                set.file_name.map_or(Cell::Null, Cell::Text),
-                Cell::Text(hash),
-                Cell::Int(set.elevations),
-                Cell::Int(set.users.len() as i64),
-            ]);
-        }
-    }
-    Ok(())
 }
 
 /// Elevations per day and type. Whole days of the window whose `daily_counts` were computed
@@ -808,117 +644,6 @@ async fn by_subject(
             ]
         })
         .collect();
-    Ok(())
-}
-
-async fn diagnostics(
-    ctx: &SessionContext,
-    raw: &warehouse::deltalake::DeltaTable,
-    request: &ReportRequest,
-    report: &mut Report,
-) -> Result<(), QueryError> {
-    report.columns = ["kind", "level", "errorCode", "deviceName", "lastSeen", "count"]
-        .map(String::from)
-        .to_vec();
-    let device_filter = |frame: DataFrame| -> Result<DataFrame, QueryError> {
-        Ok(match &request.filters.device_name {
-            Some(name) => frame.filter(ident("deviceName").eq(lit(name.as_str())))?,
-            None => frame,
-        })
-    };
-    // Per device and level, the last event: elevations of whole days from `daily_devices`
-    // while current, the rest from the raw rows; diagnostics from their table.
-    let last_seen = |frame: DataFrame, instant: &str| -> Result<DataFrame, QueryError> {
-        Ok(frame.aggregate(
-            vec![ident("deviceName"), ident("reportingLevel")],
-            vec![max(ident(instant)).alias("lastSeen")],
-        )?)
-    };
-    let elevation_activity = ReportRequest {
-        filters: Filters {
-            device_name: request.filters.device_name.clone(),
-            ..Filters::default()
-        },
-        ..request.clone()
-    };
-    let answerable = elevation_activity.filters.clone();
-    let Split { rolled, raw: raw_rows } = rollup_and_raw(
-        ctx,
-        raw,
-        Table::DailyDevices,
-        &elevation_activity,
-        answerable,
-        &mut report.coverage,
-    )
-    .await?;
-    let mut seen = collect(last_seen(raw_rows, "eventDateTime")?).await?.1;
-    if let Some(rolled) = rolled {
-        seen.extend(collect(last_seen(rolled, "lastSeen")?).await?.1);
-    }
-    let diagnostic_events = device_filter(in_window(ctx, Table::Diagnostics, request).await?)?;
-    seen.extend(collect(last_seen(diagnostic_events, "eventDateTime")?).await?.1);
-    // Per device: its last event, and the level it reported that event under.
-    let mut devices: BTreeMap<String, (DateTime<Utc>, String)> = BTreeMap::new();
-    for row in seen {
-        let (Some(name), Some(level), Cell::Time(at)) = (row[0].as_text(), row[1].as_text(), &row[2]) else {
-            continue;
-        };
-        let entry = devices.entry(name.to_owned()).or_insert((*at, level.to_owned()));
-        if *at > entry.0 {
-            *entry = (*at, level.to_owned());
-        }
-    }
-    let mut per_level: BTreeMap<ReportingLevel, i64> = BTreeMap::new();
-    let mut below = Vec::new();
-    let mut silent = Vec::new();
-    let silent_before = request.to - Duration::days(i64::from(request.silent_days));
-    for (name, (last, level_text)) in &devices {
-        let level = ReportingLevel::parse(level_text).unwrap_or(ReportingLevel::None);
-        *per_level.entry(level).or_default() += 1;
-        if level < request.reporting_cap {
-            below.push((name, level_text, last));
-        }
-        if *last < silent_before {
-            silent.push((name, level_text, last));
-        }
-    }
-    let text = |s: &str| Cell::Text(s.to_owned());
-    for (level, n) in per_level.into_iter().rev() {
-        report.rows.push(vec![
-            text("reportingDevices"),
-            text(level.as_str()),
-            Cell::Null,
-            Cell::Null,
-            Cell::Null,
-            Cell::Int(n),
-        ]);
-    }
-    let errors = device_filter(in_window(ctx, Table::Diagnostics, request).await?)?
-        .filter(ident("errorCode").not_eq(lit(0i64)))?
-        .aggregate(vec![ident("errorCode")], vec![count(lit(1)).alias("count")])?
-        .sort(vec![desc("count"), asc("errorCode")])?;
-    for row in collect(errors).await?.1 {
-        report.rows.push(vec![
-            text("errorCode"),
-            Cell::Null,
-            row[0].clone(),
-            Cell::Null,
-            Cell::Null,
-            row[1].clone(),
-        ]);
-    }
-    for (kind, list) in [("silentDevice", silent), ("belowCap", below)] {
-        for (name, level, last) in list {
-            report.rows.push(vec![
-                text(kind),
-                text(level),
-                Cell::Null,
-                text(name),
-                Cell::Time(*last),
-                Cell::Null,
-            ]);
-        }
-    }
     Ok(())
 }
 

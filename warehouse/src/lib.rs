@@ -49,6 +49,7 @@ pub mod maintenance;
 pub mod model;
 pub mod policy;
 pub mod retention;
+pub mod rollups;
 pub mod rows;
 pub mod schema;
 pub mod suggestion_days;

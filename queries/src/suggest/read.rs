@@ -129,12 +129,11 @@ async fn rolled_days(
     raw: &warehouse::deltalake::DeltaTable,
     tenant: &str,
 ) -> Result<Vec<NaiveDate>, QueryError> {
-    let recorded =
-        warehouse::maintenance::recorded_fingerprints(ctx, Table::DailySuggestions, Some(tenant), None).await?;
+    let recorded = warehouse::rollups::recorded_fingerprints(ctx, Table::DailySuggestions, Some(tenant), None).await?;
     if recorded.is_empty() {
         return Ok(Vec::new());
     }
-    let current = warehouse::maintenance::partition_fingerprints(raw, Table::Elevations).await?;
+    let current = warehouse::rollups::partition_fingerprints(raw, Table::Elevations).await?;
     Ok(recorded
         .into_iter()
         .filter(|(key, fingerprint)| current.get(key).is_none_or(|now| now == fingerprint))
