@@ -602,3 +602,109 @@ async fn the_monthly_compliance_report_matches_the_sent_events() {
     // Filters make no sense month by month: refused.
     assert!(parse(&[("upn", "ada@contoso.com")]).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compliance_report_counts_each_month_from_its_own_events_across_a_month_boundary() {
+    let mut node = Node::start().await;
+    let at = |id: &str, upn: &str, kind: &str, time: &str| {
+        let mut event = elevation_event(id, kind);
+        event["upn"] = upn.into();
+        event["eventDateTime"] = time.into();
+        event
+    };
+    // LAPTOP-0001 at `all`: ada's unmanaged elevation in the last millisecond of October, her
+    // managed one in the first instant of November, bob's later, and a diagnostic event.
+    let mut diagnostic = crate::support::diagnostic(1);
+    diagnostic["eventDateTime"] = "2026-11-03T08:00:00Z".into();
+    let first = batch(
+        "b-1",
+        "all",
+        vec![
+            at(
+                "e-1",
+                "ada@contoso.com",
+                "unmanagedElevation",
+                "2026-10-31T23:59:59.999Z",
+            ),
+            at(
+                "e-2",
+                "ada@contoso.com",
+                "userConfirmedElevation",
+                "2026-11-01T00:00:00Z",
+            ),
+            at(
+                "e-3",
+                "bob@contoso.com",
+                "supportApprovedElevation",
+                "2026-11-15T12:00:00Z",
+            ),
+        ],
+        vec![diagnostic],
+    );
+    // LAPTOP-0002 at `managed`: carol's managed elevation in November.
+    let mut second = batch(
+        "b-2",
+        "managed",
+        vec![at(
+            "e-4",
+            "carol@contoso.com",
+            "userConfirmedElevation",
+            "2026-11-02T09:00:00Z",
+        )],
+        vec![],
+    );
+    second["deviceId"] = "device-2".into();
+    second["deviceName"] = "LAPTOP-0002".into();
+    for upload in [first, second] {
+        let answer = node.upload(&upload).await;
+        assert_eq!(answer.status, 200, "{}", answer.message());
+    }
+    node.land_all().await;
+    let (status, body) = node
+        .get_with_key(&node.admin_key, "/v1/reports/compliance?from=2026-10-01&to=2026-11-21")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let months: Vec<[serde_json::Value; 7]> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            [
+                "month",
+                "users",
+                "usersWithUnmanaged",
+                "elevations",
+                "managed",
+                "devices",
+                "devicesAtAll",
+            ]
+            .map(|column| row[column].clone())
+        })
+        .collect();
+    use serde_json::json;
+    assert_eq!(
+        months,
+        [
+            [
+                json!("2026-10-01"),
+                json!(1),
+                json!(1),
+                json!(1),
+                json!(0),
+                json!(1),
+                json!(1)
+            ],
+            [
+                json!("2026-11-01"),
+                json!(3),
+                json!(0),
+                json!(3),
+                json!(3),
+                json!(2),
+                json!(1)
+            ],
+        ]
+    );
+    node.stop().await;
+}

@@ -3,15 +3,15 @@
 //! that were managed, and of devices that reported at `all` for the whole month (the devices
 //! whose unmanaged elevations are evidenced at all).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::error::DataFusionError;
-use datafusion::functions::datetime::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, sum};
+use datafusion::logical_expr::{Expr, GroupingSet};
 use datafusion::prelude::{SessionContext, ident, lit};
 use warehouse::{ReportingLevel, Table};
 
@@ -47,19 +47,6 @@ fn month_of(at: DateTime<Utc>) -> NaiveDate {
     NaiveDate::from_ymd_opt(at.year(), at.month(), 1).expect("the first of a month exists")
 }
 
-fn months(column: &ArrayRef) -> Result<Vec<Option<NaiveDate>>, QueryError> {
-    let column =
-        cast(column, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))).map_err(DataFusionError::from)?;
-    let column = column.as_primitive::<TimestampMicrosecondType>();
-    Ok((0..column.len())
-        .map(|i| {
-            (!column.is_null(i))
-                .then(|| DateTime::from_timestamp_micros(column.value(i)).map(month_of))
-                .flatten()
-        })
-        .collect())
-}
-
 fn int64(column: &ArrayRef) -> Result<ArrayRef, QueryError> {
     Ok(cast(column, &DataType::Int64).map_err(DataFusionError::from)?)
 }
@@ -79,64 +66,13 @@ pub(crate) async fn compliance(
             .checked_add_months(chrono::Months::new(1))
             .expect("a later month exists");
     }
-    let month_expr = || date_trunc(lit("month"), ident("eventDateTime")).alias("month");
-    let unmanaged =
-        datafusion::logical_expr::cast(ident("elevationType").eq(lit("unmanagedElevation")), DataType::Int64);
-    let users = tenant_window(ctx, Table::Elevations, tenant, from, to)
-        .await?
-        .aggregate(
-            vec![month_expr(), ident("upn")],
-            vec![count(lit(1)).alias("n"), sum(unmanaged).alias("unmanaged")],
-        )?
-        .collect()
-        .await?;
-    for batch in &users {
-        let month = months(batch.column(0))?;
-        let n = int64(batch.column(2))?;
-        let n = n.as_primitive::<Int64Type>();
-        let u = int64(batch.column(3))?;
-        let u = u.as_primitive::<Int64Type>();
-        for (row, month) in month.iter().enumerate() {
-            let Some(entry) = month.and_then(|m| by_month.get_mut(&m)) else {
-                continue;
-            };
-            entry.users += 1;
-            entry.users_unmanaged += i64::from(u.value(row) > 0);
-            entry.elevations += n.value(row);
-            entry.managed += n.value(row) - u.value(row);
-        }
-    }
-    // A device is at `all` for a month when every event it sent that month, elevation or
-    // diagnostic, was accepted at `all`.
-    let mut devices: BTreeMap<(NaiveDate, String), bool> = BTreeMap::new();
-    for table in [Table::Elevations, Table::Diagnostics] {
-        let at_all = ident("reportingLevel").eq(lit(ReportingLevel::All.as_str()));
-        let batches = tenant_window(ctx, table, tenant, from, to)
-            .await?
-            .aggregate(
-                vec![month_expr(), ident("deviceId")],
-                vec![bool_and(at_all).alias("atAll")],
-            )?
-            .collect()
-            .await?;
-        for batch in &batches {
-            let month = months(batch.column(0))?;
-            let ids = cast(batch.column(1), &DataType::Utf8).map_err(DataFusionError::from)?;
-            let ids = ids.as_string::<i32>();
-            let flags = batch.column(2).as_boolean();
-            for row in 0..batch.num_rows() {
-                let Some(month) = month[row] else { continue };
-                let flag = !flags.is_null(row) && flags.value(row);
-                let slot = devices.entry((month, ids.value(row).to_owned())).or_insert(true);
-                *slot &= flag;
-            }
-        }
-    }
-    for ((month, _), at_all) in devices {
-        if let Some(entry) = by_month.get_mut(&month) {
-            entry.devices += 1;
-            entry.devices_at_all += i64::from(at_all);
-        }
+    // Month by month, each read from its own days only, so no row's month is computed.
+    let midnight = |day: NaiveDate| day.and_time(chrono::NaiveTime::MIN).and_utc();
+    for (&month, figures) in by_month.iter_mut() {
+        let next = month
+            .checked_add_months(chrono::Months::new(1))
+            .expect("a later month exists");
+        tally_month(ctx, tenant, from.max(midnight(month)), to.min(midnight(next)), figures).await?;
     }
     report.columns = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     report.rows = by_month
@@ -157,6 +93,94 @@ pub(crate) async fn compliance(
         })
         .collect();
     Ok(())
+}
+
+/// One month's figures from its elevations and diagnostics in `[start, end)`.
+///
+/// The users' figures and the devices' levels come from one scan of the elevations, grouped
+/// two ways at once (by user, by device): `upn` and `deviceId` are never null in the table, so
+/// the null one of a row says which grouping the row is of. A device is at `all` for the month
+/// when every event it sent, elevation or diagnostic, was accepted at `all`.
+async fn tally_month(
+    ctx: &SessionContext,
+    tenant: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    month: &mut Month,
+) -> Result<(), QueryError> {
+    let at_all = || ident("reportingLevel").eq(lit(ReportingLevel::All.as_str()));
+    let unmanaged =
+        datafusion::logical_expr::cast(ident("elevationType").eq(lit("unmanagedElevation")), DataType::Int64);
+    let by_user_and_by_device = Expr::GroupingSet(GroupingSet::GroupingSets(vec![
+        vec![ident("upn")],
+        vec![ident("deviceId")],
+    ]));
+    let elevations = tenant_window(ctx, Table::Elevations, tenant, start, end)
+        .await?
+        .aggregate(
+            vec![by_user_and_by_device],
+            vec![
+                count(lit(1)).alias("n"),
+                sum(unmanaged).alias("unmanaged"),
+                bool_and(at_all()).alias("atAll"),
+            ],
+        )?
+        .collect()
+        .await?;
+    let mut devices: HashMap<String, bool> = HashMap::new();
+    for batch in &elevations {
+        let upns = named(batch, "upn")?;
+        let ids = named(batch, "deviceId")?;
+        let n = int64(&named(batch, "n")?)?;
+        let n = n.as_primitive::<Int64Type>();
+        let u = int64(&named(batch, "unmanaged")?)?;
+        let u = u.as_primitive::<Int64Type>();
+        let flags = named(batch, "atAll")?;
+        let flags = flags.as_boolean();
+        let (upns, ids) = (text(&upns)?, text(&ids)?);
+        let (upns, ids) = (upns.as_string::<i32>(), ids.as_string::<i32>());
+        for row in 0..batch.num_rows() {
+            if upns.is_valid(row) {
+                month.users += 1;
+                month.users_unmanaged += i64::from(u.value(row) > 0);
+                month.elevations += n.value(row);
+                month.managed += n.value(row) - u.value(row);
+            } else if ids.is_valid(row) {
+                let flag = flags.is_valid(row) && flags.value(row);
+                *devices.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
+            }
+        }
+    }
+    let diagnostics = tenant_window(ctx, Table::Diagnostics, tenant, start, end)
+        .await?
+        .aggregate(vec![ident("deviceId")], vec![bool_and(at_all()).alias("atAll")])?
+        .collect()
+        .await?;
+    for batch in &diagnostics {
+        let ids = text(&named(batch, "deviceId")?)?;
+        let ids = ids.as_string::<i32>();
+        let flags = named(batch, "atAll")?;
+        let flags = flags.as_boolean();
+        for row in 0..batch.num_rows() {
+            let flag = flags.is_valid(row) && flags.value(row);
+            *devices.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
+        }
+    }
+    month.devices = devices.len() as i64;
+    month.devices_at_all = devices.values().filter(|&&at_all| at_all).count() as i64;
+    Ok(())
+}
+
+/// A column of `batch` by name.
+fn named(batch: &RecordBatch, name: &str) -> Result<ArrayRef, QueryError> {
+    batch
+        .column_by_name(name)
+        .cloned()
+        .ok_or_else(|| QueryError::DataFusion(DataFusionError::Internal(format!("no column {name} in the answer"))))
+}
+
+fn text(column: &ArrayRef) -> Result<ArrayRef, QueryError> {
+    Ok(cast(column, &DataType::Utf8).map_err(DataFusionError::from)?)
 }
 
 /// A share as a percentage with one decimal, as text (null when there is nothing to share).
