@@ -86,6 +86,18 @@ pub(crate) async fn pages(data: &DataArgs, location: warehouse::Location, args: 
             _ => String::new(),
         })
         .context("the window holds no elevation to show in detail")?;
+    // Its time, which the lists' links to the detail carry.
+    let detail_params = match newest
+        .column("eventDateTime")
+        .and_then(|i| newest.rows.first().map(|r| &r[i]))
+    {
+        Some(queries::Cell::Time(at)) => {
+            let mut params = window(from);
+            params.push(("at".into(), at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+            params
+        }
+        _ => window(from),
+    };
     println!(
         "{} elevation rows of tenant {} in {}; pages over {} days to {}; median and slowest of {} runs",
         rows.elevations(),
@@ -126,7 +138,7 @@ pub(crate) async fn pages(data: &DataArgs, location: warehouse::Location, args: 
             ));
         }
     }
-    names.push(("elevation detail".into(), "elevation".into(), Some(id), window(from)));
+    names.push(("elevation detail".into(), "elevation".into(), Some(id), detail_params));
     names.push(("suggestions".into(), "suggestions".into(), None, window(from)));
     names.push(("fleet".into(), "fleet".into(), None, window(from)));
     names.push(("when".into(), "when".into(), None, window(from)));

@@ -259,3 +259,47 @@ async fn empty_filter_fields_leave_the_pages_address() {
     assert_ne!(api.status(), 303);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elevations_detail_link_carries_its_time_and_the_detail_is_found_with_or_without_it() {
+    let mut node = Node::start().await;
+    let at = |id: &str, time: &str| {
+        let mut event = crate::support::elevation_event(id, "userConfirmedElevation");
+        event["eventDateTime"] = time.into();
+        event
+    };
+    let events = vec![
+        at("e-1", "2026-11-20T10:00:00.123456Z"),
+        at("e-2", "2026-11-20T11:00:00Z"),
+    ];
+    let answer = node.upload(&crate::support::batch("b-1", "all", events, vec![])).await;
+    assert_eq!(answer.status, 200, "{}", answer.message());
+    node.land_all().await;
+    let window = "from=2026-11-14T00:00:00Z&to=2026-11-21T00:00:00Z";
+    let (status, list, _) = page(&node, &format!("/reports/elevations?{window}")).await;
+    assert_eq!(status, 200, "{list}");
+    // The list's link to e-1's detail, with its time to the microsecond.
+    let link = list
+        .split("href=\"")
+        .filter_map(|rest| rest.split('"').next())
+        .map(|href| href.replace("&#38;", "&").replace("&amp;", "&"))
+        .find(|href| href.starts_with("/elevations/e-1?"))
+        .expect("the list links e-1's detail");
+    assert!(link.contains("at=2026-11-20T10%3A00%3A00.123456Z"), "{link}");
+    let shows_e1 = |body: &str| body.contains("<dt>id</dt><dd>e-1</dd>") && body.contains("2026-11-20 10:00:00Z");
+    let (status, detail, _) = page(&node, &link).await;
+    assert!(status == 200 && shows_e1(&detail), "{link}: {status} {detail}");
+    // Another elevation's time, a time outside the window, or no time at all: the lookup
+    // falls back to the whole window and finds the same elevation.
+    for hint in [
+        "&at=2026-11-20T11:00:00Z",
+        "&at=2026-10-01T00:00:00Z",
+        "&at=not-a-time",
+        "",
+    ] {
+        let path = format!("/elevations/e-1?{window}{hint}");
+        let (status, detail, _) = page(&node, &path).await;
+        assert!(status == 200 && shows_e1(&detail), "{path}: {status} {detail}");
+    }
+    node.stop().await;
+}

@@ -579,7 +579,12 @@ fn overview_page() {}
 fn report_page() {}
 
 #[utoipa::path(get, path = "/elevations/{id}", tag = "pages",
-    params(("id" = String, Path, description = "The elevation's id")),
+    params(
+        ("id" = String, Path, description = "The elevation's id"),
+        ("from" = Option<String>, Query, description = "Start of the window the page's links keep (RFC 3339 or YYYY-MM-DD); default 400 days before `to`"),
+        ("to" = Option<String>, Query, description = "End of that window; default now"),
+        ("at" = Option<String>, Query, description = "The elevation's time, as the report pages' links carry it: the elevation is looked up at that instant first, then in the whole window"),
+    ),
     responses(
         (status = 200, description = "Every column of one elevation", body = String, content_type = "text/html"),
         (status = 303, description = "Not signed in: to /sign-in"),

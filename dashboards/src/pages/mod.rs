@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Timelike, Utc};
 use queries::{Cell, QueryError, ReportName, ReportRequest};
 
 use crate::AdminApi;

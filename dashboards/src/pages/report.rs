@@ -86,8 +86,8 @@ fn filter_fields(name: ReportName) -> &'static [&'static str] {
 }
 
 /// The drill-down of a cell: a file's users, a user's and a device's elevations, an
-/// elevation's detail.
-fn drill_down(column: &str, value: &str, window: &[(String, String)]) -> Option<String> {
+/// elevation's detail (with the elevation's time as `at`, when its row has one).
+fn drill_down(column: &str, value: &str, window: &[(String, String)], at: Option<DateTime<Utc>>) -> Option<String> {
     if value.is_empty() {
         return None;
     }
@@ -101,7 +101,11 @@ fn drill_down(column: &str, value: &str, window: &[(String, String)]) -> Option<
         "upn" => Some(href("/reports/elevations", &with("upn"))),
         "deviceName" => Some(href("/reports/elevations", &with("deviceName"))),
         "companyName" => Some(href("/reports/by-application", &with("companyName"))),
-        "id" => Some(href(&format!("/elevations/{}", encode_path(value)), window)),
+        "id" => {
+            let mut params = window.to_vec();
+            params.extend(at.map(|at| ("at".to_owned(), at.to_rfc3339_opts(SecondsFormat::AutoSi, true))));
+            Some(href(&format!("/elevations/{}", encode_path(value)), &params))
+        }
         _ => None,
     }
 }
@@ -181,14 +185,23 @@ pub async fn report(
                 sorted: current.then_some(if order_desc { "descending" } else { "ascending" }),
             });
         }
+        let time_column = report.column("eventDateTime");
         for row in &report.rows {
+            let at = time_column.and_then(|i| match row[i] {
+                Cell::Time(at) => Some(at),
+                _ => None,
+            });
             rows.push(
                 row.iter()
                     .zip(&report.columns)
                     .map(|(cell, column)| {
                         let text = text_of(cell);
                         CellView {
-                            href: if live { drill_down(column, &text, &window) } else { None },
+                            href: if live {
+                                drill_down(column, &text, &window, at)
+                            } else {
+                                None
+                            },
                             numeric: matches!(cell, Cell::Int(_)),
                             text,
                         }
@@ -291,10 +304,29 @@ pub async fn elevation(
 ) -> Result<String, QueryError> {
     let (from, to) = window_of(params, Duration::days(400), viewer.now)?;
     let window = params_of(&[("from", instant(from)), ("to", instant(to))]);
-    let mut query = window.clone();
-    query.push(("id".into(), id.to_owned()));
-    query.push(("limit".into(), "1".into()));
-    let report = run_report(api, viewer, "elevations", &query).await?;
+    let lookup = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        let query = params_of(&[
+            ("from", at(from)),
+            ("to", at(to)),
+            ("id", id.to_owned()),
+            ("limit", "1".to_owned()),
+        ]);
+        async move { run_report(api, viewer, "elevations", &query).await }
+    };
+    // The lists' links carry the elevation's time (`at`): the lookup then reads the files of
+    // that instant's day, not the window's. A wrong or missing `at` falls back to the window.
+    let hinted = match params.iter().find(|(k, _)| k == "at") {
+        Some((_, at)) => match queries::request::parse_instant("at", at) {
+            Ok(at) if at >= from && at < to => Some(lookup(at, at + Duration::microseconds(1)).await?),
+            _ => None,
+        },
+        None => None,
+    };
+    let report = match hinted.filter(|found| !found.rows.is_empty()) {
+        Some(found) => found,
+        None => lookup(from, to).await?,
+    };
     let mut fields = Vec::new();
     let mut links = Vec::new();
     let mut proposal = String::new();
