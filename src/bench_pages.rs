@@ -26,6 +26,10 @@ pub(crate) struct PagesBenchArgs {
     /// Days in the window of every page but the 48-hour Overview.
     #[arg(long, default_value_t = 30)]
     days: i64,
+    /// Only the pages whose name in the table contains this text (`denied`, `report`), to time
+    /// or profile one page alone.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn gzip_len(body: &[u8]) -> Result<usize> {
@@ -148,6 +152,7 @@ pub(crate) async fn pages(data: &DataArgs, location: warehouse::Location, args: 
         .filter_map(|a| pages::asset(a))
         .map(|(_, bytes)| gzip_len(bytes).unwrap_or(bytes.len()))
         .sum();
+    names.retain(|(label, ..)| args.only.as_deref().is_none_or(|only| label.contains(only)));
     for (label, page, argument, params) in names {
         let render = || async {
             match (page.as_str(), argument.as_deref()) {

@@ -178,9 +178,7 @@ pub(crate) async fn denied(
     if let Some(rolled) = rolled {
         merged.add(&rolled.select(columns)?.collect().await?)?;
     }
-    let Denials {
-        rows: mut found, names, ..
-    } = merged;
+    let Denials { rows: found, names, .. } = merged;
     let outcome = |key: &[&str; 5]| {
         if key[4] == "deniedElevation" {
             "denied"
@@ -188,32 +186,33 @@ pub(crate) async fn denied(
             "failed"
         }
     };
+    // Each row's keys decoded once, not in every comparison of the ordering.
+    let mut ranked: Vec<(&Denial, [&str; 5])> = found.iter().map(|d| (d, Denials::key_fields(&d.key))).collect();
     // Most elevations first; then user, device name, hash and outcome (then device id and
     // type, so the order is total and every page is the same on every call).
-    let order = |a: &Denial, b: &Denial| {
-        let (ka, kb) = (Denials::key_fields(&a.key), Denials::key_fields(&b.key));
+    let order = |(a, ka): &(&Denial, [&str; 5]), (b, kb): &(&Denial, [&str; 5])| {
         b.count
             .cmp(&a.count)
             .then_with(|| ka[0].cmp(kb[0]))
             .then_with(|| ka[2].cmp(kb[2]))
             .then_with(|| ka[3].cmp(kb[3]))
-            .then_with(|| outcome(&ka).cmp(outcome(&kb)))
+            .then_with(|| outcome(ka).cmp(outcome(kb)))
             .then_with(|| ka[1].cmp(kb[1]))
             .then_with(|| ka[4].cmp(kb[4]))
     };
     // A page needs only its first offset + limit rows in order, not all of them.
     if let Some(end) = request.limit.map(|limit| request.offset.saturating_add(limit))
-        && end < found.len()
+        && end < ranked.len()
     {
-        found.select_nth_unstable_by(end, order);
-        found.truncate(end);
+        ranked.select_nth_unstable_by(end, order);
+        ranked.truncate(end);
     }
-    found.sort_unstable_by(order);
+    ranked.sort_unstable_by(order);
     let text = |s: &str| Cell::Text(s.to_owned());
     report.rows = request
-        .page(found)
-        .map(|d| {
-            let [upn, device_id, device_name, hash, elevation_type] = Denials::key_fields(&d.key);
+        .page(ranked)
+        .map(|(d, key)| {
+            let [upn, device_id, device_name, hash, elevation_type] = key;
             let name = |column: usize| {
                 let id = d.names[column];
                 if id == NO_NAME {
@@ -223,7 +222,7 @@ pub(crate) async fn denied(
                 }
             };
             vec![
-                text(outcome(&Denials::key_fields(&d.key))),
+                text(outcome(&key)),
                 text(upn),
                 text(device_id),
                 text(device_name),
