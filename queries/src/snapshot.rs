@@ -47,10 +47,51 @@ pub(crate) struct SnapshotFile {
     size: u64,
     /// In the order of [`SnapshotWire::partition_columns`]; `None` is a null partition value.
     partition_values: Vec<Option<String>>,
-    /// Bounds of the file's columns (in the order of the file's columns) from its Delta
-    /// statistics, when it has them; not sent to a cluster.
+    /// The file's row count and column bounds from its Delta statistics, when it has them;
+    /// not sent to a cluster.
     #[serde(skip)]
-    bounds: Option<Arc<Statistics>>,
+    bounds: Option<Arc<FileBounds>>,
+}
+
+/// A file's row count and the bounds of its columns that can skip it, kept small: a
+/// provider's table between compactions lists a hundred thousand files, and DataFusion's own
+/// statistics hold every column of each. They are built for the files a scan keeps.
+#[derive(Debug)]
+pub(crate) struct FileBounds {
+    rows: usize,
+    columns: Box<[ColumnBounds]>,
+}
+
+/// One bounded column of a file.
+#[derive(Debug)]
+struct ColumnBounds {
+    /// Its position among the file's columns.
+    index: usize,
+    nulls: Option<usize>,
+    min: Option<ScalarValue>,
+    max: Option<ScalarValue>,
+}
+
+impl FileBounds {
+    /// As DataFusion's statistics of a file of `columns` columns: exact bounds, since
+    /// DataFusion prunes only with exact ones (see `bounds_of` for why they are bounds).
+    fn statistics(&self, columns: usize) -> Statistics {
+        let mut column_statistics = vec![ColumnStatistics::new_unknown(); columns];
+        for column in &self.columns {
+            let exact = |value: &Option<ScalarValue>| value.clone().map_or(Precision::Absent, Precision::Exact);
+            column_statistics[column.index] = ColumnStatistics {
+                null_count: column.nulls.map_or(Precision::Absent, Precision::Exact),
+                min_value: exact(&column.min),
+                max_value: exact(&column.max),
+                ..ColumnStatistics::new_unknown()
+            };
+        }
+        Statistics {
+            num_rows: Precision::Exact(self.rows),
+            total_byte_size: Precision::Absent,
+            column_statistics,
+        }
+    }
 }
 
 /// What crosses the wire for one table: everything but the schema, which DataFusion's own
@@ -375,9 +416,9 @@ impl TableProvider for SnapshotTable {
             let mut scanned = PartitionedFile::new_from_meta(meta).with_partition_values(values);
             // Only the files carry bounds, never the scan as a whole: DataFusion prunes with
             // them but takes no answer (a `max`, a count) from them, as they are bounds, not
-            // exact values (Delta keeps timestamps to the millisecond, strings shortened).
+            // exact values (Delta keeps timestamps to the millisecond).
             if let Some(bounds) = &file.bounds {
-                scanned = scanned.with_statistics(Arc::clone(bounds));
+                scanned = scanned.with_statistics(Arc::new(bounds.statistics(file_schema.fields().len())));
             }
             lightest.1.push(scanned);
         }
@@ -452,7 +493,7 @@ async fn list(
     };
     let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let in_files = file_schema(&schema, &partition_columns);
-    let parsed: HashMap<&str, &Option<Arc<Statistics>>> = known
+    let parsed: HashMap<&str, &Option<Arc<FileBounds>>> = known
         .map(|known| known.files.iter().map(|f| (f.path.as_str(), &f.bounds)).collect())
         .unwrap_or_default();
     let views: Vec<_> = futures::TryStreamExt::try_collect(delta.get_active_add_actions_by_partitions(&[]))
@@ -493,20 +534,16 @@ async fn list(
     }))
 }
 
-/// A file's bounds from its Delta statistics (`numRecords`, `minValues`, `maxValues`,
-/// `nullCount`), in the order of `columns`; `None` when the text is not such statistics.
+/// A file's row count and bounds from its Delta statistics (`numRecords`, `minValues`,
+/// `maxValues`, `nullCount`), for the columns of `columns` that have them; `None` when the text
+/// is not such statistics.
 ///
 /// Delta writes timestamps to the millisecond, cut down: a maximum is raised to the end of its
-/// millisecond so that it stays an upper bound. Strings may be shortened by the writer, to a
-/// prefix for a minimum and to a larger string for a maximum: bounds still. Columns without
-/// statistics (binary ones, say) stay unknown.
-fn bounds_of(stats: &str, columns: &Schema) -> Option<Statistics> {
+/// millisecond so that it stays an upper bound. Only the columns [`has_bounds`] names are kept.
+fn bounds_of(stats: &str, columns: &Schema) -> Option<FileBounds> {
     let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
     let rows = stats.get("numRecords")?.as_u64()?;
     let value_of = |kind: &str, field: &Field| {
-        if !has_bounds(field.data_type()) {
-            return None;
-        }
         let value = stats.get(kind)?.get(field.name())?;
         let text = match value {
             serde_json::Value::String(text) => text.clone(),
@@ -516,27 +553,25 @@ fn bounds_of(stats: &str, columns: &Schema) -> Option<Statistics> {
         };
         ScalarValue::try_from_string(text, field.data_type()).ok()
     };
-    let column_statistics = columns
+    let bounded = columns
         .fields()
         .iter()
-        .map(|field| {
-            let null_count = stats
+        .enumerate()
+        .filter(|(_, field)| has_bounds(field.data_type()))
+        .filter_map(|(index, field)| {
+            let nulls = stats
                 .get("nullCount")
                 .and_then(|counts| counts.get(field.name()))
-                .and_then(serde_json::Value::as_u64);
+                .and_then(serde_json::Value::as_u64)
+                .map(|n| n as usize);
+            let min = value_of("minValues", field);
             let max = value_of("maxValues", field).and_then(end_of_millisecond);
-            ColumnStatistics {
-                null_count: null_count.map_or(Precision::Absent, |n| Precision::Exact(n as usize)),
-                min_value: value_of("minValues", field).map_or(Precision::Absent, Precision::Exact),
-                max_value: max.map_or(Precision::Absent, Precision::Exact),
-                ..ColumnStatistics::new_unknown()
-            }
+            (nulls.is_some() || min.is_some() || max.is_some()).then_some(ColumnBounds { index, nulls, min, max })
         })
         .collect();
-    Some(Statistics {
-        num_rows: Precision::Exact(rows as usize),
-        total_byte_size: Precision::Absent,
-        column_statistics,
+    Some(FileBounds {
+        rows: rows as usize,
+        columns: bounded,
     })
 }
 
@@ -554,15 +589,15 @@ fn end_of_millisecond(value: ScalarValue) -> Option<ScalarValue> {
     })
 }
 
-/// Whether Delta's statistics of a column of this type are bounds this module reads: text,
-/// dates, times, whole numbers and booleans (not binary, floating point or nested columns).
+/// Whether a file's bounds of a column of this type are kept: dates, times, whole numbers and
+/// booleans. Not text: a file holds a day of every user and device (compacted) or whatever a
+/// commit carried (landed), so its text bounds span nearly every value and skip nothing, while
+/// a large listing would hold them for every file. Not binary, floating point or nested
+/// columns, whose Delta statistics this module does not read.
 fn has_bounds(data_type: &DataType) -> bool {
     matches!(
         data_type,
-        DataType::Utf8
-            | DataType::Utf8View
-            | DataType::LargeUtf8
-            | DataType::Date32
+        DataType::Date32
             | DataType::Timestamp(..)
             | DataType::Int8
             | DataType::Int16
@@ -597,7 +632,7 @@ mod tests {
             "minValues":{"at":"2026-11-20T10:00:00.250Z","id":"a","result":-1,"blob":"AAEC"},
             "maxValues":{"at":"2026-11-20T11:00:00.000Z","id":"zz","result":7,"blob":"AAEC"},
             "nullCount":{"at":0,"id":1,"result":0,"blob":3}}"#;
-        let bounds = bounds_of(stats, &columns()).expect("statistics");
+        let bounds = bounds_of(stats, &columns()).expect("statistics").statistics(4);
         assert_eq!(bounds.num_rows, Precision::Exact(3));
         let at = |text: &str| {
             let micros = chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
@@ -608,15 +643,16 @@ mod tests {
         };
         assert_eq!(time.min_value, at("2026-11-20T10:00:00.250Z"));
         assert_eq!(time.max_value, at("2026-11-20T11:00:00.000999Z"));
-        assert_eq!(id.min_value, Precision::Exact(ScalarValue::Utf8View(Some("a".into()))));
-        assert_eq!(id.max_value, Precision::Exact(ScalarValue::Utf8View(Some("zz".into()))));
-        assert_eq!(id.null_count, Precision::Exact(1));
+        assert_eq!(time.null_count, Precision::Exact(0));
         assert_eq!(result.min_value, Precision::Exact(ScalarValue::Int32(Some(-1))));
         assert_eq!(result.max_value, Precision::Exact(ScalarValue::Int32(Some(7))));
-        // Binary bounds are not read: unknown, never the text taken as bytes.
-        assert_eq!(blob.min_value, Precision::Absent);
-        assert_eq!(blob.max_value, Precision::Absent);
-        assert_eq!(blob.null_count, Precision::Exact(3));
+        // Text bounds are not kept, and binary ones never read: unknown, never the text taken
+        // as bytes.
+        for unknown in [id, blob] {
+            assert_eq!(unknown.min_value, Precision::Absent);
+            assert_eq!(unknown.max_value, Precision::Absent);
+            assert_eq!(unknown.null_count, Precision::Absent);
+        }
     }
 
     #[test]
@@ -631,7 +667,9 @@ mod tests {
             assert!(bounds_of(stats, &columns()).is_none(), "{stats}");
         }
         // Columns the statistics do not name, or name with a value of another type, are unknown.
-        let bounds = bounds_of(r#"{"numRecords":2,"minValues":{"result":"x"}}"#, &columns()).unwrap();
+        let bounds = bounds_of(r#"{"numRecords":2,"minValues":{"result":"x"}}"#, &columns())
+            .unwrap()
+            .statistics(4);
         assert!(
             bounds
                 .column_statistics
