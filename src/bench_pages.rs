@@ -97,7 +97,7 @@ pub(crate) async fn pages(data: &DataArgs, location: warehouse::Location, args: 
     {
         Some(queries::Cell::Time(at)) => {
             let mut params = window(from);
-            params.push(("at".into(), at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+            params.push(("at".into(), dashboards::views::exact_instant(*at)));
             params
         }
         _ => window(from),

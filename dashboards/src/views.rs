@@ -126,6 +126,12 @@ pub fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// An event's own instant as it goes into a link (an elevation's `at`): RFC 3339 to the
+/// fraction of a second it has, so that the link names that exact instant.
+pub fn exact_instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
 /// The window picker: the usual spans up to now, and a custom from/to.
 #[derive(Debug, Clone)]
 pub struct WindowView {

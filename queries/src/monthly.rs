@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, sum};
 use datafusion::logical_expr::{Expr, GroupingSet};
 use datafusion::prelude::{SessionContext, ident, lit};
+use warehouse::suggestion_days::{column, int64, text};
 use warehouse::{ReportingLevel, Table};
 
 use crate::QueryError;
@@ -45,10 +45,6 @@ struct Month {
 
 fn month_of(at: DateTime<Utc>) -> NaiveDate {
     NaiveDate::from_ymd_opt(at.year(), at.month(), 1).expect("the first of a month exists")
-}
-
-fn int64(column: &ArrayRef) -> Result<ArrayRef, QueryError> {
-    Ok(cast(column, &DataType::Int64).map_err(DataFusionError::from)?)
 }
 
 /// Fills `report` with one row per month of the request's window.
@@ -127,18 +123,19 @@ async fn tally_month(
         )?
         .collect()
         .await?;
+    let arrow = DataFusionError::from;
     let mut devices: HashMap<String, bool> = HashMap::new();
     for batch in &elevations {
-        let upns = named(batch, "upn")?;
-        let ids = named(batch, "deviceId")?;
-        let n = int64(&named(batch, "n")?)?;
-        let n = n.as_primitive::<Int64Type>();
-        let u = int64(&named(batch, "unmanaged")?)?;
-        let u = u.as_primitive::<Int64Type>();
-        let flags = named(batch, "atAll")?;
-        let flags = flags.as_boolean();
-        let (upns, ids) = (text(&upns)?, text(&ids)?);
+        let (upns, ids) = (
+            text(batch, "upn").map_err(arrow)?,
+            text(batch, "deviceId").map_err(arrow)?,
+        );
         let (upns, ids) = (upns.as_string::<i32>(), ids.as_string::<i32>());
+        let (n, u) = (
+            int64(batch, "n").map_err(arrow)?,
+            int64(batch, "unmanaged").map_err(arrow)?,
+        );
+        let flags = column(batch, "atAll").map_err(arrow)?.as_boolean();
         for row in 0..batch.num_rows() {
             if upns.is_valid(row) {
                 month.users += 1;
@@ -157,10 +154,9 @@ async fn tally_month(
         .collect()
         .await?;
     for batch in &diagnostics {
-        let ids = text(&named(batch, "deviceId")?)?;
+        let ids = text(batch, "deviceId").map_err(arrow)?;
         let ids = ids.as_string::<i32>();
-        let flags = named(batch, "atAll")?;
-        let flags = flags.as_boolean();
+        let flags = column(batch, "atAll").map_err(arrow)?.as_boolean();
         for row in 0..batch.num_rows() {
             let flag = flags.is_valid(row) && flags.value(row);
             *devices.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
@@ -169,18 +165,6 @@ async fn tally_month(
     month.devices = devices.len() as i64;
     month.devices_at_all = devices.values().filter(|&&at_all| at_all).count() as i64;
     Ok(())
-}
-
-/// A column of `batch` by name.
-fn named(batch: &RecordBatch, name: &str) -> Result<ArrayRef, QueryError> {
-    batch
-        .column_by_name(name)
-        .cloned()
-        .ok_or_else(|| QueryError::DataFusion(DataFusionError::Internal(format!("no column {name} in the answer"))))
-}
-
-fn text(column: &ArrayRef) -> Result<ArrayRef, QueryError> {
-    Ok(cast(column, &DataType::Utf8).map_err(DataFusionError::from)?)
 }
 
 /// A share as a percentage with one decimal, as text (null when there is nothing to share).

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use queries::{Cell, QueryError, ReportName, ReportRequest};
 
 use crate::AdminApi;
 use crate::charts;
-use crate::views::{Chrome, Mode, Page, WindowView, href, instant, page_href, static_report_file};
+use crate::views::{Chrome, Mode, Page, WindowView, exact_instant, href, instant, page_href, static_report_file};
 
 /// Who looks, and how the page is delivered.
 #[derive(Debug, Clone)]

@@ -103,7 +103,7 @@ fn drill_down(column: &str, value: &str, window: &[(String, String)], at: Option
         "companyName" => Some(href("/reports/by-application", &with("companyName"))),
         "id" => {
             let mut params = window.to_vec();
-            params.extend(at.map(|at| ("at".to_owned(), at.to_rfc3339_opts(SecondsFormat::AutoSi, true))));
+            params.extend(at.map(|at| ("at".to_owned(), exact_instant(at))));
             Some(href(&format!("/elevations/{}", encode_path(value)), &params))
         }
         _ => None,
@@ -305,10 +305,9 @@ pub async fn elevation(
     let (from, to) = window_of(params, Duration::days(400), viewer.now)?;
     let window = params_of(&[("from", instant(from)), ("to", instant(to))]);
     let lookup = |from: DateTime<Utc>, to: DateTime<Utc>| {
-        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         let query = params_of(&[
-            ("from", at(from)),
-            ("to", at(to)),
+            ("from", exact_instant(from)),
+            ("to", exact_instant(to)),
             ("id", id.to_owned()),
             ("limit", "1".to_owned()),
         ]);
