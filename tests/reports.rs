@@ -1047,34 +1047,59 @@ async fn reports_agree_with_duckdb_reading_the_delta_tables_parquet_files() {
             .collect();
         assert_eq!(ours, json_rows(&duck["trend"]), "trend");
 
-        let denied = report(&node, "contoso", "denied", &window).await;
-        let ours: BTreeSet<String> = rows(&denied)
+        let denied_json = |r: &BTreeMap<&str, &queries::Cell>| {
+            let mut row: Vec<serde_json::Value> = [
+                "outcome",
+                "upn",
+                "deviceId",
+                "deviceName",
+                "fileName",
+                "productName",
+                "fileDescription",
+                "internalName",
+                "fileVersion",
+                "hash",
+                "companyName",
+                "elevationType",
+            ]
             .iter()
-            .map(|r| {
-                let mut row: Vec<serde_json::Value> = [
-                    "outcome",
-                    "upn",
-                    "deviceId",
-                    "deviceName",
-                    "fileName",
-                    "productName",
-                    "fileDescription",
-                    "internalName",
-                    "fileVersion",
-                    "hash",
-                    "companyName",
-                    "elevationType",
-                ]
-                .iter()
-                .map(|c| serde_json::json!(text(r[c])))
-                .collect();
-                row.push(int(r["count"]).into());
-                row.push(time(r["lastSeen"]).timestamp_micros().into());
-                serde_json::Value::from(row).to_string()
-            })
+            .map(|c| serde_json::json!(text(r[c])))
             .collect();
+            row.push(int(r["count"]).into());
+            row.push(time(r["lastSeen"]).timestamp_micros().into());
+            serde_json::Value::from(row).to_string()
+        };
+        let denied = report(&node, "contoso", "denied", &window).await;
+        let ours: BTreeSet<String> = rows(&denied).iter().map(denied_json).collect();
         assert_eq!(ours, json_rows(&duck["denied"]), "denied");
         assert!(ours.len() > 10, "the fleet has denied and failed elevations");
+        // The order, and pages of it put end to end: most first, then user, device name,
+        // hash, outcome, device id and type, as sorted here from DuckDB's rows.
+        let mut expected = duck["denied"].as_array().unwrap().clone();
+        expected.sort_by_key(|r| {
+            let s = |i: usize| r[i].as_str().unwrap_or_default().to_owned();
+            (
+                std::cmp::Reverse(r[12].as_i64().unwrap()),
+                s(1),
+                s(3),
+                s(9),
+                s(0),
+                s(2),
+                s(11),
+            )
+        });
+        let mut paged: Vec<String> = Vec::new();
+        loop {
+            let offset = paged.len().to_string();
+            let params = [window[0], window[1], ("limit", "7"), ("offset", offset.as_str())];
+            let page = report(&node, "contoso", "denied", &params).await;
+            if page.rows.is_empty() {
+                break;
+            }
+            paged.extend(rows(&page).iter().map(denied_json));
+        }
+        let expected: Vec<String> = expected.iter().map(|r| r.to_string()).collect();
+        assert_eq!(paged, expected, "denied, in order, seven rows a page");
 
         // The Overview: its tiles, and every file of its three lists.
         let overview = report(

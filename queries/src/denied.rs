@@ -1,126 +1,169 @@
 //! `denied`: denied and failed elevations per user, device, hash and type, merged in plain
 //! Rust from `daily_denied` (whole current or closed days) and the raw rows of the other days.
+//!
+//! `denied` can have hundreds of thousands of rows, most of them seen once, so the merge is
+//! built for that: each key column's values are numbered (a few thousand users, devices and
+//! files), a row is five numbers, the order compares numbers, and the file's details are read
+//! only for the rows of the page asked for.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::DateTime;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringViewArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::{SessionContext, ident};
+use datafusion::prelude::{SessionContext, ident, lit};
 use foldhash::fast::RandomState;
+use futures::StreamExt;
 use warehouse::Table;
+use warehouse::rollups::{DENIED_DETAILS, DENIED_KEYS, denials};
 
 use crate::QueryError;
 use crate::days::{Split, rollup_and_raw};
+use crate::numbering::Numbering;
 use crate::reports::{Cell, Report};
 use crate::request::{Filters, ReportRequest};
 
-/// One row of `denied`: its keys (user, device id, device name, hash, type) as one byte
-/// string (see [`Denials::key_fields`]), the file's details (greatest values, as numbers in
-/// [`Denials::names`]), the count and the last one (microseconds). Keys and details are
-/// stored once per distinct value, not once per row: `denied` can have hundreds of thousands.
+/// Where each key is in [`DENIED_KEYS`].
+const UPN: usize = 0;
+const DEVICE_ID: usize = 1;
+const DEVICE_NAME: usize = 2;
+const HASH: usize = 3;
+const TYPE: usize = 4;
+
+/// A row's keys: each key's number in its column's [`Numbering`]. (Not numbered by string
+/// view: a rollup file holds a day of thousands of users, so few views repeat in a batch.)
+type Keys = [u32; 5];
+
+/// One row of `denied` being counted: its keys, the count and the last one (microseconds).
 struct Denial {
-    key: Box<[u8]>,
-    names: [u32; 6],
+    keys: Keys,
     count: i64,
     last: i64,
 }
 
-/// No value (a null detail).
-const NO_NAME: u32 = u32::MAX;
+/// A column as string views (rollup and raw rows may differ in string type).
+fn strings(batch: &RecordBatch, column: usize) -> Result<StringViewArray, QueryError> {
+    Ok(cast(batch.column(column), &DataType::Utf8View)
+        .map_err(DataFusionError::from)?
+        .as_string_view()
+        .clone())
+}
 
-/// The rows of `denied` being merged.
+/// The five key columns of a batch whose first five columns are [`DENIED_KEYS`].
+fn key_columns(batch: &RecordBatch) -> Result<[StringViewArray; 5], QueryError> {
+    Ok([
+        strings(batch, UPN)?,
+        strings(batch, DEVICE_ID)?,
+        strings(batch, DEVICE_NAME)?,
+        strings(batch, HASH)?,
+        strings(batch, TYPE)?,
+    ])
+}
+
+/// The rows of `denied` being counted.
 #[derive(Default)]
 struct Denials {
-    index: HashMap<Box<[u8]>, usize, RandomState>,
+    values: [Numbering; 5],
+    index: HashMap<Keys, u32, RandomState>,
     rows: Vec<Denial>,
-    /// Per detail column, its distinct values; a row holds their positions.
-    names: [Vec<Box<str>>; 6],
-    name_ids: [HashMap<Box<str>, u32, RandomState>; 6],
 }
 
 impl Denials {
-    /// The five keys of a row, from its length-prefixed byte string.
-    fn key_fields(key: &[u8]) -> [&str; 5] {
-        let mut rest = key;
-        [(); 5].map(|_| {
-            let (len, tail) = rest.split_at(4);
-            let len = u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
-            let (field, tail) = tail.split_at(len);
-            rest = tail;
-            std::str::from_utf8(field).expect("keys are built from strings")
-        })
-    }
-
-    fn name_id(&mut self, column: usize, value: &str) -> u32 {
-        if let Some(&id) = self.name_ids[column].get(value) {
-            return id;
+    /// Adds rows of ([`DENIED_KEYS`], `elevations`, `lastSeen`) — from `daily_denied` or
+    /// aggregated from raw rows — merging rows of the same keys (sums, last time).
+    fn count(&mut self, batch: &RecordBatch) -> Result<(), QueryError> {
+        let columns = key_columns(batch)?;
+        let counts = cast(batch.column(5), &DataType::Int64).map_err(DataFusionError::from)?;
+        let counts = counts.as_primitive::<Int64Type>();
+        let lasts =
+            cast(batch.column(6), &DataType::Timestamp(TimeUnit::Microsecond, None)).map_err(DataFusionError::from)?;
+        let lasts = lasts.as_primitive::<TimestampMicrosecondType>();
+        self.index.reserve(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let keys: Keys = std::array::from_fn(|key| self.values[key].number(columns[key].value(row)));
+            let next = self.rows.len() as u32;
+            let group = *self.index.entry(keys).or_insert(next) as usize;
+            if group == self.rows.len() {
+                self.rows.push(Denial {
+                    keys,
+                    count: 0,
+                    last: i64::MIN,
+                });
+            }
+            let denial = &mut self.rows[group];
+            denial.count += counts.value(row);
+            denial.last = denial.last.max(lasts.value(row));
         }
-        let id = self.names[column].len() as u32;
-        self.names[column].push(value.into());
-        self.name_ids[column].insert(value.into(), id);
-        id
+        Ok(())
     }
 
-    fn name(&self, column: usize, id: u32) -> Option<&str> {
-        (id != NO_NAME).then(|| &*self.names[column][id as usize])
+    /// Adds a stream of such rows as DataFusion produces them, so counting overlaps the scan.
+    async fn count_all(&mut self, rows: DataFrame) -> Result<(), QueryError> {
+        let mut batches = rows.execute_stream().await?;
+        while let Some(batch) = batches.next().await {
+            self.count(&batch?)?;
+        }
+        Ok(())
     }
 
-    /// Adds rows of (keys, details, `elevations`, `lastSeen`) — from `daily_denied` or
-    /// aggregated from raw rows — merging rows of the same keys (sums, greatest values).
-    fn add(&mut self, batches: &[RecordBatch]) -> Result<(), QueryError> {
-        let mut key = Vec::new();
-        for batch in batches {
-            let text = |i: usize| -> Result<_, QueryError> {
-                Ok(cast(batch.column(i), &DataType::Utf8View)
-                    .map_err(DataFusionError::from)?
-                    .as_string_view()
-                    .clone())
+    /// A row's keys as text.
+    fn text(&self, keys: &Keys) -> [&str; 5] {
+        std::array::from_fn(|key| &*self.values[key].values[keys[key] as usize])
+    }
+
+    /// The keys of row `row` of `columns`, if every value was counted.
+    fn known(&self, columns: &[StringViewArray; 5], row: usize) -> Option<Keys> {
+        let mut keys = [0; 5];
+        for (key, column) in columns.iter().enumerate() {
+            keys[key] = *self.values[key].ids.get(column.value(row))?;
+        }
+        Some(keys)
+    }
+}
+
+/// The file's details of the rows on a page: per row, the greatest value of each of
+/// [`DENIED_DETAILS`] over the input rows merged into it. Computed for the page's rows only,
+/// once the page is chosen: for every input row, six string comparisons and lookups were
+/// half of the report's time.
+struct Details<'a> {
+    denials: &'a Denials,
+    /// Position on the page of each row's keys.
+    on_page: HashMap<Keys, usize, RandomState>,
+    greatest: Vec<[Option<String>; 6]>,
+}
+
+impl<'a> Details<'a> {
+    fn for_page(denials: &'a Denials, page: impl IntoIterator<Item = Keys>) -> Self {
+        let on_page: HashMap<_, _, _> = page.into_iter().enumerate().map(|(at, keys)| (keys, at)).collect();
+        let greatest = vec![Default::default(); on_page.len()];
+        Details {
+            denials,
+            on_page,
+            greatest,
+        }
+    }
+
+    /// Adds rows of ([`DENIED_KEYS`], [`DENIED_DETAILS`]); rows not on the page are skipped.
+    fn add(&mut self, batch: &RecordBatch) -> Result<(), QueryError> {
+        let keys = key_columns(batch)?;
+        let details = [5, 6, 7, 8, 9, 10].map(|column| strings(batch, column));
+        let details = details.into_iter().collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let Some(&at) = self.denials.known(&keys, row).and_then(|keys| self.on_page.get(&keys)) else {
+                continue;
             };
-            let keys = [text(0)?, text(1)?, text(2)?, text(3)?, text(4)?];
-            let details = [text(5)?, text(6)?, text(7)?, text(8)?, text(9)?, text(10)?];
-            let counts = cast(batch.column(11), &DataType::Int64).map_err(DataFusionError::from)?;
-            let counts = counts.as_primitive::<Int64Type>();
-            let lasts = cast(batch.column(12), &DataType::Timestamp(TimeUnit::Microsecond, None))
-                .map_err(DataFusionError::from)?;
-            let lasts = lasts.as_primitive::<TimestampMicrosecondType>();
-            for row in 0..batch.num_rows() {
-                // A lookup builds the key in a reused buffer and allocates nothing.
-                key.clear();
-                for column in &keys {
-                    warehouse::suggestion_days::push_key_part(&mut key, Some(column.value(row)));
+            for (best, values) in self.greatest[at].iter_mut().zip(&details) {
+                if values.is_null(row) {
+                    continue;
                 }
-                let group = match self.index.get(&key[..]) {
-                    Some(&group) => group,
-                    None => {
-                        let group = self.rows.len();
-                        self.index.insert(key.as_slice().into(), group);
-                        self.rows.push(Denial {
-                            key: key.as_slice().into(),
-                            names: [NO_NAME; 6],
-                            count: 0,
-                            last: i64::MIN,
-                        });
-                        group
-                    }
-                };
-                for (column, values) in details.iter().enumerate() {
-                    if values.is_null(row) {
-                        continue;
-                    }
-                    let value = values.value(row);
-                    let best = self.rows[group].names[column];
-                    if self.name(column, best).is_none_or(|b| value > b) {
-                        let id = self.name_id(column, value);
-                        self.rows[group].names[column] = id;
-                    }
+                let value = values.value(row);
+                if best.as_deref().is_none_or(|b| value > b) {
+                    *best = Some(value.to_owned());
                 }
-                let denial = &mut self.rows[group];
-                denial.count += counts.value(row);
-                denial.last = denial.last.max(lasts.value(row));
             }
         }
         Ok(())
@@ -137,7 +180,6 @@ pub(crate) async fn denied(
     request: &ReportRequest,
     report: &mut Report,
 ) -> Result<(), QueryError> {
-    use warehouse::rollups::{DENIED_DETAILS, DENIED_KEYS, denials};
     report.columns = [
         "outcome",
         "upn",
@@ -165,74 +207,107 @@ pub(crate) async fn denied(
     };
     let Split { rolled, raw: raw_rows } =
         rollup_and_raw(ctx, raw, Table::DailyDenied, request, answerable, &mut report.coverage).await?;
-    // Raw days and rollup rows alike: keys, details, `elevations`, `lastSeen`.
-    let columns: Vec<Expr> = DENIED_KEYS
-        .iter()
-        .chain(&DENIED_DETAILS)
-        .chain(&["elevations", "lastSeen"])
-        .map(|c| ident(*c))
-        .collect();
-    let raw_groups = denials(raw_rows, &[])?.select(columns.clone())?;
-    let mut merged = Denials::default();
-    merged.add(&raw_groups.collect().await?)?;
-    if let Some(rolled) = rolled {
-        merged.add(&rolled.select(columns)?.collect().await?)?;
+    let names = |columns: &[&[&str]]| -> Vec<Expr> { columns.concat().into_iter().map(ident).collect() };
+    // The raw days are aggregated once, with their details: keys, details, `elevations`,
+    // `lastSeen`. The rollup is read twice: every row's keys and counts, then the details of
+    // the page's rows.
+    let raw_groups = denials(raw_rows, &[])?
+        .select(names(&[&DENIED_KEYS, &DENIED_DETAILS, &["elevations", "lastSeen"]]))?
+        .collect()
+        .await?;
+    let mut counted = Denials::default();
+    for batch in &raw_groups {
+        counted.count(&batch.project(&[0, 1, 2, 3, 4, 11, 12]).map_err(DataFusionError::from)?)?;
     }
-    let Denials { rows: found, names, .. } = merged;
-    let outcome = |key: &[&str; 5]| {
-        if key[4] == "deniedElevation" {
-            "denied"
-        } else {
-            "failed"
-        }
-    };
-    // Each row's keys decoded once, not in every comparison of the ordering.
-    let mut ranked: Vec<(&Denial, [&str; 5])> = found.iter().map(|d| (d, Denials::key_fields(&d.key))).collect();
+    if let Some(rolled) = &rolled {
+        let rows = rolled
+            .clone()
+            .select(names(&[&DENIED_KEYS, &["elevations", "lastSeen"]]))?;
+        counted.count_all(rows).await?;
+    }
     // Most elevations first; then user, device name, hash and outcome (then device id and
-    // type, so the order is total and every page is the same on every call).
-    let order = |(a, ka): &(&Denial, [&str; 5]), (b, kb): &(&Denial, [&str; 5])| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| ka[0].cmp(kb[0]))
-            .then_with(|| ka[2].cmp(kb[2]))
-            .then_with(|| ka[3].cmp(kb[3]))
-            .then_with(|| outcome(ka).cmp(outcome(kb)))
-            .then_with(|| ka[1].cmp(kb[1]))
-            .then_with(|| ka[4].cmp(kb[4]))
+    // type, so the order is total and every page is the same on every call). Values are
+    // compared by their places in sorted order; "denied" sorts before "failed".
+    let places = counted.values.each_ref().map(|values| values.places());
+    let denied_type = counted.values[TYPE].ids.get("deniedElevation").copied();
+    let order = |d: &Denial| {
+        let place = |key: usize| places[key][d.keys[key] as usize];
+        let outcome = Some(d.keys[TYPE]) != denied_type;
+        (
+            std::cmp::Reverse(d.count),
+            place(UPN),
+            place(DEVICE_NAME),
+            place(HASH),
+            outcome,
+            place(DEVICE_ID),
+            place(TYPE),
+        )
     };
+    let mut ranked: Vec<&Denial> = counted.rows.iter().collect();
     // A page needs only its first offset + limit rows in order, not all of them.
     if let Some(end) = request.limit.map(|limit| request.offset.saturating_add(limit))
         && end < ranked.len()
     {
-        ranked.select_nth_unstable_by(end, order);
+        ranked.select_nth_unstable_by_key(end, |d| order(d));
         ranked.truncate(end);
     }
-    ranked.sort_unstable_by(order);
+    ranked.sort_unstable_by_key(|d| order(d));
+    let page: Vec<&Denial> = request.page(ranked).collect();
+    let mut details = Details::for_page(&counted, page.iter().map(|d| d.keys));
+    for batch in &raw_groups {
+        details.add(
+            &batch
+                .project(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+                .map_err(DataFusionError::from)?,
+        )?;
+    }
+    if let Some(rolled) = rolled
+        && !page.is_empty()
+    {
+        // Only the rows of the page's users and hashes: `IN` lists the Parquet reader applies
+        // before it decodes the details.
+        let of = |key: usize| -> Vec<Expr> {
+            let values: BTreeSet<&str> = page.iter().map(|d| counted.text(&d.keys)[key]).collect();
+            values.into_iter().map(lit).collect()
+        };
+        let rolled = rolled.filter(
+            ident("hash")
+                .in_list(of(HASH), false)
+                .and(ident("upn").in_list(of(UPN), false)),
+        )?;
+        for batch in rolled
+            .select(names(&[&DENIED_KEYS, &DENIED_DETAILS]))?
+            .collect()
+            .await?
+        {
+            details.add(&batch)?;
+        }
+    }
     let text = |s: &str| Cell::Text(s.to_owned());
-    report.rows = request
-        .page(ranked)
-        .map(|(d, key)| {
-            let [upn, device_id, device_name, hash, elevation_type] = key;
-            let name = |column: usize| {
-                let id = d.names[column];
-                if id == NO_NAME {
-                    Cell::Null
-                } else {
-                    text(&names[column][id as usize])
-                }
+    report.rows = page
+        .into_iter()
+        .zip(details.greatest)
+        .map(|(d, greatest)| {
+            let [upn, device_id, device_name, hash, elevation_type] = counted.text(&d.keys);
+            let outcome = if elevation_type == "deniedElevation" {
+                "denied"
+            } else {
+                "failed"
             };
+            let [file_name, product_name, description, internal_name, version, company] =
+                greatest.map(|value| value.map_or(Cell::Null, Cell::Text));
             vec![
-                text(outcome(&key)),
+                text(outcome),
                 text(upn),
                 text(device_id),
                 text(device_name),
-                name(0),
-                name(1),
-                name(2),
-                name(3),
-                name(4),
+                file_name,
+                product_name,
+                description,
+                internal_name,
+                version,
                 text(hash),
-                name(5),
+                company,
                 text(elevation_type),
                 Cell::Int(d.count),
                 DateTime::from_timestamp_micros(d.last).map_or(Cell::Null, Cell::Time),

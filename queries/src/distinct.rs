@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray};
-use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrame;
@@ -27,69 +26,10 @@ use futures::StreamExt;
 use roaring::RoaringBitmap;
 
 use crate::QueryError;
+use crate::numbering::{NULL, Numbering, ViewNumbering};
 
 /// A group: the values of the two key columns (either may be null).
 type GroupKey = (Option<String>, Option<String>);
-
-/// Dense numbers for the distinct strings of one column, in order of first sight.
-#[derive(Default)]
-struct Numbering {
-    ids: HashMap<Box<str>, u32, RandomState>,
-    values: Vec<Box<str>>,
-}
-
-impl Numbering {
-    fn number(&mut self, value: &str) -> u32 {
-        if let Some(&id) = self.ids.get(value) {
-            return id;
-        }
-        let id = u32::try_from(self.values.len()).expect("fewer than 4 billion distinct values");
-        self.values.push(value.into());
-        self.ids.insert(value.into(), id);
-        id
-    }
-}
-
-/// Stands for a null key value: never a number `Numbering` gives out.
-const NULL: u32 = u32::MAX;
-
-/// A [`Numbering`] fed from string views, with a shortcut that avoids hashing the string on
-/// most rows. The Parquet reader decodes a dictionary-encoded column into views that all point
-/// into one buffer holding the dictionary, shared by every batch of a row group; so while the
-/// batches keep the same buffers, equal views (length, buffer, offset) are equal values.
-#[derive(Default)]
-struct ViewNumbering {
-    numbering: Numbering,
-    /// The buffers the views in `by_view` point into, held so their memory is not reused.
-    buffers: Vec<Buffer>,
-    by_view: HashMap<u128, u32, RandomState>,
-}
-
-impl ViewNumbering {
-    /// Called before the rows of each batch: forgets the views when the buffers changed.
-    fn start(&mut self, column: &StringViewArray) {
-        let buffers = column.data_buffers();
-        let same = buffers.len() == self.buffers.len()
-            && buffers
-                .iter()
-                .zip(&self.buffers)
-                .all(|(a, b)| a.as_ptr() == b.as_ptr() && a.len() == b.len());
-        if !same {
-            self.buffers = buffers.to_vec();
-            self.by_view.clear();
-        }
-    }
-
-    fn number(&mut self, column: &StringViewArray, row: usize) -> u32 {
-        let view = column.views()[row];
-        if let Some(&id) = self.by_view.get(&view) {
-            return id;
-        }
-        let id = self.numbering.number(column.value(row));
-        self.by_view.insert(view, id);
-        id
-    }
-}
 
 /// What one partition saw.
 #[derive(Default)]

@@ -39,6 +39,7 @@ mod distinct;
 pub mod export;
 pub mod memory;
 mod monthly;
+mod numbering;
 mod overview;
 pub mod render;
 pub mod reports;
