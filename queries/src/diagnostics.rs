@@ -58,12 +58,27 @@ pub(crate) async fn diagnostics(
         &mut report.coverage,
     )
     .await?;
-    let mut seen = collect(last_seen(raw_rows, "eventDateTime")?).await?.1;
-    if let Some(rolled) = rolled {
-        seen.extend(collect(last_seen(rolled, "lastSeen")?).await?.1);
-    }
     let diagnostic_events = device_filter(in_window(ctx, Table::Diagnostics, request).await?)?;
-    seen.extend(collect(last_seen(diagnostic_events, "eventDateTime")?).await?.1);
+    let errors = diagnostic_events
+        .clone()
+        .filter(ident("errorCode").not_eq(lit(0i64)))?
+        .aggregate(vec![ident("errorCode")], vec![count(lit(1)).alias("count")])?
+        .sort(vec![desc("count"), asc("errorCode")])?;
+    // The four answers are independent: read at once, their files' openings and decoding
+    // overlap.
+    let rolled = async {
+        match rolled {
+            Some(rolled) => Ok(collect(last_seen(rolled, "lastSeen")?).await?.1),
+            None => Ok::<_, QueryError>(Vec::new()),
+        }
+    };
+    let (raw_seen, rolled_seen, diagnostics_seen, errors) = tokio::try_join!(
+        async { Ok::<_, QueryError>(collect(last_seen(raw_rows, "eventDateTime")?).await?.1) },
+        rolled,
+        async { Ok::<_, QueryError>(collect(last_seen(diagnostic_events, "eventDateTime")?).await?.1) },
+        async { Ok::<_, QueryError>(collect(errors).await?.1) },
+    )?;
+    let seen = raw_seen.into_iter().chain(rolled_seen).chain(diagnostics_seen);
     // Per device: its last event, and the level it reported that event under.
     let mut devices: BTreeMap<String, (DateTime<Utc>, String)> = BTreeMap::new();
     for row in seen {
@@ -100,11 +115,7 @@ pub(crate) async fn diagnostics(
             Cell::Int(n),
         ]);
     }
-    let errors = device_filter(in_window(ctx, Table::Diagnostics, request).await?)?
-        .filter(ident("errorCode").not_eq(lit(0i64)))?
-        .aggregate(vec![ident("errorCode")], vec![count(lit(1)).alias("count")])?
-        .sort(vec![desc("count"), asc("errorCode")])?;
-    for row in collect(errors).await?.1 {
+    for row in errors {
         report.rows.push(vec![
             text("errorCode"),
             Cell::Null,
