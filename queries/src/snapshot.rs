@@ -25,6 +25,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -371,12 +372,22 @@ impl TableProvider for SnapshotTable {
         // Filters are applied while decoding (as Delta's own scan does): a column is decoded
         // only for the rows the filters keep, so a lookup by id decodes one row's columns,
         // not a window's. The filter above the scan sees only those rows.
-        let source = ParquetSource::new(table_schema)
-            .with_table_parquet_options(options)
-            .with_pushdown_filters(true);
-
         let root = Url::parse(&self.wire.root).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let store = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
+        // Footers parsed once per process, not on every scan: the runtime's metadata cache
+        // (DataFusion's own listing tables use it; a `ParquetSource` built by hand does not
+        // unless told), bounded by its limit (50 MB by default, least recently used out). It
+        // checks an entry by path and size: a Delta file never changes once written and its
+        // name holds a fresh UUID, so a path is never another file's.
+        let footers = CachedParquetFileReaderFactory::new(
+            state.runtime_env().object_store(&store)?,
+            state.runtime_env().cache_manager.get_file_metadata_cache(),
+        );
+        let source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(options)
+            .with_pushdown_filters(true)
+            .with_parquet_file_reader_factory(Arc::new(footers));
+
         let mut parts: Vec<(u64, Vec<PartitionedFile>)> =
             vec![(0, Vec::new()); state.config().target_partitions().max(1)];
         let mut files = self.files_matching(state, filters)?;
