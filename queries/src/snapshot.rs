@@ -379,14 +379,18 @@ impl TableProvider for SnapshotTable {
         // unless told), bounded by its limit (50 MB by default, least recently used out). It
         // checks an entry by path and size: a Delta file never changes once written and its
         // name holds a fresh UUID, so a path is never another file's.
-        let footers = CachedParquetFileReaderFactory::new(
-            state.runtime_env().object_store(&store)?,
-            state.runtime_env().cache_manager.get_file_metadata_cache(),
-        );
-        let source = ParquetSource::new(table_schema)
+        // A Ballista scheduler plans without the store (its executors know it): there the
+        // scan reads footers as before.
+        let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
-            .with_pushdown_filters(true)
-            .with_parquet_file_reader_factory(Arc::new(footers));
+            .with_pushdown_filters(true);
+        if let Ok(objects) = state.runtime_env().object_store(&store) {
+            let footers = CachedParquetFileReaderFactory::new(
+                objects,
+                state.runtime_env().cache_manager.get_file_metadata_cache(),
+            );
+            source = source.with_parquet_file_reader_factory(Arc::new(footers));
+        }
 
         let mut parts: Vec<(u64, Vec<PartitionedFile>)> =
             vec![(0, Vec::new()); state.config().target_partitions().max(1)];
