@@ -23,7 +23,7 @@ use warehouse::rollups::{DENIED_DETAILS, DENIED_KEYS, denials};
 
 use crate::QueryError;
 use crate::days::{Split, rollup_and_raw};
-use crate::numbering::Numbering;
+use crate::numbering::{Numbering, as_view};
 use crate::reports::{Cell, Report};
 use crate::request::{Filters, ReportRequest};
 
@@ -47,10 +47,7 @@ struct Denial {
 
 /// A column as string views (rollup and raw rows may differ in string type).
 fn strings(batch: &RecordBatch, column: usize) -> Result<StringViewArray, QueryError> {
-    Ok(cast(batch.column(column), &DataType::Utf8View)
-        .map_err(DataFusionError::from)?
-        .as_string_view()
-        .clone())
+    Ok(as_view(batch.column(column))?)
 }
 
 /// The five key columns of a batch whose first five columns are [`DENIED_KEYS`].

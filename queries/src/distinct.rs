@@ -13,8 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringViewArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
@@ -26,7 +25,7 @@ use futures::StreamExt;
 use roaring::RoaringBitmap;
 
 use crate::QueryError;
-use crate::numbering::{NULL, Numbering, ViewNumbering};
+use crate::numbering::{NULL, Numbering, ViewNumbering, as_view};
 
 /// A group: the values of the two key columns (either may be null).
 type GroupKey = (Option<String>, Option<String>);
@@ -44,10 +43,6 @@ struct PartitionCounts {
     /// every insert, while a group's bitmap stays small and ordered.
     group_users: Vec<RoaringBitmap>,
     group_devices: Vec<RoaringBitmap>,
-}
-
-fn as_view(column: &ArrayRef) -> Result<StringViewArray, DataFusionError> {
-    Ok(cast(column, &DataType::Utf8View)?.as_string_view().clone())
 }
 
 impl PartitionCounts {
@@ -207,7 +202,7 @@ pub(crate) async fn aggregate_with_users_and_devices(
 mod tests {
     use std::collections::HashSet;
 
-    use datafusion::arrow::array::StringViewBuilder;
+    use datafusion::arrow::array::{ArrayRef, StringViewBuilder};
 
     use super::*;
 

@@ -4,9 +4,18 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::StringViewArray;
+use datafusion::arrow::array::{ArrayRef, AsArray, StringViewArray};
 use datafusion::arrow::buffer::Buffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::DataFusionError;
 use foldhash::fast::RandomState;
+
+/// A string column as string views, what the numberings read (the Parquet reader gives views;
+/// rows computed in memory may be plain strings).
+pub(crate) fn as_view(column: &ArrayRef) -> Result<StringViewArray, DataFusionError> {
+    Ok(cast(column, &DataType::Utf8View)?.as_string_view().clone())
+}
 
 /// Dense numbers for the distinct strings of one column, in order of first sight.
 #[derive(Default)]
