@@ -369,9 +369,6 @@ impl TableProvider for SnapshotTable {
             global: state.config_options().execution.parquet.clone(),
             ..TableParquetOptions::default()
         };
-        // Filters are applied while decoding (as Delta's own scan does): a column is decoded
-        // only for the rows the filters keep, so a lookup by id decodes one row's columns,
-        // not a window's. The filter above the scan sees only those rows.
         let root = Url::parse(&self.wire.root).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let store = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
         // Footers parsed once per process, not on every scan: the runtime's metadata cache
@@ -381,6 +378,9 @@ impl TableProvider for SnapshotTable {
         // name holds a fresh UUID, so a path is never another file's.
         // A Ballista scheduler plans without the store (its executors know it): there the
         // scan reads footers as before.
+        // Filters are applied while decoding (as Delta's own scan does): a column is decoded
+        // only for the rows the filters keep, so a lookup by id decodes one row's columns,
+        // not a window's. The filter above the scan sees only those rows.
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
             .with_pushdown_filters(true);
