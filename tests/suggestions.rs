@@ -114,12 +114,20 @@ impl Count {
     fn figures(&self) -> (u64, u64, u64) {
         (self.events, self.users.len() as u64, self.devices.len() as u64)
     }
+
+    /// The figures and every user by name, sorted, as the evidence must list them.
+    fn expected(&self) -> Expected {
+        (self.figures(), self.users.iter().cloned().collect())
+    }
 }
+
+/// A suggestion's evidence figures (events, users, devices) and its users by name.
+type Expected = ((u64, u64, u64), Vec<String>);
 
 /// The suggestions the documented thresholds call for, computed directly from the events the
 /// agents sent and the rules of the simulated world (every one of them imported), with the
 /// evidence figures each must show. Shares no code with `queries::suggest`.
-fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64, u64, u64)> {
+fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, Expected> {
     let world = &fleet.world;
     let named: BTreeSet<String> = world.rules.iter().map(|r| r.file_name.to_lowercase()).collect();
     let parents: Vec<&Sent> = fleet
@@ -163,7 +171,7 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
         } else {
             continue;
         };
-        out.insert((kind, file.clone(), publisher.clone()), all.figures());
+        out.insert((kind, file.clone(), publisher.clone()), all.expected());
     }
 
     // Hash rules that keep breaking; the rules they replace are not also called stale.
@@ -193,7 +201,7 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
                 rule.file_name.to_lowercase(),
                 policy,
             ),
-            count.figures(),
+            count.expected(),
         );
     }
 
@@ -204,7 +212,7 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
         if !matched && !replaced.contains(&(policy.clone(), rule.file_name.to_lowercase())) {
             out.insert(
                 (SuggestionKind::StaleRule, rule.file_name.to_lowercase(), policy),
-                (0, 0, 0),
+                ((0, 0, 0), Vec::new()),
             );
         }
     }
@@ -219,7 +227,7 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
         if denied.events >= t.denied_min_events && denied.users.len() as u64 >= t.denied_min_users {
             out.insert(
                 (SuggestionKind::FrequentlyDenied, file.clone(), publisher.clone()),
-                denied.figures(),
+                denied.expected(),
             );
         }
     }
@@ -234,7 +242,7 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
     }
     for ((file, parent), count) in children {
         if count.events >= t.child_min_events && count.users.len() as u64 >= t.child_min_users {
-            out.insert((SuggestionKind::ChildProcess, file, parent), count.figures());
+            out.insert((SuggestionKind::ChildProcess, file, parent), count.expected());
         }
     }
 
@@ -249,7 +257,11 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
     }
     for (upn, count) in unmanaged {
         let (events, _, devices) = count.figures();
-        out.insert((SuggestionKind::Readiness, upn, String::new()), (events, 1, devices));
+        // A user's readiness names no users: the user is the subject.
+        out.insert(
+            (SuggestionKind::Readiness, upn, String::new()),
+            ((events, 1, devices), Vec::new()),
+        );
     }
     let only_managed: BTreeSet<&String> = fleet
         .events
@@ -265,7 +277,7 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
         .collect();
     out.insert(
         (SuggestionKind::Readiness, String::new(), String::new()),
-        (0, only_managed.len() as u64, 0),
+        ((0, only_managed.len() as u64, 0), Vec::new()),
     );
     out
 }
@@ -274,11 +286,15 @@ fn expected_suggestions(fleet: &Fleet, t: &Thresholds) -> BTreeMap<Subject, (u64
 fn check_fleet(fleet: &Fleet, found: &[Suggestion]) {
     let t = Thresholds::default();
     let expected = expected_suggestions(fleet, &t);
-    let mut got: BTreeMap<Subject, (u64, u64, u64)> = BTreeMap::new();
+    let mut got: BTreeMap<Subject, Expected> = BTreeMap::new();
     for s in found {
         let e = &s.evidence;
+        if !e.user_names.is_empty() {
+            assert_eq!(e.sample_users[..], e.user_names[..e.user_names.len().min(5)], "{s:?}");
+        }
         assert!(
-            got.insert(subject_of(s), (e.events, e.users, e.devices)).is_none(),
+            got.insert(subject_of(s), ((e.events, e.users, e.devices), e.user_names.clone()))
+                .is_none(),
             "one suggestion per subject: {s:?}"
         );
         assert!(!s.rationale.is_empty() && s.score > 0.0, "{s:?}");

@@ -301,16 +301,31 @@ fn keep(slot: &mut Option<String>, new: Option<String>, better: impl Fn(&str, &s
 
 /// Groups from any number of days and aggregates, each kept in parts until [`Groups::merged`].
 #[derive(Debug, Default, Clone)]
-pub struct Groups(HashMap<GroupKey, Vec<GroupTotals>, RandomState>);
+pub struct Groups {
+    /// Each group's place in `groups`, by its keys as bytes ([`Keys::bytes`]): a row's group
+    /// is found without making its [`GroupKey`], which is made once per group.
+    places: HashMap<Box<[u8]>, usize, RandomState>,
+    groups: Vec<(GroupKey, Vec<GroupTotals>)>,
+}
 
 impl Groups {
-    fn add(&mut self, key: GroupKey, totals: GroupTotals) {
-        self.0.entry(key).or_default().push(totals);
+    /// Adds `totals` to the group of row `row` of `keys`; `bytes` is scratch space.
+    fn add(&mut self, keys: &Keys, row: usize, bytes: &mut Vec<u8>, totals: GroupTotals) {
+        keys.bytes(row, bytes);
+        let place = match self.places.get(&bytes[..]) {
+            Some(&place) => place,
+            None => {
+                self.groups.push((keys.key(row), Vec::new()));
+                self.places.insert(bytes.as_slice().into(), self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        self.groups[place].1.push(totals);
     }
 
     /// Every group with its parts merged, in no particular order.
     pub fn merged(self) -> Vec<(GroupKey, GroupTotals)> {
-        self.0
+        self.groups
             .into_iter()
             .filter_map(|(key, parts)| Some((key, GroupTotals::union(parts)?)))
             .collect()
@@ -372,7 +387,7 @@ impl Groups {
                 let [users, devices, device_names, folders] = sets.remove(&key[..]).unwrap_or_default();
                 (totals.users, totals.devices, totals.device_names, totals.folders) =
                     (users, devices, device_names, folders);
-                self.add(keys.key(row), totals);
+                self.add(&keys, row, &mut key, totals);
             }
         }
         Ok(())
@@ -380,6 +395,7 @@ impl Groups {
 
     /// Adds the group rows (no `userNumber`) of batches of `daily_suggestions`.
     pub fn add_rollup(&mut self, batches: &[RecordBatch]) -> Result<(), ArrowError> {
+        let mut key = Vec::new();
         for batch in batches {
             let keys = Keys::of(batch)?;
             let extremes = Extremes::of(batch)?;
@@ -398,7 +414,7 @@ impl Groups {
                 totals.devices = set(1)?;
                 totals.device_names = set(2)?;
                 totals.folders = set(3)?;
-                self.add(keys.key(row), totals);
+                self.add(&keys, row, &mut key, totals);
             }
         }
         Ok(())

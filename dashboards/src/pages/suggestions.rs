@@ -57,7 +57,9 @@ pub async fn suggestions(api: &AdminApi, viewer: &Viewer, params: &[(String, Str
     let total = every.len();
     let with_rules = every.iter().filter(|s| s.proposed_rule.is_some()).count();
     let (offset, limit) = (parsed.offset, parsed.limit.unwrap_or(usize::MAX));
-    let found = parsed.page(every);
+    // The page shows a few users of each suggestion (`sampleUsers`), never the whole list, so
+    // its suggestions are not named (`Ranked::page`).
+    let found: Vec<&queries::suggest::Suggestion> = every.iter().skip(offset).take(limit).collect();
     let page_link = |new_offset: usize| {
         let mut link: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "offset").cloned().collect();
         link.push(("offset".into(), new_offset.to_string()));

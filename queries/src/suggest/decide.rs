@@ -428,10 +428,11 @@ fn readiness(inputs: &Inputs<'_>, unmanaged: &[UserUnmanaged], out: &mut Vec<Sug
             },
             rule: None,
             proposed_rule: None,
+            unnamed: NameSets::default(),
         });
     }
     let unmanaged_users: RoaringBitmap = unmanaged.iter().map(|u| u.user).collect();
-    let only_managed = Names::sorted(&inputs.names.users, &(managed_users - unmanaged_users));
+    let only_managed = inputs.names.users.sorted(&(managed_users - unmanaged_users));
     if !only_managed.is_empty() || !unmanaged.is_empty() {
         let rationale = format!(
             "{} users elevated only through EPM rules or support in the window: they already work as standard users. \
@@ -463,6 +464,7 @@ fn readiness(inputs: &Inputs<'_>, unmanaged: &[UserUnmanaged], out: &mut Vec<Sug
             },
             rule: None,
             proposed_rule: None,
+            unnamed: NameSets::default(),
         });
     }
 }

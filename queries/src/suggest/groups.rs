@@ -92,20 +92,73 @@ impl Group {
     }
 }
 
-/// The values behind the numbers of the sets, indexed by number.
+/// The values behind the numbers of the sets.
 #[derive(Debug, Default)]
 pub(super) struct Names {
-    pub(super) users: Vec<String>,
-    pub(super) device_names: Vec<String>,
-    pub(super) folders: Vec<String>,
+    pub(super) users: Dictionary,
+    pub(super) device_names: Dictionary,
+    pub(super) folders: Dictionary,
 }
 
-impl Names {
-    /// The values of a set, sorted (a number no value has is left out).
-    pub(super) fn sorted(values: &[String], set: &RoaringBitmap) -> Vec<String> {
-        let mut out: Vec<String> = set.iter().filter_map(|n| values.get(n as usize).cloned()).collect();
-        out.sort();
-        out
+/// The values behind one kind of number, indexed by number (`""` where no value has it), and
+/// their order by value, worked out once: a window's suggestions list ~1 M users and devices
+/// by name, so each list is sorted on integers and only the names it shows are copied.
+#[derive(Debug, Default)]
+pub(super) struct Dictionary {
+    values: Vec<String>,
+    /// Each number's place among the values sorted.
+    place: Vec<u32>,
+    /// The numbers in that order.
+    by_place: Vec<u32>,
+}
+
+impl Dictionary {
+    pub(super) fn new(values: Vec<String>) -> Dictionary {
+        let mut by_place: Vec<u32> = (0..values.len() as u32).collect();
+        by_place.sort_by(|&a, &b| values[a as usize].cmp(&values[b as usize]));
+        let mut place = vec![0; values.len()];
+        for (at, &number) in by_place.iter().enumerate() {
+            place[number as usize] = at as u32;
+        }
+        Dictionary {
+            values,
+            place,
+            by_place,
+        }
+    }
+
+    /// The value of a number.
+    pub(super) fn get(&self, number: u32) -> Option<&String> {
+        self.values.get(number as usize)
+    }
+
+    /// The places of a set's numbers (a number no value has is left out), in no order.
+    fn places<'s>(&'s self, set: &'s RoaringBitmap) -> impl Iterator<Item = u32> + 's {
+        set.iter().filter_map(|n| self.place.get(n as usize).copied())
+    }
+
+    fn at(&self, place: u32) -> String {
+        self.values[self.by_place[place as usize] as usize].clone()
+    }
+
+    /// The values of a set, sorted.
+    pub(super) fn sorted(&self, set: &RoaringBitmap) -> Vec<String> {
+        let mut places: Vec<u32> = self.places(set).collect();
+        places.sort_unstable();
+        places.into_iter().map(|p| self.at(p)).collect()
+    }
+
+    /// The first `n` of [`Dictionary::sorted`], without sorting the rest.
+    pub(super) fn first_sorted(&self, set: &RoaringBitmap, n: usize) -> Vec<String> {
+        let mut first: Vec<u32> = Vec::with_capacity(n + 1);
+        for place in self.places(set) {
+            if first.len() < n || first.last().is_some_and(|&last| place < last) {
+                let at = first.partition_point(|&p| p < place);
+                first.insert(at, place);
+                first.truncate(n);
+            }
+        }
+        first.into_iter().map(|p| self.at(p)).collect()
     }
 }
 
@@ -238,11 +291,12 @@ impl<'a> Acc<'a> {
 
     /// The folders the file ran from, by name.
     pub(super) fn folder_names(&self) -> Vec<String> {
-        Names::sorted(&self.names.folders, &self.folders)
+        self.names.folders.sorted(&self.folders)
     }
 
+    /// The evidence, without the names of every user and device (`userNames`, `deviceNames`):
+    /// [`NameSets`] looks them up for the suggestions handed out.
     pub(super) fn evidence(&self) -> Evidence {
-        let user_names = Names::sorted(&self.names.users, &self.users);
         Evidence {
             events: self.events,
             users: self.users.len(),
@@ -258,9 +312,9 @@ impl<'a> Acc<'a> {
             folders: self.folder_names(),
             parent_processes: self.parents.iter().cloned().collect(),
             sample_justifications: self.justifications.iter().take(3).cloned().collect(),
-            sample_users: user_names.iter().take(5).cloned().collect(),
-            user_names,
-            device_names: Names::sorted(&self.names.device_names, &self.device_names),
+            sample_users: self.names.users.first_sorted(&self.users, 5),
+            user_names: Vec::new(),
+            device_names: Vec::new(),
             support_requests: None,
         }
     }
@@ -296,4 +350,24 @@ pub(super) struct UserUnmanaged {
 pub(super) struct KnownRule {
     pub(super) reference: RuleRef,
     pub(super) imported: Option<ElevationRule>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dictionary_sorts_a_set_by_value_and_its_first_values_agree() {
+        let values: Vec<String> = ["mia", "", "bo", "zoe", "al", "bo2"].map(String::from).to_vec();
+        let names = Dictionary::new(values);
+        // 9 has no value: left out.
+        let set: RoaringBitmap = [0, 2, 3, 4, 5, 9].into_iter().collect();
+        assert_eq!(names.sorted(&set), ["al", "bo", "bo2", "mia", "zoe"]);
+        for n in 0..7 {
+            assert_eq!(names.first_sorted(&set, n), names.sorted(&set)[..n.min(5)], "first {n}");
+        }
+        let with_empty: RoaringBitmap = [1, 3].into_iter().collect();
+        assert_eq!(names.sorted(&with_empty), ["", "zoe"]);
+        assert_eq!(names.get(3).map(String::as_str), Some("zoe"));
+    }
 }

@@ -24,9 +24,10 @@ impl ParsedSuggest {
         Ok(self.page(self.every(warehouse).await?))
     }
 
-    /// Every suggestion asked for (only the `id`s given, if any), best first, before paging.
-    pub async fn every(&self, warehouse: &Warehouse) -> Result<Vec<Suggestion>, QueryError> {
-        let mut found = suggest(warehouse, &self.request).await?;
+    /// Every suggestion asked for (only the `id`s given, if any), best first, before paging;
+    /// [`ParsedSuggest::page`] names the users and devices of the page's.
+    pub async fn every(&self, warehouse: &Warehouse) -> Result<Ranked, QueryError> {
+        let mut found = ranked(warehouse, &self.request).await?;
         if !self.ids.is_empty() {
             found.retain(|s| self.ids.contains(&s.id));
         }
@@ -34,12 +35,8 @@ impl ParsedSuggest {
     }
 
     /// The page of `found` asked for: `offset` skipped, at most `limit` kept.
-    pub fn page(&self, found: Vec<Suggestion>) -> Vec<Suggestion> {
-        found
-            .into_iter()
-            .skip(self.offset)
-            .take(self.limit.unwrap_or(usize::MAX))
-            .collect()
+    pub fn page(&self, found: Ranked) -> Vec<Suggestion> {
+        found.page(self.offset, self.limit)
     }
 }
 

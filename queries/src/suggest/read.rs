@@ -53,17 +53,29 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
         if let Some(file) = &request.file {
             group_rows = group_rows.filter(of_file(file).or(ident("ruleId").is_not_null()))?;
         }
+        // The users' rows are read and merged in a task of their own, so the two merges run
+        // on two cores.
+        let user_side = match request.file {
+            Some(_) => None,
+            None => {
+                let columns = ["userNumber", "fileName", "elevations", "first", "last", "devices"];
+                let user_rows = rows
+                    .filter(ident("userNumber").is_not_null())?
+                    .select(columns.map(ident))?;
+                Some(tokio::spawn(async move {
+                    let mut unmanaged = Unmanaged::default();
+                    unmanaged
+                        .add_rollup(&user_rows.collect().await?)
+                        .map_err(DataFusionError::from)?;
+                    Ok::<_, QueryError>(unmanaged)
+                }))
+            }
+        };
         groups
             .add_rollup(&group_rows.collect().await?)
             .map_err(DataFusionError::from)?;
-        if request.file.is_none() {
-            let columns = ["userNumber", "fileName", "elevations", "first", "last", "devices"];
-            let user_rows = rows
-                .filter(ident("userNumber").is_not_null())?
-                .select(columns.map(ident))?
-                .collect()
-                .await?;
-            unmanaged.add_rollup(&user_rows).map_err(DataFusionError::from)?;
+        if let Some(task) = user_side {
+            unmanaged = task.await.map_err(|e| DataFusionError::External(Box::new(e)))??;
         }
     }
     let mut raw = tenant_window(ctx, Table::Elevations, &request.tenant, request.from, request.to).await?;
@@ -77,14 +89,31 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
     if request.file.is_none() {
         unmanaged.add_events(raw, &mut users, &mut values).await?;
     }
-    let by_number = days::names_by_number;
+    let by_number = |numbers| Dictionary::new(days::names_by_number(numbers));
     let names = Names {
         users: by_number(&users),
         device_names: by_number(values.kind(1)),
         folders: by_number(values.kind(2)),
     };
+    // The groups' sets are united on a blocking thread while the rule history is read and
+    // the users' elevations are listed here.
+    let merging = tokio::task::spawn_blocking(move || sorted_groups(groups));
+    let history = rule_history(ctx, &request.tenant, &rolled).await?;
+    let unmanaged = per_user(unmanaged, &names);
+    let groups = merging.await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let rules = known_rules(request, history, &groups);
+    Ok(Read {
+        groups,
+        rules,
+        unmanaged,
+        names,
+    })
+}
+
+/// The groups with their parts merged, sorted: the decisions must not depend on the order of a
+/// hash map or of an aggregate's rows.
+fn sorted_groups(groups: Groups) -> Vec<Group> {
     let mut groups: Vec<Group> = groups.merged().into_iter().map(|(k, t)| Group::of(k, t)).collect();
-    // The decisions must not depend on the order of a hash map or of an aggregate's rows.
     groups.sort_by(|a, b| {
         (
             &a.file_name,
@@ -111,14 +140,7 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
                 b.failed,
             ))
     });
-    let rules = known_rules(ctx, request, &rolled, &groups).await?;
-    let unmanaged = per_user(unmanaged, &names);
-    Ok(Read {
-        groups,
-        rules,
-        unmanaged,
-        names,
-    })
+    groups
 }
 
 /// The tenant's days whose `daily_suggestions` rows answer for them in the snapshot `raw`:
@@ -179,7 +201,7 @@ fn per_user(unmanaged: Unmanaged, names: &Names) -> Vec<UserUnmanaged> {
             files.sort();
             UserUnmanaged {
                 user: *user,
-                upn: names.users.get(*user as usize).cloned().unwrap_or_default(),
+                upn: names.users.get(*user).cloned().unwrap_or_default(),
                 events: span.elevations as u64,
                 devices: devices.len(),
                 first: time(span.first),
@@ -272,13 +294,7 @@ async fn rule_history(
 /// Every rule the tenant is known to have: imported ones, and those events ever reported
 /// (in all retained history, not only the window), merged by policy and file name. A rule's
 /// elevations in the window are its groups'.
-async fn known_rules(
-    ctx: &SessionContext,
-    request: &SuggestRequest,
-    rolled: &[NaiveDate],
-    groups: &[Group],
-) -> Result<Vec<KnownRule>, QueryError> {
-    let history = rule_history(ctx, &request.tenant, rolled).await?;
+fn known_rules(request: &SuggestRequest, history: BTreeMap<String, RuleHistory>, groups: &[Group]) -> Vec<KnownRule> {
     let mut rules: Vec<KnownRule> = Vec::new();
     for policy in &request.imported {
         for rule in &policy.rules {
@@ -346,7 +362,7 @@ async fn known_rules(
             }),
         }
     }
-    Ok(rules)
+    rules
 }
 
 pub(super) fn rule_type_of(elevation_type: &str) -> Option<RuleType> {

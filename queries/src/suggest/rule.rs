@@ -24,6 +24,10 @@ pub(super) fn suggestion(
         evidence: acc.evidence(),
         rule,
         proposed_rule,
+        unnamed: NameSets {
+            users: acc.users.clone(),
+            device_names: acc.device_names.clone(),
+        },
     }
 }
 
