@@ -562,9 +562,14 @@ async fn raw_figures(node: &Node, from: DateTime<Utc>, to: DateTime<Utc>) -> Fig
 async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name: &str) {
     use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
     // Every rollup of a day records the same fingerprint; `daily_counts` has a row every day.
+    // `daily_devices` records it with its format (`@2`), so it is read from there.
+    let vouching = match table {
+        warehouse::Table::DailyDevices => "daily_devices",
+        _ => "daily_counts",
+    };
     let fingerprint = node
         .sql(&format!(
-            r#"SELECT "sourceFiles" AS f FROM daily_counts WHERE "eventDate" = DATE '{day}' LIMIT 1"#
+            r#"SELECT "sourceFiles" AS f FROM {vouching} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
         ))
         .await[0]["f"]
         .as_str()
@@ -619,6 +624,7 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name:
             int(1000),
             noon,
             text(&fingerprint),
+            text("COUNTERFEIT-ID"),
         ],
         warehouse::Table::DailyCounts => vec![
             text("contoso"),
@@ -709,6 +715,22 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
         }
     };
     let whole = || window(&truth).to_vec();
+    // The compliance report's figures over the window, every month added up: users, with
+    // unmanaged elevations, elevations, managed ones, devices, at `all`.
+    let compliance = |params: Vec<(String, String)>| {
+        let node = &node;
+        async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let months = report(node, "contoso", "compliance", &params).await;
+            let mut sums = [0i64; 6];
+            for month in rows(&months) {
+                for (sum, column) in sums.iter_mut().zip(crate::support::COMPLIANCE_COUNTS) {
+                    *sum += month[column].as_int().unwrap();
+                }
+            }
+            sums
+        }
+    };
     let (start, end) = (midnight(truth.from), midnight(truth.to));
     // Windows that start and end inside a day: the partial days come from raw rows.
     let (from, to) = (start + chrono::Duration::hours(13), end - chrono::Duration::hours(30));
@@ -719,6 +741,8 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
         ]
     };
     let overview_before = overview(whole()).await;
+    let compliance_before = compliance(whole()).await;
+    let compliance_partial_before = compliance(partial()).await;
     assert_eq!(
         overview_before.0,
         truth_overview(&truth.overview).0,
@@ -736,6 +760,12 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
     assert!(refreshed.days_refreshed >= 5, "{refreshed:?}");
     assert_eq!(figures(whole()).await, before, "from rollups");
     assert_eq!(activity().await, activity_before, "diagnostics from rollups");
+    assert_eq!(compliance(whole()).await, compliance_before, "compliance from rollups");
+    assert_eq!(
+        compliance(partial()).await,
+        compliance_partial_before,
+        "compliance from rollups and partial days"
+    );
     assert_eq!(overview(whole()).await, overview_before, "the Overview from rollups");
     assert_eq!(
         overview(partial()).await,
@@ -788,6 +818,13 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
     assert_eq!(trend[&denied], before.0.get(&denied).copied().unwrap_or(0) + 1000);
     assert_eq!(users["counterfeit@contoso.com"], (0, 1000, 1000));
     assert_eq!(devices["COUNTERFEIT-PC"], (0, 1000, 1000));
+    // A user with 1,000 unmanaged elevations, and a device at `all`.
+    let [u, uu, e, m, d, da] = compliance_before;
+    assert_eq!(
+        compliance(whole()).await,
+        [u + 1, uu + 1, e + 1000, m, d + 1, da + 1],
+        "compliance reads daily_users and daily_devices"
+    );
     let counterfeit_seen = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     assert!(
         activity().await.contains(&(
@@ -825,6 +862,14 @@ async fn rollups_answer_whole_days_only_while_the_days_files_are_the_ones_they_c
             .iter()
             .any(|row| row.1.as_deref() == Some("COUNTERFEIT-PC")),
         "a late arrival makes the day's daily_devices stale"
+    );
+    // The late denial is ada's on LAPTOP-0001, at `all`: counted once, and the counterfeits gone.
+    let new_user = i64::from(!before.1.contains_key("ada@contoso.com"));
+    let new_device = i64::from(!before.2.contains_key("LAPTOP-0001"));
+    assert_eq!(
+        compliance(whole()).await,
+        [u + new_user, uu, e + 1, m + 1, d + new_device, da + new_device],
+        "a late arrival makes the day's daily_users and daily_devices stale"
     );
     let overview_after_late = overview(whole()).await;
     assert_eq!(

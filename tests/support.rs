@@ -554,3 +554,13 @@ pub(crate) fn trend_counts(report: &serde_json::Value) -> std::collections::BTre
         })
         .collect()
 }
+
+/// The counts of a `compliance` report month, in the report's order.
+pub(crate) const COMPLIANCE_COUNTS: [&str; 6] = [
+    "users",
+    "usersWithUnmanaged",
+    "elevations",
+    "managed",
+    "devices",
+    "devicesAtAll",
+];

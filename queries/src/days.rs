@@ -48,6 +48,12 @@ impl Coverage {
         }
     }
 
+    /// Records the closed days another part of the same answer (computed with a clone of this
+    /// coverage) served from the rollups.
+    pub(crate) fn absorb(&mut self, part: Coverage) {
+        self.served.extend(part.served);
+    }
+
     /// Closed days answered from the daily rollups.
     pub fn from_rollups(&self) -> BTreeSet<NaiveDate> {
         self.served.clone()

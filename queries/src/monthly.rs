@@ -8,16 +8,22 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
+use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, sum};
-use datafusion::logical_expr::{Expr, GroupingSet};
-use datafusion::prelude::{SessionContext, ident, lit};
+use datafusion::prelude::{SessionContext, ident, lit, when};
+use futures::{StreamExt, TryStreamExt};
+use warehouse::deltalake::DeltaTable;
 use warehouse::suggestion_days::{column, int64, text};
 use warehouse::{ReportingLevel, Table};
 
 use crate::QueryError;
+use crate::days::{Coverage, rollup_and_raw};
 use crate::reports::{Cell, Report, tenant_window};
-use crate::request::ReportRequest;
+use crate::request::{Filters, ReportRequest};
+
+const UNMANAGED: &str = "unmanagedElevation";
 
 /// The report's columns.
 pub(crate) const COLUMNS: [&str; 10] = [
@@ -50,10 +56,11 @@ fn month_of(at: DateTime<Utc>) -> NaiveDate {
 /// Fills `report` with one row per month of the request's window.
 pub(crate) async fn compliance(
     ctx: &SessionContext,
+    raw: &DeltaTable,
     request: &ReportRequest,
     report: &mut Report,
 ) -> Result<(), QueryError> {
-    let (tenant, from, to) = (request.tenant.as_str(), request.from, request.to);
+    let (from, to) = (request.from, request.to);
     let mut by_month: BTreeMap<NaiveDate, Month> = BTreeMap::new();
     let mut month = month_of(from);
     while month <= month_of(to - Duration::microseconds(1)) {
@@ -62,13 +69,29 @@ pub(crate) async fn compliance(
             .checked_add_months(chrono::Months::new(1))
             .expect("a later month exists");
     }
-    // Month by month, each read from its own days only, so no row's month is computed.
+    // Month by month, each read from its own days only, so no row's month is computed; a few
+    // months at once, so one month's scans overlap another's merging (a year's window does not
+    // start sixty scans together).
     let midnight = |day: NaiveDate| day.and_time(chrono::NaiveTime::MIN).and_utc();
+    let mut months = Vec::new();
     for (&month, figures) in by_month.iter_mut() {
         let next = month
             .checked_add_months(chrono::Months::new(1))
             .expect("a later month exists");
-        tally_month(ctx, tenant, from.max(midnight(month)), to.min(midnight(next)), figures).await?;
+        let part = ReportRequest {
+            from: from.max(midnight(month)),
+            to: to.min(midnight(next)),
+            ..request.clone()
+        };
+        let mut coverage = report.coverage.clone();
+        months.push(async move {
+            tally_month(ctx, raw, &part, &mut coverage, figures).await?;
+            Ok::<_, QueryError>(coverage)
+        });
+    }
+    let parts: Vec<Coverage> = futures::stream::iter(months).buffer_unordered(3).try_collect().await?;
+    for coverage in parts {
+        report.coverage.absorb(coverage);
     }
     report.columns = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     report.rows = by_month
@@ -91,79 +114,115 @@ pub(crate) async fn compliance(
     Ok(())
 }
 
-/// One month's figures from its elevations and diagnostics in `[start, end)`.
+/// One month's figures from its elevations and diagnostics in the window of `month_request`.
 ///
-/// The users' figures and the devices' levels come from one scan of the elevations, grouped
-/// two ways at once (by user, by device): `upn` and `deviceId` are never null in the table, so
-/// the null one of a row says which grouping the row is of. A device is at `all` for the month
-/// when every event it sent, elevation or diagnostic, was accepted at `all`.
+/// Whole days whose `daily_users` and `daily_devices` rows are current come from those
+/// rollups (a row per user, or device and level, a day instead of every event), every other
+/// day from the raw rows; the diagnostics, a tenth of the events, always from their raw rows.
+/// A device is at `all` for the month when every event it sent, elevation or diagnostic, was
+/// accepted at `all`. The five answers are independent and read at once.
 async fn tally_month(
     ctx: &SessionContext,
-    tenant: &str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    raw: &DeltaTable,
+    month_request: &ReportRequest,
+    coverage: &mut Coverage,
     month: &mut Month,
 ) -> Result<(), QueryError> {
-    let at_all = || ident("reportingLevel").eq(lit(ReportingLevel::All.as_str()));
-    let unmanaged =
-        datafusion::logical_expr::cast(ident("elevationType").eq(lit("unmanagedElevation")), DataType::Int64);
-    let by_user_and_by_device = Expr::GroupingSet(GroupingSet::GroupingSets(vec![
+    let users = rollup_and_raw(ctx, raw, Table::DailyUsers, month_request, Filters::default(), coverage).await?;
+    let devices = rollup_and_raw(
+        ctx,
+        raw,
+        Table::DailyDevices,
+        month_request,
+        Filters::default(),
+        coverage,
+    )
+    .await?;
+    let unmanaged = || ident("elevationType").eq(lit(UNMANAGED));
+    let at_all = || bool_and(ident("reportingLevel").eq(lit(ReportingLevel::All.as_str()))).alias("atAll");
+    let rolled_users = users
+        .rolled
+        .map(|rolled| {
+            let n = || ident("elevations");
+            rolled.aggregate(
+                vec![ident("upn")],
+                vec![
+                    sum(n()).alias("n"),
+                    sum(when(unmanaged(), n()).otherwise(lit(0i64))?).alias("unmanaged"),
+                ],
+            )
+        })
+        .transpose()?;
+    let raw_users = users.raw.aggregate(
         vec![ident("upn")],
-        vec![ident("deviceId")],
-    ]));
-    let elevations = tenant_window(ctx, Table::Elevations, tenant, start, end)
-        .await?
-        .aggregate(
-            vec![by_user_and_by_device],
-            vec![
-                count(lit(1)).alias("n"),
-                sum(unmanaged).alias("unmanaged"),
-                bool_and(at_all()).alias("atAll"),
-            ],
-        )?
-        .collect()
-        .await?;
+        vec![
+            count(lit(1)).alias("n"),
+            sum(datafusion::logical_expr::cast(unmanaged(), DataType::Int64)).alias("unmanaged"),
+        ],
+    )?;
+    // Rows a release before `deviceId` wrote survive only for closed days (every other day's
+    // are recomputed): their devices are known by name alone.
+    let device = || coalesce(vec![ident("deviceId"), ident("deviceName")]).alias("deviceId");
+    let rolled_devices = devices
+        .rolled
+        .map(|rolled| rolled.aggregate(vec![device()], vec![at_all()]))
+        .transpose()?;
+    let raw_devices = devices.raw.aggregate(vec![ident("deviceId")], vec![at_all()])?;
+    let diagnostics = tenant_window(
+        ctx,
+        Table::Diagnostics,
+        &month_request.tenant,
+        month_request.from,
+        month_request.to,
+    )
+    .await?
+    .aggregate(vec![ident("deviceId")], vec![at_all()])?;
+    let maybe = |frame: Option<DataFrame>| async move {
+        match frame {
+            Some(frame) => frame.collect().await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (rolled_users, raw_users, rolled_devices, raw_devices, diagnostics) = tokio::try_join!(
+        maybe(rolled_users),
+        raw_users.collect(),
+        maybe(rolled_devices),
+        raw_devices.collect(),
+        diagnostics.collect(),
+    )?;
     let arrow = DataFusionError::from;
-    let mut devices: HashMap<String, bool> = HashMap::new();
-    for batch in &elevations {
-        let (upns, ids) = (
-            text(batch, "upn").map_err(arrow)?,
-            text(batch, "deviceId").map_err(arrow)?,
-        );
-        let (upns, ids) = (upns.as_string::<i32>(), ids.as_string::<i32>());
+    let mut per_user: HashMap<String, (i64, i64)> = HashMap::new();
+    for batch in rolled_users.iter().chain(&raw_users) {
+        let upns = text(batch, "upn").map_err(arrow)?;
+        let upns = upns.as_string::<i32>();
         let (n, u) = (
             int64(batch, "n").map_err(arrow)?,
             int64(batch, "unmanaged").map_err(arrow)?,
         );
-        let flags = column(batch, "atAll").map_err(arrow)?.as_boolean();
         for row in 0..batch.num_rows() {
-            if upns.is_valid(row) {
-                month.users += 1;
-                month.users_unmanaged += i64::from(u.value(row) > 0);
-                month.elevations += n.value(row);
-                month.managed += n.value(row) - u.value(row);
-            } else if ids.is_valid(row) {
-                let flag = flags.is_valid(row) && flags.value(row);
-                *devices.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
-            }
+            let user = per_user.entry(upns.value(row).to_owned()).or_default();
+            user.0 += n.value(row);
+            user.1 += u.value(row);
         }
     }
-    let diagnostics = tenant_window(ctx, Table::Diagnostics, tenant, start, end)
-        .await?
-        .aggregate(vec![ident("deviceId")], vec![bool_and(at_all()).alias("atAll")])?
-        .collect()
-        .await?;
-    for batch in &diagnostics {
+    month.users = per_user.len() as i64;
+    for (n, u) in per_user.into_values() {
+        month.users_unmanaged += i64::from(u > 0);
+        month.elevations += n;
+        month.managed += n - u;
+    }
+    let mut per_device: HashMap<String, bool> = HashMap::new();
+    for batch in rolled_devices.iter().chain(&raw_devices).chain(&diagnostics) {
         let ids = text(batch, "deviceId").map_err(arrow)?;
         let ids = ids.as_string::<i32>();
         let flags = column(batch, "atAll").map_err(arrow)?.as_boolean();
         for row in 0..batch.num_rows() {
             let flag = flags.is_valid(row) && flags.value(row);
-            *devices.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
+            *per_device.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
         }
     }
-    month.devices = devices.len() as i64;
-    month.devices_at_all = devices.values().filter(|&&at_all| at_all).count() as i64;
+    month.devices = per_device.len() as i64;
+    month.devices_at_all = per_device.values().filter(|&&at_all| at_all).count() as i64;
     Ok(())
 }
 

@@ -245,7 +245,7 @@ async fn run_in_report_order(warehouse: &Warehouse, request: &ReportRequest) -> 
             return Ok(report);
         }
         ReportName::Compliance => {
-            crate::monthly::compliance(&ctx, request, &mut report).await?;
+            crate::monthly::compliance(&ctx, &raw, request, &mut report).await?;
             return Ok(report);
         }
     };

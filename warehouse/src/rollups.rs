@@ -158,6 +158,8 @@ fn rollup_format(table: Table) -> Option<&'static str> {
     match table {
         // Format 2: group rows carry `systemInitiated` (`by-application` reads them).
         Table::DailySuggestions => Some("@2"),
+        // Format 2: rows carry `deviceId` (`compliance` counts devices by id).
+        Table::DailyDevices => Some("@2"),
         _ => None,
     }
 }
@@ -362,13 +364,20 @@ impl Warehouse {
             let per_device = day
                 .clone()
                 .aggregate(
-                    group_by(&["tenant", "eventDate", "deviceName", "reportingLevel", "elevationType"]),
+                    group_by(&[
+                        "tenant",
+                        "eventDate",
+                        "deviceName",
+                        "deviceId",
+                        "reportingLevel",
+                        "elevationType",
+                    ]),
                     vec![
                         count(lit(1)).alias("elevations"),
                         max(ident("eventDateTime")).alias("lastSeen"),
                     ],
                 )
-                .and_then(|df| df.with_column("sourceFiles", lit(fingerprint.as_str())))
+                .and_then(|df| df.with_column("sourceFiles", lit(recorded_as(Table::DailyDevices, &fingerprint))))
                 .map_err(datafusion(Table::DailyDevices))?
                 .collect()
                 .await
@@ -574,7 +583,12 @@ mod format_tests {
     #[test]
     fn rows_recorded_without_the_current_format_are_stale_and_others_current() {
         let fingerprint = "0123456789abcdef0123456789abcdef";
-        for table in [Table::DailySuggestions, Table::DailyCounts, Table::DailyDenied] {
+        for table in [
+            Table::DailySuggestions,
+            Table::DailyDevices,
+            Table::DailyCounts,
+            Table::DailyDenied,
+        ] {
             let recorded = recorded_as(table, fingerprint);
             assert_eq!(fingerprint_recorded(table, &recorded), fingerprint, "{table:?}");
         }
@@ -584,8 +598,12 @@ mod format_tests {
             recorded_as(Table::DailySuggestions, fingerprint),
             format!("{fingerprint}@2")
         );
-        let old = fingerprint_recorded(Table::DailySuggestions, fingerprint);
-        assert_ne!(old, fingerprint);
-        assert!(old.contains(fingerprint), "{old}");
+        // Likewise `daily_devices` rows without `deviceId`.
+        for table in [Table::DailySuggestions, Table::DailyDevices] {
+            assert_eq!(recorded_as(table, fingerprint), format!("{fingerprint}@2"));
+            let old = fingerprint_recorded(table, fingerprint);
+            assert_ne!(old, fingerprint);
+            assert!(old.contains(fingerprint), "{old}");
+        }
     }
 }

@@ -264,9 +264,10 @@ pub const DAILY_USER_COLUMNS: &[Column] = &[
 /// Name of the daily devices table.
 pub const DAILY_DEVICES: &str = "daily_devices";
 
-/// Columns of `daily_devices`: elevations per tenant, day, device, reporting level and type,
-/// with the day's last elevation, and the same `sourceFiles` fingerprint as `daily_counts`.
-/// What `by-device` and the device activity of `diagnostics` read for whole days.
+/// Columns of `daily_devices`: elevations per tenant, day, device (name and id), reporting
+/// level and type, with the day's last elevation, and the same `sourceFiles` fingerprint as
+/// `daily_counts`. What `by-device`, the device activity of `diagnostics` and the devices of
+/// `compliance` read for whole days.
 pub const DAILY_DEVICE_COLUMNS: &[Column] = &[
     col("tenant", Text, false, "tenant (partition)"),
     col("eventDate", Date, false, "UTC date (partition)"),
@@ -290,6 +291,12 @@ pub const DAILY_DEVICE_COLUMNS: &[Column] = &[
         Text,
         false,
         "fingerprint of the day's `elevations` files the counts were computed from",
+    ),
+    col(
+        "deviceId",
+        Text,
+        true,
+        "the device's id (format 2: null in rows an older release wrote)",
     ),
 ];
 
