@@ -20,6 +20,7 @@ use datafusion::prelude::{SessionContext, ident, lit};
 use foldhash::fast::RandomState;
 use futures::StreamExt;
 use roaring::{MultiOps, RoaringBitmap};
+use warehouse::columns;
 use warehouse::suggestion_days::{self as days, ValueNumbers};
 use warehouse::user_sets::UserNumbers;
 
@@ -131,11 +132,11 @@ impl Merge {
     fn add_rollup(&mut self, batches: &[RecordBatch]) -> Result<(), ArrowError> {
         for batch in batches {
             let columns = PartColumns::of(batch)?;
-            let users = cast(days::column(batch, "users")?, &DataType::Binary)?;
-            let devices = cast(days::column(batch, "devices")?, &DataType::Binary)?;
+            let users = cast(columns::column(batch, "users")?, &DataType::Binary)?;
+            let devices = cast(columns::column(batch, "devices")?, &DataType::Binary)?;
             for row in 0..batch.num_rows() {
-                let users = days::bitmap(users.as_binary::<i32>(), row)?;
-                let devices = days::bitmap(devices.as_binary::<i32>(), row)?;
+                let users = columns::bitmap(users.as_binary::<i32>(), row)?;
+                let devices = columns::bitmap(devices.as_binary::<i32>(), row)?;
                 let (elevation_type, part) = columns.part(row, users, devices);
                 self.add(elevation_type, part);
             }
@@ -169,7 +170,7 @@ impl Merge {
             .await?;
         while let Some(batch) = rows.next().await {
             let batch = batch?;
-            let columns = ["hash", "elevationType", "companyName", "upn", "deviceId"].map(|c| days::text(&batch, c));
+            let columns = ["hash", "elevationType", "companyName", "upn", "deviceId"].map(|c| columns::text(&batch, c));
             let [a, b, c, d, e] = columns;
             let columns = [a?, b?, c?, d?, e?];
             let columns = columns.each_ref().map(|c| c.as_string::<i32>());
@@ -281,14 +282,14 @@ struct PartColumns {
 
 impl PartColumns {
     fn of(batch: &RecordBatch) -> Result<Self, ArrowError> {
-        let text = PART_TEXT.map(|name| days::text(batch, name));
+        let text = PART_TEXT.map(|name| columns::text(batch, name));
         let [a, b, c, d, e, f] = text;
         Ok(PartColumns {
             text: [a?, b?, c?, d?, e?, f?],
-            elevations: days::int64(batch, "elevations")?,
-            first: days::micros(batch, "first")?,
-            last: days::micros(batch, "last")?,
-            system_initiated: cast(days::column(batch, "systemInitiated")?, &DataType::Boolean)?,
+            elevations: columns::int64(batch, "elevations")?,
+            first: columns::micros(batch, "first")?,
+            last: columns::micros(batch, "last")?,
+            system_initiated: cast(columns::column(batch, "systemInitiated")?, &DataType::Boolean)?,
         })
     }
 

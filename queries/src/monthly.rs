@@ -14,8 +14,8 @@ use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, sum};
 use datafusion::prelude::{SessionContext, ident, lit, when};
 use futures::{StreamExt, TryStreamExt};
+use warehouse::columns::{column, int64, text};
 use warehouse::deltalake::DeltaTable;
-use warehouse::suggestion_days::{column, int64, text};
 use warehouse::{ReportingLevel, Table};
 
 use crate::QueryError;

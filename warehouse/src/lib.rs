@@ -42,6 +42,7 @@ mod macros;
 
 pub mod background;
 pub mod clock;
+pub mod columns;
 pub mod compaction;
 pub mod durable;
 pub mod levels;

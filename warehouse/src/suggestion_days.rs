@@ -19,7 +19,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 use deltalake::datafusion::dataframe::DataFrame;
@@ -30,8 +30,12 @@ use foldhash::fast::RandomState;
 use futures::StreamExt;
 use roaring::{MultiOps, RoaringBitmap};
 
+use crate::columns::{bitmap, column, int64, micros, text};
 use crate::tables::Table;
 use crate::user_sets::UserNumbers;
+
+mod unmanaged;
+pub use unmanaged::{Span, Unmanaged};
 
 /// `elevationType` of an elevation without EPM (Run as administrator).
 pub const UNMANAGED: &str = "unmanagedElevation";
@@ -421,156 +425,6 @@ impl Groups {
     }
 }
 
-/// A run of elevations: how many, the first and the last (microseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Elevations.
-    pub elevations: i64,
-    /// The first.
-    pub first: i64,
-    /// The last.
-    pub last: i64,
-}
-
-impl Span {
-    fn merge(&mut self, other: Span) {
-        self.elevations += other.elevations;
-        self.first = self.first.min(other.first);
-        self.last = self.last.max(other.last);
-    }
-}
-
-/// Each user's unmanaged elevations, merged from any number of days and aggregates: per user
-/// and file, and per user over every file with the user's devices.
-#[derive(Debug, Default, Clone)]
-pub struct Unmanaged {
-    /// The file names, by the numbers `per_file` uses (for this merge only).
-    pub file_names: Vec<String>,
-    file_numbers: HashMap<String, u32, RandomState>,
-    /// Per (user, file number).
-    pub per_file: HashMap<(u32, u32), Span, RandomState>,
-    /// Per user: every file, and the devices (`value_numbers` `deviceId`).
-    pub per_user: HashMap<u32, (Span, RoaringBitmap), RandomState>,
-}
-
-impl Unmanaged {
-    fn file_number(&mut self, name: &str) -> u32 {
-        if let Some(&n) = self.file_numbers.get(name) {
-            return n;
-        }
-        let n = self.file_names.len() as u32;
-        self.file_names.push(name.to_owned());
-        self.file_numbers.insert(name.to_owned(), n);
-        n
-    }
-
-    fn add_file(&mut self, user: u32, file: &str, span: Span) {
-        let file = self.file_number(file);
-        self.per_file
-            .entry((user, file))
-            .and_modify(|s| s.merge(span))
-            .or_insert(span);
-    }
-
-    fn add_user(&mut self, user: u32, span: Span, devices: RoaringBitmap) {
-        match self.per_user.entry(user) {
-            std::collections::hash_map::Entry::Occupied(mut known) => {
-                let (s, d) = known.get_mut();
-                s.merge(span);
-                *d |= devices;
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert((span, devices));
-            }
-        }
-    }
-
-    /// Adds the unmanaged elevations among raw elevations `events`, numbering their users and
-    /// devices: the spans aggregated, the devices of each user and file folded from the rows.
-    pub async fn add_events(
-        &mut self,
-        events: DataFrame,
-        users: &mut UserNumbers,
-        values: &mut ValueNumbers,
-    ) -> Result<(), DataFusionError> {
-        let events = events.filter(ident("elevationType").eq(lit(UNMANAGED)))?;
-        let spans = unmanaged_spans(events.clone())?.collect().await?;
-        let mut rows = events
-            .select(["upn", "fileName", "deviceId"].map(ident).to_vec())?
-            .execute_stream()
-            .await?;
-        let mut devices: HashMap<(u32, u32), RoaringBitmap, RandomState> = HashMap::default();
-        while let Some(batch) = rows.next().await {
-            let batch = batch?;
-            let [upns, files, device_ids] = ["upn", "fileName", "deviceId"].map(|c| text(&batch, c));
-            let (upns, files, device_ids) = (upns?, files?, device_ids?);
-            let (upns, files, device_ids) = (
-                upns.as_string::<i32>(),
-                files.as_string::<i32>(),
-                device_ids.as_string::<i32>(),
-            );
-            for row in 0..batch.num_rows() {
-                if device_ids.is_null(row) {
-                    continue;
-                }
-                let user = users.number(upns.value(row));
-                let file = self.file_number(files.value(row));
-                devices
-                    .entry((user, file))
-                    .or_default()
-                    .insert(values.kinds[0].number(device_ids.value(row)));
-            }
-        }
-        for batch in &spans {
-            let (upns, files) = (text(batch, "upn")?, text(batch, "fileName")?);
-            let (upns, files) = (upns.as_string::<i32>(), files.as_string::<i32>());
-            let elevations = int64(batch, "elevations")?;
-            let (first, last) = (micros(batch, "first")?, micros(batch, "last")?);
-            for row in 0..batch.num_rows() {
-                let user = users.number(upns.value(row));
-                let span = Span {
-                    elevations: elevations.value(row),
-                    first: first.value(row),
-                    last: last.value(row),
-                };
-                let file = self.file_number(files.value(row));
-                self.add_file(user, files.value(row), span);
-                self.add_user(user, span, devices.remove(&(user, file)).unwrap_or_default());
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds the user rows (with `userNumber`) of batches of `daily_suggestions`.
-    pub fn add_rollup(&mut self, batches: &[RecordBatch]) -> Result<(), ArrowError> {
-        for batch in batches {
-            let user_numbers = int64(batch, "userNumber")?;
-            let files = text(batch, "fileName")?;
-            let files = files.as_string::<i32>();
-            let elevations = int64(batch, "elevations")?;
-            let (first, last) = (micros(batch, "first")?, micros(batch, "last")?);
-            let devices = cast(column(batch, "devices")?, &DataType::Binary)?;
-            for row in 0..batch.num_rows() {
-                if user_numbers.is_null(row) {
-                    continue;
-                }
-                let user = number(user_numbers.value(row))?;
-                let span = Span {
-                    elevations: elevations.value(row),
-                    first: first.value(row),
-                    last: last.value(row),
-                };
-                if files.is_valid(row) {
-                    self.add_file(user, files.value(row), span);
-                } else {
-                    self.add_user(user, span, bitmap(devices.as_binary::<i32>(), row)?);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// One day's `daily_suggestions` rows: the groups (merged), then the users' rows, each sorted.
 pub fn day_batch(
     tenant: &str,
@@ -850,44 +704,8 @@ impl Extremes {
     }
 }
 
-/// A column by name, or an error naming it.
-pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))
-}
-
-/// A text column as plain UTF-8 (DataFusion may hand views or dictionaries over).
-pub fn text(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
-    cast(column(batch, name)?, &DataType::Utf8)
-}
-
-/// An integer column as `Int64`.
-pub fn int64(batch: &RecordBatch, name: &str) -> Result<Int64Array, ArrowError> {
-    Ok(cast(column(batch, name)?, &DataType::Int64)?
-        .as_primitive::<Int64Type>()
-        .clone())
-}
-
-/// A timestamp column as microseconds without a time zone.
-pub fn micros(
-    batch: &RecordBatch,
-    name: &str,
-) -> Result<arrow::array::PrimitiveArray<TimestampMicrosecondType>, ArrowError> {
-    let plain = cast(column(batch, name)?, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-    Ok(plain.as_primitive::<TimestampMicrosecondType>().clone())
-}
-
 fn number(value: i64) -> Result<u32, ArrowError> {
     u32::try_from(value).map_err(|_| ArrowError::InvalidArgumentError("a number out of range".into()))
-}
-
-/// A serialized Roaring bitmap of a binary column (empty where null).
-pub fn bitmap(values: &BinaryArray, row: usize) -> Result<RoaringBitmap, ArrowError> {
-    if values.is_null(row) {
-        return Ok(RoaringBitmap::new());
-    }
-    RoaringBitmap::deserialize_from(values.value(row)).map_err(|e| ArrowError::IoError(e.to_string(), e))
 }
 
 /// The names of numbers, as a vector indexed by number (`""` where no value has the number).

@@ -272,11 +272,8 @@ async fn suggestion_sets(warehouse: &Warehouse) -> Sets {
         let sets = |i: usize| arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Binary).unwrap();
         let (users, devices) = (sets(3), sets(4));
         for row in 0..batch.num_rows() {
-            let count = |set: &arrow::array::ArrayRef| {
-                warehouse::suggestion_days::bitmap(set.as_binary::<i32>(), row)
-                    .unwrap()
-                    .len()
-            };
+            let count =
+                |set: &arrow::array::ArrayRef| warehouse::columns::bitmap(set.as_binary::<i32>(), row).unwrap().len();
             out.insert(
                 (
                     hashes.as_string::<i32>().value(row).to_owned(),

@@ -355,12 +355,9 @@ pub async fn elevation(
         let file = value("fileName");
         // Only this file's suggestions are computed: the same as its among all of them.
         parsed.request.file = Some(file.clone());
-        proposal = match parsed
-            .run(&api.warehouse)
-            .await?
-            .into_iter()
-            .find(|s| s.proposed_rule.is_some())
-        {
+        // Unnamed (`Ranked::iter`): the page shows no user or device of the suggestion.
+        let found = parsed.every(&api.warehouse).await?;
+        proposal = match found.iter().find(|s| s.proposed_rule.is_some()) {
             Some(s) => {
                 // With the id, the suggestions page shows this one whatever its rank.
                 let mut link = suggest_window.clone();
