@@ -79,6 +79,27 @@ async fn reports_serve_days_past_raw_retention_from_the_rollups_and_name_the_day
         .map(|d| (d.device_name.clone(), (d.managed, d.unmanaged, d.total)))
         .collect();
     assert_eq!(split_of(&devices, "deviceName"), expected, "by-device");
+    // The monthly compliance report: elevations and managed ones add up across months, users
+    // do within one; closed days come from the rollups.
+    let compliance = report_in(&node, &truth, "compliance", &[]).await;
+    let months = compliance.records();
+    let sum = |column: &str| -> i64 { months.iter().map(|m| m[column].as_int().unwrap()).sum() };
+    let total: u64 = truth.by_user.iter().map(|u| u.total).sum();
+    let managed: u64 = truth.by_user.iter().map(|u| u.managed).sum();
+    assert_eq!(
+        (sum("elevations"), sum("managed")),
+        (total as i64, managed as i64),
+        "compliance"
+    );
+    if months.len() == 1 {
+        let unmanaged_users = truth.by_user.iter().filter(|u| u.unmanaged > 0).count();
+        assert_eq!(
+            (sum("users"), sum("usersWithUnmanaged")),
+            (truth.by_user.len() as i64, unmanaged_users as i64),
+            "compliance's users"
+        );
+    }
+    assert_eq!(coverage(&compliance).0, retired, "compliance from rollups");
     let overview = report_in(&node, &truth, "overview", &[]).await;
     assert_eq!(overview_of(&overview), truth_overview(&truth.overview), "overview");
     assert_eq!(

@@ -54,6 +54,12 @@ impl Coverage {
         self.served.extend(part.served);
     }
 
+    /// Records the closed days both of two parts of one answer (each computed with a clone of
+    /// this coverage) served from the rollups: a day only one of them held is not whole.
+    pub(crate) fn absorb_common(&mut self, one: Coverage, other: Coverage) {
+        self.served.extend(one.served.intersection(&other.served));
+    }
+
     /// Closed days answered from the daily rollups.
     pub fn from_rollups(&self) -> BTreeSet<NaiveDate> {
         self.served.clone()

@@ -10,7 +10,6 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, sum};
 use datafusion::prelude::{SessionContext, ident, lit, when};
 use futures::{StreamExt, TryStreamExt};
@@ -128,16 +127,28 @@ async fn tally_month(
     coverage: &mut Coverage,
     month: &mut Month,
 ) -> Result<(), QueryError> {
-    let users = rollup_and_raw(ctx, raw, Table::DailyUsers, month_request, Filters::default(), coverage).await?;
+    // Each split records the closed days it serves in its own coverage: a closed day counts
+    // as served only when both rollups held it (`daily_devices` came after `daily_users`).
+    let (mut users_coverage, mut devices_coverage) = (coverage.clone(), coverage.clone());
+    let users = rollup_and_raw(
+        ctx,
+        raw,
+        Table::DailyUsers,
+        month_request,
+        Filters::default(),
+        &mut users_coverage,
+    )
+    .await?;
     let devices = rollup_and_raw(
         ctx,
         raw,
         Table::DailyDevices,
         month_request,
         Filters::default(),
-        coverage,
+        &mut devices_coverage,
     )
     .await?;
+    coverage.absorb_common(users_coverage, devices_coverage);
     let unmanaged = || ident("elevationType").eq(lit(UNMANAGED));
     let at_all = || bool_and(ident("reportingLevel").eq(lit(ReportingLevel::All.as_str()))).alias("atAll");
     let rolled_users = users
@@ -160,14 +171,14 @@ async fn tally_month(
             sum(datafusion::logical_expr::cast(unmanaged(), DataType::Int64)).alias("unmanaged"),
         ],
     )?;
-    // Rows a release before `deviceId` wrote survive only for closed days (every other day's
-    // are recomputed): their devices are known by name alone.
-    let device = || coalesce(vec![ident("deviceId"), ident("deviceName")]).alias("deviceId");
+    // Per device id and name: rows a release before `deviceId` wrote survive only for closed
+    // days (every other day's are recomputed), and [`Devices`] finds their ids by name.
+    let device = || vec![ident("deviceId"), ident("deviceName")];
     let rolled_devices = devices
         .rolled
-        .map(|rolled| rolled.aggregate(vec![device()], vec![at_all()]))
+        .map(|rolled| rolled.aggregate(device(), vec![at_all()]))
         .transpose()?;
-    let raw_devices = devices.raw.aggregate(vec![ident("deviceId")], vec![at_all()])?;
+    let raw_devices = devices.raw.aggregate(device(), vec![at_all()])?;
     let diagnostics = tenant_window(
         ctx,
         Table::Diagnostics,
@@ -176,7 +187,7 @@ async fn tally_month(
         month_request.to,
     )
     .await?
-    .aggregate(vec![ident("deviceId")], vec![at_all()])?;
+    .aggregate(device(), vec![at_all()])?;
     let maybe = |frame: Option<DataFrame>| async move {
         match frame {
             Some(frame) => frame.collect().await,
@@ -211,19 +222,59 @@ async fn tally_month(
         month.elevations += n;
         month.managed += n - u;
     }
-    let mut per_device: HashMap<String, bool> = HashMap::new();
+    let mut devices = Devices::default();
     for batch in rolled_devices.iter().chain(&raw_devices).chain(&diagnostics) {
-        let ids = text(batch, "deviceId").map_err(arrow)?;
-        let ids = ids.as_string::<i32>();
+        let (ids, names) = (
+            text(batch, "deviceId").map_err(arrow)?,
+            text(batch, "deviceName").map_err(arrow)?,
+        );
+        let (ids, names) = (ids.as_string::<i32>(), names.as_string::<i32>());
         let flags = column(batch, "atAll").map_err(arrow)?.as_boolean();
         for row in 0..batch.num_rows() {
-            let flag = flags.is_valid(row) && flags.value(row);
-            *per_device.entry(ids.value(row).to_owned()).or_insert(true) &= flag;
+            let id = ids.is_valid(row).then(|| ids.value(row));
+            devices.add(id, names.value(row), flags.is_valid(row) && flags.value(row));
         }
     }
-    month.devices = per_device.len() as i64;
-    month.devices_at_all = per_device.values().filter(|&&at_all| at_all).count() as i64;
+    (month.devices, month.devices_at_all) = devices.counted();
     Ok(())
+}
+
+/// Each device of a month and whether every event it sent was at `all`, by device id. A row
+/// without an id (a closed day's rollup row written before rows carried one) is the device of
+/// that name whose id another row of the month gives, so a device is not counted twice; by
+/// its name when no row does.
+#[derive(Debug, Default)]
+struct Devices {
+    by_id: HashMap<String, bool>,
+    id_of_name: HashMap<String, String>,
+    without_id: Vec<(String, bool)>,
+}
+
+impl Devices {
+    fn add(&mut self, id: Option<&str>, name: &str, at_all: bool) {
+        match id {
+            Some(id) => {
+                *self.by_id.entry(id.to_owned()).or_insert(true) &= at_all;
+                self.id_of_name.entry(name.to_owned()).or_insert_with(|| id.to_owned());
+            }
+            None => self.without_id.push((name.to_owned(), at_all)),
+        }
+    }
+
+    /// Devices, and of those at `all`.
+    fn counted(mut self) -> (i64, i64) {
+        let mut by_name: HashMap<String, bool> = HashMap::new();
+        for (name, at_all) in std::mem::take(&mut self.without_id) {
+            match self.id_of_name.get(&name) {
+                Some(id) => *self.by_id.entry(id.clone()).or_insert(true) &= at_all,
+                None => *by_name.entry(name).or_insert(true) &= at_all,
+            }
+        }
+        let every = self.by_id.values().chain(by_name.values());
+        every.fold((0, 0), |(devices, at_all), &flag| {
+            (devices + 1, at_all + i64::from(flag))
+        })
+    }
 }
 
 /// A share as a percentage with one decimal, as text (null when there is nothing to share).
@@ -232,4 +283,22 @@ fn percent(part: i64, whole: i64) -> Cell {
         return Cell::Null;
     }
     Cell::Text(format!("{:.1}", 100.0 * part as f64 / whole as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_known_by_name_on_an_old_closed_day_is_the_device_of_that_name_elsewhere() {
+        let mut devices = Devices::default();
+        // PC-1: an old closed day (no id) below `all`, and raw days with its id at `all`.
+        devices.add(None, "PC-1", false);
+        devices.add(Some("id-1"), "PC-1", true);
+        // PC-2 only on the old day; PC-3 only with its id.
+        devices.add(None, "PC-2", true);
+        devices.add(Some("id-3"), "PC-3", true);
+        devices.add(Some("id-3"), "PC-3", true);
+        assert_eq!(devices.counted(), (3, 2));
+    }
 }
