@@ -7,22 +7,19 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::functions_aggregate::expr_fn::{bool_and, count, sum};
-use datafusion::prelude::{SessionContext, ident, lit, when};
+use datafusion::functions_aggregate::expr_fn::bool_and;
+use datafusion::prelude::{SessionContext, ident, lit};
 use futures::{StreamExt, TryStreamExt};
-use warehouse::columns::{column, int64, text};
+use warehouse::columns::{column, text};
 use warehouse::deltalake::DeltaTable;
 use warehouse::{ReportingLevel, Table};
 
 use crate::QueryError;
 use crate::days::{Coverage, rollup_and_raw};
-use crate::reports::{Cell, Report, tenant_window};
+use crate::reports::{Cell, Report, Subject, per_subject_counts, tenant_window};
 use crate::request::{Filters, ReportRequest};
-
-const UNMANAGED: &str = "unmanagedElevation";
 
 /// The report's columns.
 pub(crate) const COLUMNS: [&str; 10] = [
@@ -119,7 +116,8 @@ pub(crate) async fn compliance(
 /// rollups (a row per user, or device and level, a day instead of every event), every other
 /// day from the raw rows; the diagnostics, a tenth of the events, always from their raw rows.
 /// A device is at `all` for the month when every event it sent, elevation or diagnostic, was
-/// accepted at `all`. The five answers are independent and read at once.
+/// accepted at `all`. The users' figures are `by-user`'s per-user counts; the four answers
+/// are independent and read at once.
 async fn tally_month(
     ctx: &SessionContext,
     raw: &DeltaTable,
@@ -127,18 +125,9 @@ async fn tally_month(
     coverage: &mut Coverage,
     month: &mut Month,
 ) -> Result<(), QueryError> {
-    // Each split records the closed days it serves in its own coverage: a closed day counts
-    // as served only when both rollups held it (`daily_devices` came after `daily_users`).
+    // Each part records the closed days it serves in its own coverage: a closed day counts as
+    // served only when both rollups held it (`daily_devices` came after `daily_users`).
     let (mut users_coverage, mut devices_coverage) = (coverage.clone(), coverage.clone());
-    let users = rollup_and_raw(
-        ctx,
-        raw,
-        Table::DailyUsers,
-        month_request,
-        Filters::default(),
-        &mut users_coverage,
-    )
-    .await?;
     let devices = rollup_and_raw(
         ctx,
         raw,
@@ -148,29 +137,7 @@ async fn tally_month(
         &mut devices_coverage,
     )
     .await?;
-    coverage.absorb_common(users_coverage, devices_coverage);
-    let unmanaged = || ident("elevationType").eq(lit(UNMANAGED));
     let at_all = || bool_and(ident("reportingLevel").eq(lit(ReportingLevel::All.as_str()))).alias("atAll");
-    let rolled_users = users
-        .rolled
-        .map(|rolled| {
-            let n = || ident("elevations");
-            rolled.aggregate(
-                vec![ident("upn")],
-                vec![
-                    sum(n()).alias("n"),
-                    sum(when(unmanaged(), n()).otherwise(lit(0i64))?).alias("unmanaged"),
-                ],
-            )
-        })
-        .transpose()?;
-    let raw_users = users.raw.aggregate(
-        vec![ident("upn")],
-        vec![
-            count(lit(1)).alias("n"),
-            sum(datafusion::logical_expr::cast(unmanaged(), DataType::Int64)).alias("unmanaged"),
-        ],
-    )?;
     // Per device id and name: rows a release before `deviceId` wrote survive only for closed
     // days (every other day's are recomputed), and [`Devices`] finds their ids by name.
     let device = || vec![ident("deviceId"), ident("deviceName")];
@@ -190,38 +157,25 @@ async fn tally_month(
     .aggregate(device(), vec![at_all()])?;
     let maybe = |frame: Option<DataFrame>| async move {
         match frame {
-            Some(frame) => frame.collect().await,
+            Some(frame) => Ok(frame.collect().await?),
             None => Ok(Vec::new()),
         }
     };
-    let (rolled_users, raw_users, rolled_devices, raw_devices, diagnostics) = tokio::try_join!(
-        maybe(rolled_users),
-        raw_users.collect(),
+    // The users' figures are `by-user`'s managed, unmanaged and total per user.
+    let (per_user, rolled_devices, raw_devices, diagnostics) = tokio::try_join!(
+        per_subject_counts(ctx, raw, month_request, Subject::User, &mut users_coverage),
         maybe(rolled_devices),
-        raw_devices.collect(),
-        diagnostics.collect(),
+        async { Ok(raw_devices.collect().await?) },
+        async { Ok::<_, QueryError>(diagnostics.collect().await?) },
     )?;
-    let arrow = DataFusionError::from;
-    let mut per_user: HashMap<String, (i64, i64)> = HashMap::new();
-    for batch in rolled_users.iter().chain(&raw_users) {
-        let upns = text(batch, "upn").map_err(arrow)?;
-        let upns = upns.as_string::<i32>();
-        let (n, u) = (
-            int64(batch, "n").map_err(arrow)?,
-            int64(batch, "unmanaged").map_err(arrow)?,
-        );
-        for row in 0..batch.num_rows() {
-            let user = per_user.entry(upns.value(row).to_owned()).or_default();
-            user.0 += n.value(row);
-            user.1 += u.value(row);
-        }
-    }
+    coverage.absorb_common(users_coverage, devices_coverage);
     month.users = per_user.len() as i64;
-    for (n, u) in per_user.into_values() {
-        month.users_unmanaged += i64::from(u > 0);
-        month.elevations += n;
-        month.managed += n - u;
+    for [managed, unmanaged, total] in per_user.into_values() {
+        month.users_unmanaged += i64::from(unmanaged > 0);
+        month.elevations += total;
+        month.managed += managed;
     }
+    let arrow = DataFusionError::from;
     let mut devices = Devices::default();
     for batch in rolled_devices.iter().chain(&raw_devices).chain(&diagnostics) {
         let (ids, names) = (

@@ -534,7 +534,7 @@ fn event_date() -> Expr {
 
 /// Whom the managed/unmanaged split of `by-user` and `by-device` is made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Subject {
+pub(crate) enum Subject {
     User,
     Device,
 }
@@ -572,7 +572,7 @@ impl Subject {
 /// Managed, unmanaged and total elevations of each user (or device) in the window. Whole days
 /// whose `daily_users` (`daily_devices`) rows are current come from there (a row per user, day
 /// and type instead of every event); the rest from the raw rows — the same answer either way.
-async fn per_subject_counts(
+pub(crate) async fn per_subject_counts(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
     request: &ReportRequest,
