@@ -47,8 +47,10 @@ pub(crate) async fn pages(data: &DataArgs, location: warehouse::Location, args: 
         Some(text) => queries::request::parse_instant("to", text)?,
         None => now,
     };
-    let from = to - chrono::Duration::days(args.days.max(1));
-    let from_48h = to - chrono::Duration::hours(48);
+    // The windows the dashboards' picker sends: whole days up to `to` (the last N days when
+    // `to` is a midnight), and the Overview's exact 48 hours.
+    let from = dashboards::views::window_start(to, chrono::Duration::days(args.days.max(1)));
+    let from_48h = dashboards::views::window_start(to, chrono::Duration::hours(48));
     let api = dashboards::AdminApi {
         key_dir: None,
         control,

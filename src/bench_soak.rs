@@ -299,10 +299,9 @@ async fn query_every(
             return;
         }
         let to = warehouse::SystemClock.now();
-        let window = [
-            ("from", (to - chrono::Duration::hours(*hours)).to_rfc3339()),
-            ("to", to.to_rfc3339()),
-        ];
+        // The window the dashboards' picker sends (30 d from a midnight).
+        let from = dashboards::views::window_start(to, chrono::Duration::hours(*hours));
+        let window = [("from", from.to_rfc3339()), ("to", to.to_rfc3339())];
         let request = http.get(format!("{base}{path}")).query(&window).bearer_auth(&key);
         timed(request, what, started, &samples).await;
     }

@@ -14,7 +14,7 @@ pub(crate) struct DashboardArgs {
     /// Folder to write the pages into (created; must be empty if it exists).
     #[arg(long, env = "ELEVATION_DASHBOARD_OUT")]
     out: std::path::PathBuf,
-    /// Start of the window, inclusive: RFC 3339 or YYYY-MM-DD (default: 30 days before --to).
+    /// Start of the window, inclusive: RFC 3339 or YYYY-MM-DD (default: the 30 days to --to, from a midnight UTC).
     #[arg(long, env = "ELEVATION_DASHBOARD_FROM")]
     from: Option<String>,
     /// End of the window, exclusive: RFC 3339 or YYYY-MM-DD (default: now).
@@ -31,7 +31,7 @@ pub(crate) fn write(data: &DataArgs, args: &DashboardArgs) -> Result<std::path::
     };
     let from = match &args.from {
         Some(t) => queries::request::parse_instant("from", t)?,
-        None => to - chrono::Duration::days(30),
+        None => dashboards::views::window_start(to, chrono::Duration::days(30)),
     };
     if from >= to {
         bail!("--from ({from}) must be before --to ({to})");

@@ -132,6 +132,23 @@ pub fn exact_instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// Where a window of `span` ending at `to` starts, as the dashboards choose it. Spans of three
+/// whole days or more start at midnight UTC: "30 d" is the day of `to` and the 29 days before
+/// it (the last 30 days when `to` is a midnight), so its first day is whole and its daily
+/// rollups answer it, where a window cut at the hour of `to` reads that day's raw rows. The
+/// Overview's 24 and 48 hours are exact.
+pub fn window_start(to: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    let days = span.num_days();
+    if days < 3 || span != Duration::days(days) {
+        return to - span;
+    }
+    // The last instant inside the window is in the window's last day.
+    let last_day = (to - Duration::microseconds(1)).date_naive();
+    (last_day - Duration::days(days - 1))
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+}
+
 /// The window picker: the usual spans up to now, and a custom from/to.
 #[derive(Debug, Clone)]
 pub struct WindowView {
@@ -181,14 +198,14 @@ impl WindowView {
                         Duration::days(days)
                     };
                     let mut params = vec![
-                        ("from".to_owned(), instant(now - span)),
+                        ("from".to_owned(), instant(window_start(now, span))),
                         ("to".to_owned(), instant(now)),
                     ];
                     params.extend(keep.iter().cloned());
                     WindowChoice {
                         label: label.into(),
                         href: href(path, &params),
-                        current: to - from == span && (now - to).num_seconds().abs() < 120,
+                        current: from == window_start(to, span) && (now - to).num_seconds().abs() < 120,
                     }
                 })
                 .collect(),
@@ -205,5 +222,46 @@ impl WindowView {
                 to.format("%Y-%m-%d %H:%M")
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn day_windows_start_at_a_midnight_and_hour_windows_are_exact() {
+        let afternoon = at("2026-12-07T15:20:00Z");
+        assert_eq!(window_start(afternoon, Duration::days(30)), at("2026-11-08T00:00:00Z"));
+        assert_eq!(window_start(afternoon, Duration::days(7)), at("2026-12-01T00:00:00Z"));
+        assert_eq!(window_start(afternoon, Duration::hours(48)), at("2026-12-05T15:20:00Z"));
+        assert_eq!(window_start(afternoon, Duration::hours(24)), at("2026-12-06T15:20:00Z"));
+        // A window ending at a midnight holds the 30 whole days before it.
+        let midnight = at("2026-12-07T00:00:00Z");
+        assert_eq!(window_start(midnight, Duration::days(30)), at("2026-11-07T00:00:00Z"));
+        // Not whole days: exact.
+        assert_eq!(
+            window_start(afternoon, Duration::hours(80)),
+            afternoon - Duration::hours(80)
+        );
+    }
+
+    #[test]
+    fn the_picker_marks_the_span_shown() {
+        let now = at("2026-12-07T15:20:00Z");
+        let picker = WindowView::new(Mode::Live, "/", &[], window_start(now, Duration::days(30)), now, now);
+        let current: Vec<&str> = picker
+            .choices
+            .iter()
+            .filter(|c| c.current)
+            .map(|c| c.label.as_str())
+            .collect();
+        assert_eq!(current, ["30 d"]);
+        let thirty = picker.choices.iter().find(|c| c.label == "30 d").unwrap();
+        assert!(thirty.href.contains("from=2026-11-08T00%3A00%3A00Z"), "{}", thirty.href);
     }
 }

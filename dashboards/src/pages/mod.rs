@@ -73,7 +73,7 @@ fn window_of(
     let from = find("from")
         .map(|t| queries::request::parse_instant("from", t))
         .transpose()?
-        .unwrap_or(to - default_span);
+        .unwrap_or_else(|| crate::views::window_start(to, default_span));
     if from >= to {
         return Err(QueryError::BadParameter(format!(
             "from ({from}) must be before to ({to})"

@@ -348,7 +348,8 @@ pub async fn elevation(
             link.push((column.into(), value(column)));
             links.push((label.into(), href(target, &link)));
         }
-        let suggest_window = params_of(&[("from", instant(to - Duration::days(30))), ("to", instant(to))]);
+        let suggest_from = crate::views::window_start(to, Duration::days(30));
+        let suggest_window = params_of(&[("from", instant(suggest_from)), ("to", instant(to))]);
         let mut parsed =
             queries::suggest::SuggestRequest::parse(&viewer.tenant, &suggest_window, viewer.now, Vec::new())?;
         suggest_inputs(api, &mut parsed.request).await?;
@@ -369,7 +370,8 @@ pub async fn elevation(
                 format!("A rule is proposed for {file}: {}", s.title)
             }
             None => format!(
-                "No rule is proposed for {file} from the 30 days before {}.",
+                "No rule is proposed for {file} from its elevations of {} to {}.",
+                suggest_from.format("%Y-%m-%d"),
                 to.format("%Y-%m-%d")
             ),
         };
