@@ -35,6 +35,7 @@ mod dedup;
 mod landing;
 mod requests;
 pub mod server;
+mod upload;
 mod wal;
 
 pub use answer::{BatchAnswer, BatchKey, Counts};

@@ -38,7 +38,7 @@ pub(crate) fn routes(control: Arc<ControlPlane>) -> Router {
 
 /// A JSON body of the expected shape, or `400` saying where it is wrong.
 fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    if !crate::server::is_json(headers) {
+    if !crate::upload::is_json(headers) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "send the request as `Content-Type: application/json`",

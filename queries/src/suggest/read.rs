@@ -54,28 +54,26 @@ pub(super) async fn read(warehouse: &Warehouse, request: &SuggestRequest) -> Res
             group_rows = group_rows.filter(of_file(file).or(ident("ruleId").is_not_null()))?;
         }
         // The users' rows are read and merged in a task of their own, so the two merges run
-        // on two cores.
-        let user_side = match request.file {
-            Some(_) => None,
-            None => {
-                let columns = ["userNumber", "fileName", "elevations", "first", "last", "devices"];
-                let user_rows = rows
-                    .filter(ident("userNumber").is_not_null())?
-                    .select(columns.map(ident))?;
-                Some(tokio::spawn(async move {
-                    let mut unmanaged = Unmanaged::default();
-                    unmanaged
-                        .add_rollup(&user_rows.collect().await?)
-                        .map_err(DataFusionError::from)?;
-                    Ok::<_, QueryError>(unmanaged)
-                }))
-            }
-        };
+        // on two cores. In a `JoinSet`, so that an error here stops that task too.
+        let mut user_side = tokio::task::JoinSet::new();
+        if request.file.is_none() {
+            let columns = ["userNumber", "fileName", "elevations", "first", "last", "devices"];
+            let user_rows = rows
+                .filter(ident("userNumber").is_not_null())?
+                .select(columns.map(ident))?;
+            user_side.spawn(async move {
+                let mut unmanaged = Unmanaged::default();
+                unmanaged
+                    .add_rollup(&user_rows.collect().await?)
+                    .map_err(DataFusionError::from)?;
+                Ok::<_, QueryError>(unmanaged)
+            });
+        }
         groups
             .add_rollup(&group_rows.collect().await?)
             .map_err(DataFusionError::from)?;
-        if let Some(task) = user_side {
-            unmanaged = task.await.map_err(|e| DataFusionError::External(Box::new(e)))??;
+        if let Some(merged) = user_side.join_next().await {
+            unmanaged = merged.map_err(|e| DataFusionError::External(Box::new(e)))??;
         }
     }
     let mut raw = tenant_window(ctx, Table::Elevations, &request.tenant, request.from, request.to).await?;
