@@ -1,7 +1,7 @@
 //! The Overview: the readiness tiles and the three "frequently …" lists of Intune's EPM
 //! Overview, over any window, from the per-day user sets and the raw rows.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
@@ -10,12 +10,41 @@ use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionContext, ident, lit};
+use foldhash::fast::RandomState;
 use warehouse::Table;
+use warehouse::user_sets::UserSet;
 
 use crate::QueryError;
 use crate::days::{Split, rollup_and_raw};
+use crate::numbering::as_view;
 use crate::reports::{Cell, Report, UNMANAGED, collect, cols, raw_split};
 use crate::request::{Filters, ReportRequest};
+
+/// The three "frequently …" lists: their tile and the elevation type they list.
+const LISTS: [(&str, &str); 3] = [
+    ("frequentlyUnmanaged", UNMANAGED),
+    ("frequentlyApprovedBySupport", "supportApprovedElevation"),
+    ("frequentlyDenied", "deniedElevation"),
+];
+
+/// Each list's files by hash, in the order of [`LISTS`]. Looked up by `&str` (no key is
+/// built for a row whose file is known), hashed, not compared: a window's raw days give a row
+/// per file and user.
+type ListedFiles = [HashMap<Box<str>, UserSet, RandomState>; 3];
+
+/// The list of an elevation type, if it has one.
+fn list_of(elevation_type: &str) -> Option<usize> {
+    LISTS.iter().position(|(_, listed)| *listed == elevation_type)
+}
+
+/// The file of `hash` in `list`, empty when first seen.
+fn listed_file<'a>(files: &'a mut ListedFiles, list: usize, hash: &str) -> &'a mut UserSet {
+    let files = &mut files[list];
+    if !files.contains_key(hash) {
+        files.insert(hash.into(), UserSet::default());
+    }
+    files.get_mut(hash).expect("inserted above")
+}
 
 /// The Overview: the readiness tiles and the three "frequently …" lists, over any window.
 ///
@@ -31,15 +60,10 @@ pub(crate) async fn overview(
     request: &ReportRequest,
     report: &mut Report,
 ) -> Result<(), QueryError> {
-    use warehouse::user_sets::{UserNumbers, UserSet, pairs_of, read_set};
+    use warehouse::user_sets::{UserNumbers, pairs_of, read_set};
     report.columns = ["tile", "rank", "fileName", "hash", "count", "users"]
         .map(String::from)
         .to_vec();
-    const LISTS: [(&str, &str); 3] = [
-        ("frequentlyUnmanaged", UNMANAGED),
-        ("frequentlyApprovedBySupport", "supportApprovedElevation"),
-        ("frequentlyDenied", "deniedElevation"),
-    ];
     let answerable = Filters {
         elevation_type: request.filters.elevation_type,
         ..Filters::default()
@@ -67,8 +91,7 @@ pub(crate) async fn overview(
     }
     // Users with managed elevations, users with unmanaged ones, and each listed file's set.
     let (mut managed, mut unmanaged) = (roaring::RoaringBitmap::new(), roaring::RoaringBitmap::new());
-    let mut files: BTreeMap<(String, String), UserSet> = BTreeMap::new();
-    let listed = |elevation_type: &str| LISTS.iter().any(|(_, t)| *t == elevation_type);
+    let mut files = ListedFiles::default();
     if let Some(rolled) = rolled {
         let rolled = rolled.select(cols(&["elevationType", "hash", "fileName", "elevations", "users"]))?;
         for batch in rolled.collect().await? {
@@ -92,19 +115,30 @@ pub(crate) async fn overview(
                     } else {
                         managed |= set;
                     }
-                } else if listed(elevation_type) {
+                } else if let Some(list) = list_of(elevation_type) {
                     let name = names.is_valid(row).then(|| names.value(row));
-                    files
-                        .entry((elevation_type.to_owned(), hashes.value(row).to_owned()))
-                        .or_default()
+                    listed_file(&mut files, list, hashes.value(row))
                         .add(name, elevations.value(row))
                         .users |= set;
                 }
             }
         }
     }
-    // The other days: which users elevated managed or unmanaged, and the listed files' users.
-    for row in collect(raw_split(raw_rows.clone(), "upn")?).await?.1 {
+    // The other days: which users elevated managed or unmanaged, and the listed files' users;
+    // the two aggregates run at once.
+    let types: Vec<Expr> = LISTS.iter().map(|(_, t)| lit(*t)).collect();
+    let per_file_user = raw_rows
+        .clone()
+        .filter(ident("elevationType").in_list(types, false))?
+        .aggregate(
+            vec![ident("elevationType"), ident("hash"), ident("upn")],
+            vec![max(ident("fileName")).alias("fileName"), count(lit(1)).alias("count")],
+        )?
+        .select(cols(&["elevationType", "hash", "upn", "fileName", "count"]))?;
+    let (per_user, per_file_user) = tokio::try_join!(async { collect(raw_split(raw_rows, "upn")?).await }, async {
+        Ok::<_, QueryError>(per_file_user.collect().await?)
+    },)?;
+    for row in per_user.1 {
         let [Cell::Text(upn), Cell::Int(m), Cell::Int(u), _] = &row[..] else {
             return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
         };
@@ -116,31 +150,22 @@ pub(crate) async fn overview(
             unmanaged.insert(user);
         }
     }
-    let types: Vec<Expr> = LISTS.iter().map(|(_, t)| lit(*t)).collect();
-    let per_file_user = raw_rows
-        .filter(ident("elevationType").in_list(types, false))?
-        .aggregate(
-            vec![ident("elevationType"), ident("hash"), ident("upn")],
-            vec![max(ident("fileName")).alias("fileName"), count(lit(1)).alias("count")],
-        )?;
-    for row in collect(per_file_user).await?.1 {
-        let [
-            Cell::Text(elevation_type),
-            Cell::Text(hash),
-            Cell::Text(upn),
-            name,
-            Cell::Int(n),
-        ] = &row[..]
-        else {
-            return Err(DataFusionError::Internal(format!("an overview row of unexpected shape: {row:?}")).into());
-        };
-        let user = numbers.number(upn);
-        files
-            .entry((elevation_type.clone(), hash.clone()))
-            .or_default()
-            .add(name.as_text(), *n)
-            .users
-            .insert(user);
+    for batch in per_file_user {
+        let text = |i: usize| as_view(batch.column(i)).map_err(QueryError::from);
+        let (types, hashes, upns, names) = (text(0)?, text(1)?, text(2)?, text(3)?);
+        let elevations = cast(batch.column(4), &DataType::Int64).map_err(DataFusionError::from)?;
+        let elevations = elevations.as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let Some(list) = list_of(types.value(row)) else {
+                continue;
+            };
+            let user = numbers.number(upns.value(row));
+            let name = names.is_valid(row).then(|| names.value(row));
+            listed_file(&mut files, list, hashes.value(row))
+                .add(name, elevations.value(row))
+                .users
+                .insert(user);
+        }
     }
 
     let tiles = [
@@ -158,12 +183,8 @@ pub(crate) async fn overview(
             Cell::Null,
         ]);
     }
-    for (tile, elevation_type) in LISTS {
-        let mut listed: Vec<(String, UserSet)> = files
-            .iter()
-            .filter(|((t, _), _)| t == elevation_type)
-            .map(|((_, hash), set)| (hash.clone(), set.clone()))
-            .collect();
+    for ((tile, _), files) in LISTS.iter().zip(&files) {
+        let mut listed: Vec<(&Box<str>, &UserSet)> = files.iter().collect();
         // Most elevations first; ties by file name, then hash (a file name may be missing).
         listed.sort_by(|(hash_a, a), (hash_b, b)| {
             b.elevations
@@ -173,10 +194,10 @@ pub(crate) async fn overview(
         });
         for (rank, (hash, set)) in request.page(listed).enumerate() {
             report.rows.push(vec![
-                Cell::Text(tile.to_owned()),
+                Cell::Text((*tile).to_owned()),
                 Cell::Int((request.offset + rank + 1) as i64),
-                set.file_name.map_or(Cell::Null, Cell::Text),
-                Cell::Text(hash),
+                set.file_name.clone().map_or(Cell::Null, Cell::Text),
+                Cell::Text(hash.to_string()),
                 Cell::Int(set.elevations),
                 Cell::Int(set.users.len() as i64),
             ]);
