@@ -273,8 +273,8 @@ async fn upload_at_rate(
     sent
 }
 
-/// The admin's requests, in turn: the names in the result, their paths and windows (hours
-/// back from the moment each is sent).
+/// The admin's requests, in turn: the names in the result, their paths and spans in hours (the
+/// window the dashboards send for that span, ending when each is sent).
 const QUERIES: [(&str, &str, i64); 4] = [
     ("overview 48 h", "/v1/reports/overview", 48),
     ("trend 30 d", "/v1/reports/trend", 30 * 24),
@@ -299,7 +299,7 @@ async fn query_every(
             return;
         }
         let to = warehouse::SystemClock.now();
-        // The window the dashboards' picker sends (30 d from a midnight).
+        // The window the dashboards' picker sends (48 h exact, 30 d from a midnight).
         let from = dashboards::views::window_start(to, chrono::Duration::hours(*hours));
         let window = [("from", from.to_rfc3339()), ("to", to.to_rfc3339())];
         let request = http.get(format!("{base}{path}")).query(&window).bearer_auth(&key);

@@ -27,7 +27,7 @@ pub(crate) fn write(data: &DataArgs, args: &DashboardArgs) -> Result<std::path::
     let now = warehouse::SystemClock.now();
     let to = match &args.to {
         Some(t) => queries::request::parse_instant("to", t)?,
-        None => now,
+        None => chrono::SubsecRound::trunc_subsecs(now, 0),
     };
     let from = match &args.from {
         Some(t) => queries::request::parse_instant("from", t)?,

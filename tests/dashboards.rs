@@ -257,6 +257,26 @@ async fn empty_filter_fields_leave_the_pages_address() {
     assert_eq!(status, 200, "{body}");
     let api = get("/v1/reports/by-user?upn=".into()).await.unwrap();
     assert_ne!(api.status(), 303);
+    // A page opened without a window shows the span its picker marks: 48 h for the Overview,
+    // 30 d (whole days from a midnight) for every other.
+    for (path, span) in [
+        ("/", "48 h"),
+        ("/reports/by-user", "30 d"),
+        ("/suggestions", "30 d"),
+        ("/fleet", "30 d"),
+        ("/when", "30 d"),
+        ("/requests", "30 d"),
+    ] {
+        let (status, body, _) = page(&node, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let marked: Vec<&str> = body
+            .split("aria-current=\"true\">")
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next())
+            .filter(|label| label.ends_with(" h") || label.ends_with(" d"))
+            .collect();
+        assert_eq!(marked, [span], "{path}");
+    }
     node.stop().await;
 }
 

@@ -69,14 +69,6 @@ pub(crate) fn int(cell: &Cell) -> u64 {
     cell.as_int().unwrap_or_else(|| panic!("{cell:?} is not a number")) as u64
 }
 
-fn boolean(cell: &Cell) -> Option<bool> {
-    match cell {
-        Cell::Bool(b) => Some(*b),
-        Cell::Null => None,
-        other => panic!("{other:?} is not true or false"),
-    }
-}
-
 fn time(cell: &Cell) -> DateTime<Utc> {
     match cell {
         Cell::Time(at) => *at,

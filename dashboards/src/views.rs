@@ -1,7 +1,7 @@
 //! What the pages show, as plain data for the templates: the page chrome, the window picker,
 //! and the links between pages, live (server URLs) or in the static snapshot (file names).
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 
 /// Where the pages live: on the server, or as files of a static snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +187,8 @@ impl WindowView {
         to: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> WindowView {
+        // Links carry whole seconds: each span starts where the page it opens will place it.
+        let now = now.trunc_subsecs(0);
         let choices = match mode {
             Mode::Static => Vec::new(),
             Mode::Live => [("24 h", 1), ("48 h", 2), ("7 d", 7), ("30 d", 30), ("90 d", 90)]

@@ -10,7 +10,8 @@
 //! # Layout
 //!
 //! * [`batch`]: body → checked envelope → accepted rows, dropped and rejected counts (pure).
-//! * [`server`]: the axum routes, the node's start (replay), group-committed uploads, shutdown.
+//! * [`server`]: the axum routes, the node's start (replay), shutdown.
+//! * `upload`: the upload handler, from the request to the durable answer.
 //! * `wal`: the write-ahead log (segments, frames, replay, group commit on one thread).
 //! * `landing`: durable records → Delta commits that record how far the log has landed (and,
 //!   just before, the support approvals their rows ran under marked used).

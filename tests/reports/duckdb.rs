@@ -350,3 +350,11 @@ async fn reports_agree_with_duckdb_reading_the_delta_tables_parquet_files() {
     }
     node.stop().await;
 }
+
+fn boolean(cell: &Cell) -> Option<bool> {
+    match cell {
+        Cell::Bool(b) => Some(*b),
+        Cell::Null => None,
+        other => panic!("{other:?} is not true or false"),
+    }
+}

@@ -1,5 +1,6 @@
 //! Exports (snapshotted; the Intune policy imports back to the same rules), the admin API's
-//! suggestions and exports by tenant and role, and the command line's import, suggest and export.
+//! suggestions and exports by tenant and role with the suggestions page and an elevation's page
+//! naming the same proposals, and the command line's import, suggest and export.
 
 use super::*;
 
@@ -364,5 +365,109 @@ async fn the_command_line_imports_policies_suggests_and_exports() {
         String::from_utf8_lossy(&bad.stderr).contains("elevation settings policy"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+/// GET with an optional key: the status, the content type and the body.
+async fn get(node: &Node, key: Option<&str>, path: &str) -> (u16, String, String) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", node.base));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), content_type, response.text().await.unwrap())
+}
+
+/// The ids of the suggestions a suggestions page lists, in its order.
+fn listed_ids(page: &str) -> Vec<String> {
+    page.split("<article class=\"suggestion\" id=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The suggestions page in pages of the ranked list with the total, and an elevation's page
+/// naming the proposal for its file (computed for that file only) by the id all of them give.
+async fn check_pages(node: &Node, fleet: &Fleet, window: &str, expected: &[Suggestion]) {
+    assert!(expected.len() > 6, "{expected:?}");
+    let ids = |range: std::ops::Range<usize>| expected[range].iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    let (status, _, first) = get(node, Some(&node.admin_key), &format!("/suggestions?{window}&limit=3")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(listed_ids(&first), ids(0..3));
+    assert!(
+        first.contains(&format!("{} suggestions", expected.len())) && first.contains("showing 1 to 3"),
+        "the page states the total"
+    );
+    assert!(
+        first.contains("offset=3") && first.contains("rel=\"next\""),
+        "a next page"
+    );
+    let (status, _, second) = get(
+        node,
+        Some(&node.admin_key),
+        &format!("/suggestions?{window}&limit=3&offset=3"),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(listed_ids(&second), ids(3..6), "{second}");
+    assert!(second.contains("rel=\"prev\"") && second.contains("showing 4 to 6"));
+    let last = expected.len() - 1;
+    let (_, _, end) = get(
+        node,
+        Some(&node.admin_key),
+        &format!("/suggestions?{window}&limit=3&offset={last}"),
+    )
+    .await;
+    assert_eq!(listed_ids(&end), ids(last..expected.len()));
+    assert!(!end.contains("rel=\"next\""), "no page after the last");
+    let (_, _, default) = get(node, Some(&node.admin_key), &format!("/suggestions?{window}")).await;
+    assert_eq!(
+        listed_ids(&default),
+        ids(0..expected.len().min(100)),
+        "100 a page by default"
+    );
+
+    // Every file's suggestions, computed for that file alone, are the file's among all.
+    let imported = node.control.imported_policies("contoso").await.unwrap();
+    let files: BTreeSet<String> = expected.iter().filter_map(|s| s.file_name.clone()).collect();
+    for file in &files {
+        let mut request = SuggestRequest::new("contoso", midnight(fleet.truth.from), midnight(fleet.truth.to));
+        request.imported = imported.clone();
+        request.file = Some(file.to_uppercase());
+        let only = queries::suggest::suggest(&node.warehouse, &request).await.unwrap();
+        let about: Vec<&Suggestion> = expected
+            .iter()
+            .filter(|s| s.file_name.as_ref().is_some_and(|f| f.eq_ignore_ascii_case(file)))
+            .collect();
+        assert_eq!(only.iter().collect::<Vec<_>>(), about, "{file}");
+    }
+
+    // An elevation of a file with a proposed rule links to that proposal.
+    let proposal = expected
+        .iter()
+        .find(|s| s.kind == SuggestionKind::NewRule)
+        .expect("a new rule is proposed");
+    let file = proposal.file_name.clone().unwrap();
+    let event = fleet
+        .events
+        .iter()
+        .find(|e| e.file_name == file && e.process_type != ProcessType::Child)
+        .unwrap();
+    let (status, _, detail) = get(
+        node,
+        Some(&node.admin_key),
+        &format!("/elevations/{}?{window}", event.id),
+    )
+    .await;
+    assert_eq!(status, 200, "{detail}");
+    assert!(detail.contains(&format!("Propose a rule for {file}")), "{detail}");
+    assert!(
+        detail.contains(&format!("id={}#{}", proposal.id, proposal.id)),
+        "{detail}"
     );
 }

@@ -1,5 +1,5 @@
-//! Suggestions from `daily_suggestions` equal the raw rows' suggestions, and the suggestions
-//! page and an elevation's page show them.
+//! Suggestions from `daily_suggestions` (whole days) with the raw rows of the other days equal
+//! the raw rows' suggestions.
 
 use super::*;
 

@@ -370,9 +370,9 @@ pub async fn elevation(
                 format!("A rule is proposed for {file}: {}", s.title)
             }
             None => format!(
-                "No rule is proposed for {file} from its elevations of {} to {}.",
+                "No rule is proposed for {file} from its elevations of {} through {}.",
                 suggest_from.format("%Y-%m-%d"),
-                to.format("%Y-%m-%d")
+                (to - Duration::microseconds(1)).format("%Y-%m-%d")
             ),
         };
     }

@@ -66,7 +66,12 @@ pub async fn requests(api: &AdminApi, viewer: &Viewer, params: &[(String, String
         .filter(|(k, _)| k == "from" || k == "to")
         .cloned()
         .collect();
-    let (from, to) = crate::stats_window(&window, viewer.now).map_err(bad)?;
+    let (mut from, to) = crate::stats_window(&window, viewer.now).map_err(bad)?;
+    // Without a `from`, the page's 30 days start at a midnight, as every page's do (the API's
+    // numbers keep their exact 30 days).
+    if !window.iter().any(|(k, v)| k == "from" && !v.is_empty()) {
+        from = crate::views::window_start(to, chrono::Duration::days(30));
+    }
     let mut filter = crate::request_filter(params).map_err(bad)?;
     filter.from = Some(from);
     filter.to = Some(to);
