@@ -142,6 +142,7 @@ async fn compact(root: &Path, memory: usize) -> (RecordBatch, usize) {
     let before = peak_rss();
     let report = warehouse.compact(Table::Elevations, &|_, _| {}).await.unwrap();
     let growth = peak_rss().saturating_sub(before);
+    eprintln!("compaction in {memory} bytes: peak RSS grew by {growth} bytes");
     assert_eq!((report.partitions, report.files_after), (1, 1), "{report:?}");
     let files: Vec<PathBuf> = warehouse
         .load(Table::Elevations)
@@ -237,12 +238,17 @@ async fn a_partition_many_times_the_memory_limit_compacts_in_bounded_memory_to_t
     let before = peak_rss();
     let refreshed = warehouse.refresh_rollups().await.unwrap();
     let growth = peak_rss().saturating_sub(before);
+    eprintln!("refresh: peak RSS grew by {growth} bytes (partition {partition_bytes}, memory {memory})");
     assert_eq!(refreshed.days_refreshed, 1, "{refreshed:?}");
     // Grouping the day by string views, DataFusion copied the views and buffers left at every
     // chunk it emitted, outside the pool: the peak grew by 170 MB here (1 GiB a day at fleet
-    // scale); over plain strings by 49 MB.
+    // scale); over plain strings by 38 to 76 MB (286 MB partition). The spread is the
+    // allocator's: freed pages stay in the RSS for a second (`dirty_decay_ms` in
+    // `.cargo/config.toml`), and whether the refresh reuses the pages the compactions before it
+    // freed or takes new ones depends on which threads, and so which of jemalloc's arenas, run
+    // it. A third of the partition still fails on the copies of views (170 MB).
     assert!(
-        growth < partition_bytes / 4,
+        growth < partition_bytes / 3,
         "peak RSS grew by {growth} bytes refreshing the rollups of a partition of {partition_bytes} bytes in {memory}"
     );
     assert_eq!(suggestion_sets(&warehouse).await, expected_sets());
