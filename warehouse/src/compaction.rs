@@ -236,22 +236,39 @@ impl Warehouse {
     }
 }
 
-/// How compacted files are written: zstd level 3, row groups of [`ROW_GROUP_ROWS`], and
-/// dictionaries up to [`DICTIONARY_PAGE_BYTES`]. Parquet's default 1 MiB dictionary page holds
+/// How compacted files are written: zstd level 3 for the raw tables and LZ4 for the rollups
+/// ([`rollup_compression`]), row groups of [`ROW_GROUP_ROWS`], and dictionaries up to
+/// [`DICTIONARY_PAGE_BYTES`]. Parquet's default 1 MiB dictionary page holds
 /// ~29,000 GUIDs: a day of a 70,000-device fleet has more device ids and batch ids than that,
 /// so every later page of a row group fell back to plain 36-byte strings, and compaction made
 /// a day 75% larger than the small files it read (114 MB → 201 MB for 2.6 M elevations). With
 /// the larger page they stay dictionary-coded. Event ids are unique, so a dictionary of them
 /// is pure cost: they are written plain.
 pub(crate) fn compacted_file_properties(table: Table) -> WriterProperties {
+    let compression = if Table::ROLLUPS.contains(&table) {
+        rollup_compression()
+    } else {
+        Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level"))
+    };
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(compression)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES);
     if table.schema().field_with_name("id").is_ok() {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from("id"), false);
     }
     builder.build()
+}
+
+/// The rollups' codec: LZ4 (Parquet's `LZ4_RAW`), not zstd. The rollups are what every
+/// dashboard page reads, a page opens hundreds of their column chunks, and parquet 59's reader
+/// builds a zstd codec per column chunk with a fresh compression context beside the
+/// decompression one (arrow-rs #9400): 11% of the elevation detail page's CPU. Over the
+/// 30 days of 6.8 M elevations in BENCHMARKS.md the rollups take 124 MB instead of 88 MB (the
+/// raw tables, 790 MB, stay zstd), and the pages that read them answer 10-25% sooner (detail
+/// 209 -> 163 ms, by-application 148 -> 121 ms, suggestions 471 -> 425 ms).
+fn rollup_compression() -> Compression {
+    Compression::LZ4_RAW
 }
 
 /// The largest dictionary page of a compacted file's column chunk: room for ~230,000 GUIDs.
@@ -480,6 +497,29 @@ mod file_properties_tests {
         writer.close().unwrap();
         let reader = SerializedFileReader::new(file).unwrap();
         reader.metadata().row_group(0).column(0).compressed_size()
+    }
+
+    /// The codec the files of `table` are written with, read back from a file's metadata.
+    fn written_codec(table: Table) -> Compression {
+        let schema = Arc::new(Schema::new(vec![Field::new("tenant", DataType::Utf8, false)]));
+        let rows = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["contoso"; 100]))]).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let properties = compacted_file_properties(table);
+        let mut writer = ArrowWriter::try_new(file.try_clone().unwrap(), rows.schema(), Some(properties)).unwrap();
+        writer.write(&rows).unwrap();
+        writer.close().unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        reader.metadata().row_group(0).column(0).compression()
+    }
+
+    #[test]
+    fn raw_tables_are_written_with_zstd_and_the_rollups_the_pages_read_with_lz4() {
+        for table in Table::ALL {
+            assert!(matches!(written_codec(table), Compression::ZSTD(_)), "{table:?}");
+        }
+        for table in Table::ROLLUPS {
+            assert_eq!(written_codec(table), Compression::LZ4_RAW, "{table:?}");
+        }
     }
 
     #[test]
