@@ -29,8 +29,8 @@ pub(crate) struct SoakBenchArgs {
     /// Uploads in flight at most (simulated agents at once).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Milliseconds between the admin's requests (Overview, trend, by-application and
-    /// suggestions in turn, one at a time).
+    /// Milliseconds between the admin's requests (Overview, trend, by-application, denied
+    /// and suggestions in turn, one at a time).
     #[arg(long, default_value_t = 2000)]
     query_every_ms: u64,
     /// Minutes per line of the result.
@@ -274,11 +274,12 @@ async fn upload_at_rate(
 }
 
 /// The admin's requests, in turn: the names in the result, their paths and spans in hours (the
-/// window the dashboards send for that span, ending when each is sent).
-const QUERIES: [(&str, &str, i64); 4] = [
+/// window the dashboards send for that span, ending when each is sent, and their page size).
+const QUERIES: [(&str, &str, i64); 5] = [
     ("overview 48 h", "/v1/reports/overview", 48),
     ("trend 30 d", "/v1/reports/trend", 30 * 24),
     ("by-application 30 d", "/v1/reports/by-application", 30 * 24),
+    ("denied 30 d", "/v1/reports/denied", 30 * 24),
     ("suggestions 30 d", "/v1/suggestions", 30 * 24),
 ];
 
@@ -301,7 +302,13 @@ async fn query_every(
         let to = warehouse::SystemClock.now();
         // The window the dashboards' picker sends (48 h exact, 30 d from a midnight).
         let from = dashboards::views::window_start(to, chrono::Duration::hours(*hours));
-        let window = [("from", from.to_rfc3339()), ("to", to.to_rfc3339())];
+        // And the first page of rows, as the dashboards ask: `denied` over 30 days is 200,000
+        // rows, which no page shows at once.
+        let window = [
+            ("from", from.to_rfc3339()),
+            ("to", to.to_rfc3339()),
+            ("limit", dashboards::pages::PAGE_ROWS.to_string()),
+        ];
         let request = http.get(format!("{base}{path}")).query(&window).bearer_auth(&key);
         timed(request, what, started, &samples).await;
     }

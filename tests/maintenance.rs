@@ -390,6 +390,32 @@ async fn a_new_nullable_column_does_not_break_reading_old_files() {
         text.contains("| old-1 |              |"),
         "the old file reads as null: {text}"
     );
+
+    // The old table recorded statistics of every column; opened by this release, it records
+    // them of the columns readers skip files by only, in the files written from then on.
+    let table = warehouse.load(warehouse::Table::Elevations).await.unwrap();
+    let wanted = warehouse::Table::Elevations.statistics_columns();
+    let configuration = table.snapshot().unwrap().metadata().configuration().clone();
+    assert_eq!(configuration.get("delta.dataSkippingStatsColumns"), Some(&wanted));
+    let files: Vec<_> = futures::TryStreamExt::try_collect(table.get_active_add_actions_by_partitions(&[]))
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 2);
+    let mut new_files = 0;
+    for file in files {
+        let stats: serde_json::Value = serde_json::from_str(&file.stats().expect("statistics")).unwrap();
+        let mut columns: Vec<String> = stats["minValues"].as_object().unwrap().keys().cloned().collect();
+        columns.sort();
+        if columns.contains(&"upn".to_owned()) {
+            continue; // the old release's file keeps what it recorded
+        }
+        new_files += 1;
+        let mut expected: Vec<String> = wanted.split(',').map(str::to_owned).collect();
+        expected.sort();
+        assert_eq!(columns, expected, "{stats}");
+        assert_eq!(stats["numRecords"], 1);
+    }
+    assert_eq!(new_files, 1, "one file written with the limited statistics");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

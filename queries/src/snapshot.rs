@@ -604,22 +604,11 @@ fn end_of_millisecond(value: ScalarValue) -> Option<ScalarValue> {
     })
 }
 
-/// Whether a file's bounds of a column of this type are kept: dates, times, whole numbers and
-/// booleans. Not text: a file holds a day of every user and device (compacted) or whatever a
-/// commit carried (landed), so its text bounds span nearly every value and skip nothing, while
-/// a large listing would hold them for every file. Not binary, floating point or nested
-/// columns, whose Delta statistics this module does not read.
+/// Whether a file's bounds of a column of this type are kept: those the warehouse has Delta
+/// record ([`warehouse::schema::has_file_statistics`]); files an older release wrote also
+/// carry text bounds, which skip nothing and are not kept.
 fn has_bounds(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Date32
-            | DataType::Timestamp(..)
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Boolean
-    )
+    warehouse::schema::has_file_statistics(data_type)
 }
 
 #[cfg(test)]

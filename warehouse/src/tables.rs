@@ -8,7 +8,7 @@
 //! in the same commit as the data. Any Delta reader (DuckDB, Polars, Spark) sees the same
 //! table.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -106,6 +106,20 @@ impl Table {
             Table::DailySuggestions => schema::DAILY_SUGGESTIONS,
             Table::ValueNumbers => schema::VALUE_NUMBERS,
         }
+    }
+
+    /// The columns Delta records file statistics of in this table
+    /// (`delta.dataSkippingStatsColumns`): those of [`schema::has_file_statistics`]'s types,
+    /// partition columns apart (their values are in the log already).
+    pub fn statistics_columns(self) -> String {
+        let schema = self.schema();
+        let columns: Vec<&str> = schema
+            .fields()
+            .iter()
+            .filter(|f| schema::has_file_statistics(f.data_type()) && !PARTITION_COLUMNS.contains(&f.name().as_str()))
+            .map(|f| f.name().as_str())
+            .collect();
+        columns.join(",")
     }
 
     /// Its Arrow schema.
@@ -438,7 +452,7 @@ impl Warehouse {
             Err(source) => return Err(delta(source)),
         }
         let columns: StructType = table.schema().as_ref().try_into_kernel().map_err(|e| delta(e.into()))?;
-        let mut create = handle
+        let create = handle
             .create()
             .with_table_name(table.name())
             .with_columns(columns.fields().cloned())
@@ -446,13 +460,11 @@ impl Warehouse {
             // Checkpoint often enough that loading the log stays cheap with a commit a second,
             // and keep a week of log for time travel while investigating.
             .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("100"))
-            .with_configuration_property(deltalake::TableProperty::LogRetentionDuration, Some("interval 7 days"));
-        if table == Table::DailyUserSets {
-            // File statistics for the four columns before the bitmaps only: min/max of a
-            // bitmap skips nothing, and the writer warns on every file it cannot index.
-            create =
-                create.with_configuration_property(deltalake::TableProperty::DataSkippingNumIndexedCols, Some("4"));
-        }
+            .with_configuration_property(deltalake::TableProperty::LogRetentionDuration, Some("interval 7 days"))
+            .with_configuration_property(
+                deltalake::TableProperty::DataSkippingStatsColumns,
+                Some(table.statistics_columns()),
+            );
         let created = create.await;
         match created {
             Ok(created) => Ok(created),
@@ -540,11 +552,58 @@ impl Warehouse {
             .filter(|f| existing.field(f.name()).is_none() && f.is_nullable())
             .cloned()
             .collect();
-        if missing.is_empty() {
+        let handle = if missing.is_empty() {
+            handle
+        } else {
+            tracing::info!(table = table.name(), columns = ?missing.iter().map(|f| f.name().to_owned()).collect::<Vec<_>>(), "adding new nullable columns");
+            handle.add_columns().with_fields(missing).await.map_err(delta)?
+        };
+        self.limit_statistics(table, handle).await
+    }
+
+    /// Has Delta record file statistics of [`Table::statistics_columns`] only in a table an older
+    /// release created with statistics of every column. Files already written keep theirs. The
+    /// setting only saves memory and parsing, so a failure to commit it (another node set it
+    /// first, a read-only credential) is logged and the table read as it is.
+    async fn limit_statistics(&self, table: Table, handle: DeltaTable) -> Result<DeltaTable, WarehouseError> {
+        let property = deltalake::TableProperty::DataSkippingStatsColumns.as_ref().to_owned();
+        let wanted = table.statistics_columns();
+        let current = handle
+            .snapshot()
+            .map_err(|source| WarehouseError::Delta {
+                table: table.name(),
+                source,
+            })?
+            .metadata()
+            .configuration()
+            .get(&property)
+            .cloned();
+        if current.as_deref() == Some(wanted.as_str()) {
             return Ok(handle);
         }
-        tracing::info!(table = table.name(), columns = ?missing.iter().map(|f| f.name().to_owned()).collect::<Vec<_>>(), "adding new nullable columns");
-        handle.add_columns().with_fields(missing).await.map_err(delta)
+        let reload = handle.clone();
+        match handle
+            .set_tbl_properties()
+            .with_properties(HashMap::from([(property, wanted)]))
+            .await
+        {
+            Ok(updated) => {
+                tracing::info!(
+                    table = table.name(),
+                    "file statistics limited to the columns readers skip by"
+                );
+                Ok(updated)
+            }
+            Err(error) => {
+                tracing::warn!(table = table.name(), %error, "cannot limit the table's file statistics; reading it as it is");
+                let mut handle = reload;
+                handle.update_state().await.map_err(|source| WarehouseError::Delta {
+                    table: table.name(),
+                    source,
+                })?;
+                Ok(handle)
+            }
+        }
     }
 
     /// The last `txn` version an application (an ingest node) recorded in a table.
@@ -714,4 +773,25 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_statistics_cover_the_columns_readers_skip_by_and_no_text() {
+        let elevations = Table::Elevations.statistics_columns();
+        let columns: Vec<&str> = elevations.split(',').collect();
+        for kept in ["eventDateTime", "ingestedAt", "result", "systemInitiatedElevation"] {
+            assert!(columns.contains(&kept), "{kept} in {elevations}");
+        }
+        for dropped in ["upn", "hash", "filePath", "id", "tenant", "eventDate"] {
+            assert!(!columns.contains(&dropped), "{dropped} in {elevations}");
+        }
+        // An empty list would be no setting at all: every column's statistics again.
+        for table in Table::EVERY {
+            assert!(!table.statistics_columns().is_empty(), "{table:?}");
+        }
+    }
 }
