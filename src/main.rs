@@ -572,7 +572,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     queries::render::to_csv(&report, parsed.profile)?
                 }
                 queries::Format::Json => {
-                    let mut text = serde_json::to_string_pretty(&queries::render::to_json(&report, parsed.profile)?)?;
+                    let mut text =
+                        serde_json::to_string_pretty(&queries::render::JsonAnswer::new(&report, parsed.profile)?)?;
                     text.push('\n');
                     text
                 }

@@ -373,7 +373,7 @@ async fn report(
             queries::render::to_csv(&report, parsed.profile)?,
         )
             .into_response(),
-        _ => axum::Json(queries::render::to_json(&report, parsed.profile)?).into_response(),
+        _ => axum::Json(queries::render::JsonAnswer::new(&report, parsed.profile)?).into_response(),
     };
     // CSV has no place for it in the body: days past raw retention are named in headers too.
     if !report.coverage.is_complete() {

@@ -211,54 +211,141 @@ fn text_rows(report: &Report, profile: Profile) -> Result<TextRows, QueryError> 
     }
 }
 
-/// `{ "report", "from", "to", "rows": [ {…} ] }`, plus `"coverage"` when the window holds days
-/// whose raw events retention deleted ([`crate::Coverage::to_json`]). Native rows keep numbers
-/// and nulls typed; Graph rows are the export's strings.
+/// The JSON answer as a tree of values (the command line's pretty print, tests). The same
+/// document [`JsonAnswer`] writes.
 pub fn to_json(report: &Report, profile: Profile) -> Result<serde_json::Value, QueryError> {
-    use serde_json::{Map, Value};
-    let rows: Vec<Value> = if profile == Profile::Native {
-        report
-            .rows
-            .iter()
-            .map(|row| {
-                let mut object = Map::new();
-                for (name, cell) in report.columns.iter().zip(row) {
-                    let value = match cell {
-                        Cell::Null => Value::Null,
-                        Cell::Int(n) => Value::from(*n),
-                        Cell::Bool(b) => Value::from(*b),
-                        other => Value::from(native_text(other)),
-                    };
-                    object.insert(name.clone(), value);
-                }
-                Value::Object(object)
-            })
-            .collect()
-    } else {
-        let (headers, rows) = text_rows(report, profile)?;
-        rows.into_iter()
-            .map(|row| {
-                Value::Object(
-                    headers
-                        .iter()
-                        .cloned()
-                        .zip(row.into_iter().map(|v| Value::from(v.unwrap_or_default())))
-                        .collect(),
-                )
-            })
-            .collect()
-    };
-    let mut answer = serde_json::json!({
-        "report": report.name.as_str(),
-        "from": report.from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        "to": report.to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        "rows": rows,
-    });
-    // Only when the window holds days past raw retention: other answers keep their shape.
-    if !report.coverage.is_complete() {
-        answer["coverage"] = report.coverage.to_json();
+    serde_json::to_value(JsonAnswer::new(report, profile)?).map_err(|e| QueryError::Render(e.to_string()))
+}
+
+/// A report's JSON answer, written straight from its rows: `{ "report", "from", "to", "rows":
+/// [ {…} ] }`, plus `"coverage"` when the window holds days whose raw events retention deleted
+/// ([`crate::Coverage::to_json`]); keys in name order, as a `serde_json` map orders them.
+/// Native rows keep numbers and nulls typed; Graph rows are the export's strings. Written without a
+/// `serde_json::Value` per cell: as a tree of values, the 199,912 rows of a 30-day `denied`
+/// took the server from ~450 MiB to 1.4 GiB.
+#[derive(Debug)]
+pub struct JsonAnswer<'a> {
+    report: &'a Report,
+    rows: JsonRows<'a>,
+}
+
+#[derive(Debug)]
+enum JsonRows<'a> {
+    /// The report's own columns and cells (native profile).
+    Native(&'a Report),
+    /// Headers and text (Graph profile).
+    Text(Vec<String>, Vec<Vec<Option<String>>>),
+}
+
+impl<'a> JsonAnswer<'a> {
+    /// The answer of `report` in `profile`; fails on a profile the report has no columns for.
+    pub fn new(report: &'a Report, profile: Profile) -> Result<JsonAnswer<'a>, QueryError> {
+        let rows = if profile == Profile::Native {
+            check_profile(report.name, profile)?;
+            JsonRows::Native(report)
+        } else {
+            let (headers, rows) = text_rows(report, profile)?;
+            JsonRows::Text(headers, rows)
+        };
+        Ok(JsonAnswer { report, rows })
     }
-    Ok(answer)
+}
+
+impl serde::Serialize for JsonAnswer<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let report = self.report;
+        let mut answer = serializer.serialize_map(None)?;
+        if !report.coverage.is_complete() {
+            answer.serialize_entry("coverage", &report.coverage.to_json())?;
+        }
+        answer.serialize_entry("from", &report.from.to_rfc3339_opts(SecondsFormat::AutoSi, true))?;
+        answer.serialize_entry("report", report.name.as_str())?;
+        answer.serialize_entry("rows", &self.rows)?;
+        answer.serialize_entry("to", &report.to.to_rfc3339_opts(SecondsFormat::AutoSi, true))?;
+        answer.end()
+    }
+}
+
+impl serde::Serialize for JsonRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        /// Column indices by name: each row's keys in name order (a name given twice, its
+        /// last column, as a map keeps it).
+        fn by_name(names: &[String]) -> Vec<usize> {
+            let mut order: Vec<usize> = (0..names.len()).collect();
+            order.sort_by(|a, b| names[*a].cmp(&names[*b]).then(b.cmp(a)));
+            order.dedup_by(|later, earlier| names[*later] == names[*earlier]);
+            order
+        }
+        match self {
+            JsonRows::Native(report) => {
+                let order = by_name(&report.columns);
+                let mut rows = serializer.serialize_seq(Some(report.rows.len()))?;
+                for row in &report.rows {
+                    rows.serialize_element(&NativeRow {
+                        columns: &report.columns,
+                        order: &order,
+                        row,
+                    })?;
+                }
+                rows.end()
+            }
+            JsonRows::Text(headers, text) => {
+                let order = by_name(headers);
+                let mut rows = serializer.serialize_seq(Some(text.len()))?;
+                for row in text {
+                    rows.serialize_element(&TextRow {
+                        headers,
+                        order: &order,
+                        row,
+                    })?;
+                }
+                rows.end()
+            }
+        }
+    }
+}
+
+struct NativeRow<'a> {
+    columns: &'a [String],
+    order: &'a [usize],
+    row: &'a [Cell],
+}
+
+impl serde::Serialize for NativeRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut object = serializer.serialize_map(Some(self.order.len()))?;
+        for &i in self.order {
+            let name = self.columns[i].as_str();
+            match &self.row[i] {
+                Cell::Null => object.serialize_entry(name, &())?,
+                Cell::Int(n) => object.serialize_entry(name, n)?,
+                Cell::Bool(b) => object.serialize_entry(name, b)?,
+                Cell::Text(t) => object.serialize_entry(name, t.as_str())?,
+                other => object.serialize_entry(name, &native_text(other))?,
+            }
+        }
+        object.end()
+    }
+}
+
+struct TextRow<'a> {
+    headers: &'a [String],
+    order: &'a [usize],
+    row: &'a [Option<String>],
+}
+
+impl serde::Serialize for TextRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut object = serializer.serialize_map(Some(self.order.len()))?;
+        for &i in self.order {
+            object.serialize_entry(self.headers[i].as_str(), self.row[i].as_deref().unwrap_or_default())?;
+        }
+        object.end()
+    }
 }
 
 /// CSV with a header line (nulls are empty fields in the native profile).
@@ -319,4 +406,88 @@ pub fn to_table(report: &Report, profile: Profile) -> Result<String, QueryError>
         out.push('\n');
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::days::Coverage;
+
+    /// Columns out of name order, a name given twice, every kind of cell, a closed day.
+    fn report() -> Report {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap() + chrono::Duration::milliseconds(250);
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        Report {
+            name: ReportName::Elevations,
+            from: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+            to: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+            columns: [
+                "upn",
+                "eventDateTime",
+                "result",
+                "count",
+                "eventDate",
+                "systemInitiated",
+                "count",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: vec![
+                vec![
+                    Cell::Text("ada@contoso.com \"admin\"".into()),
+                    Cell::Time(at),
+                    Cell::Int(-1),
+                    Cell::Int(7),
+                    Cell::Date(day),
+                    Cell::Bool(true),
+                    Cell::Int(8),
+                ],
+                vec![Cell::Null; 7],
+            ],
+            coverage: Coverage::of_closed(BTreeSet::from([day])),
+        }
+    }
+
+    #[test]
+    fn the_written_answer_is_the_document_of_values_byte_for_byte() {
+        let report = report();
+        let expected = serde_json::json!({
+            "report": "elevations",
+            "from": "2026-11-01T00:00:00Z",
+            "to": "2026-12-01T00:00:00Z",
+            "coverage": report.coverage.to_json(),
+            "rows": [
+                {
+                    "upn": "ada@contoso.com \"admin\"",
+                    "eventDateTime": "2026-11-20T10:00:00.250Z",
+                    "result": -1,
+                    "count": 8,
+                    "eventDate": "2026-11-20",
+                    "systemInitiated": true,
+                },
+                {
+                    "upn": null, "eventDateTime": null, "result": null, "count": null,
+                    "eventDate": null, "systemInitiated": null,
+                },
+            ],
+        });
+        let written = serde_json::to_string(&JsonAnswer::new(&report, Profile::Native).unwrap()).unwrap();
+        assert_eq!(written, serde_json::to_string(&expected).unwrap());
+        assert_eq!(to_json(&report, Profile::Native).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_complete_window_has_no_coverage_key() {
+        let report = Report {
+            coverage: Coverage::default(),
+            ..report()
+        };
+        let written = to_json(&report, Profile::Native).unwrap();
+        assert!(written.get("coverage").is_none(), "{written}");
+        assert_eq!(written["rows"].as_array().unwrap().len(), 2);
+    }
 }
