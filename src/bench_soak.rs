@@ -302,8 +302,8 @@ async fn query_every(
         let to = warehouse::SystemClock.now();
         // The window the dashboards' picker sends (48 h exact, 30 d from a midnight).
         let from = dashboards::views::window_start(to, chrono::Duration::hours(*hours));
-        // And the first page of rows, as the dashboards ask: `denied` over 30 days is 200,000
-        // rows, which no page shows at once.
+        // And the first page of rows, as the report pages ask (the Overview's answer is a few
+        // rows either way): `denied` over 30 days is 200,000 rows, which no page shows at once.
         let window = [
             ("from", from.to_rfc3339()),
             ("to", to.to_rfc3339()),

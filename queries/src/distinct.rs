@@ -90,22 +90,22 @@ async fn count(events: DataFrame, keys: [&str; 2]) -> Result<HashMap<GroupKey, (
         .select(vec![ident(keys[0]), ident(keys[1]), ident("upn"), ident("deviceId")])?
         .execute_stream_partitioned()
         .await?;
-    // One task per partition, so the partitions are counted on every core.
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|mut stream| {
-            tokio::spawn(async move {
-                let mut counts = PartitionCounts::default();
-                while let Some(batch) = stream.next().await {
-                    counts.add(&batch?)?;
-                }
-                Ok::<_, QueryError>(counts)
-            })
-        })
-        .collect();
+    // One task per partition, so the partitions are counted on every core. In a `JoinSet`, so
+    // that an error in one stops the others instead of leaving them scanning; the partitions
+    // are merged as they finish (the counts are unions of sets: any order gives the same).
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut stream in streams {
+        tasks.spawn(async move {
+            let mut counts = PartitionCounts::default();
+            while let Some(batch) = stream.next().await {
+                counts.add(&batch?)?;
+            }
+            Ok::<_, QueryError>(counts)
+        });
+    }
     let mut partitions = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        partitions.push(task.await.map_err(|e| DataFusionError::External(Box::new(e)))??);
+    while let Some(counted) = tasks.join_next().await {
+        partitions.push(counted.map_err(|e| DataFusionError::External(Box::new(e)))??);
     }
     Ok(merge(partitions))
 }

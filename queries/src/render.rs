@@ -317,9 +317,10 @@ impl serde::Serialize for NativeRow<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut object = serializer.serialize_map(Some(self.order.len()))?;
-        for &i in self.order {
+        // A row shorter than the columns gives the keys it has, as zipping them did.
+        for (&i, cell) in self.order.iter().filter_map(|i| Some((i, self.row.get(*i)?))) {
             let name = self.columns[i].as_str();
-            match &self.row[i] {
+            match cell {
                 Cell::Null => object.serialize_entry(name, &())?,
                 Cell::Int(n) => object.serialize_entry(name, n)?,
                 Cell::Bool(b) => object.serialize_entry(name, b)?,
@@ -341,8 +342,8 @@ impl serde::Serialize for TextRow<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut object = serializer.serialize_map(Some(self.order.len()))?;
-        for &i in self.order {
-            object.serialize_entry(self.headers[i].as_str(), self.row[i].as_deref().unwrap_or_default())?;
+        for (&i, value) in self.order.iter().filter_map(|i| Some((i, self.row.get(*i)?))) {
+            object.serialize_entry(self.headers[i].as_str(), value.as_deref().unwrap_or_default())?;
         }
         object.end()
     }

@@ -1,6 +1,7 @@
 //! The warehouse on storage: Delta Lake tables — `elevations` and `diagnostics` where events
 //! land, and the rollups the maintenance pass derives from them — partitioned by `tenant` and
-//! `eventDate`, as zstd Parquet, in a local folder or an S3-compatible bucket.
+//! `eventDate`, as Parquet (zstd for the events, LZ4 for the rollups), in a local folder or an
+//! S3-compatible bucket.
 //!
 //! Delta's log gives what plain Parquet folders cannot: atomic commits (readers never see
 //! half a landing or half a compaction), several writers on one table, and application
@@ -562,32 +563,36 @@ impl Warehouse {
     }
 
     /// Has Delta record file statistics of [`Table::statistics_columns`] only in a table an older
-    /// release created with statistics of every column. Files already written keep theirs. The
-    /// setting only saves memory and parsing, so a failure to commit it (another node set it
-    /// first, a read-only credential) is logged and the table read as it is.
+    /// release created with statistics of every column. Files already written keep theirs.
+    ///
+    /// A metadata commit makes every commit other nodes have in flight on the table fail once
+    /// (Delta's `MetadataChanged`; landings retry from the write-ahead log), so it is made only
+    /// when the setting is missing or lacks a wanted column, and never narrows it: a setting
+    /// naming the union of what two releases want is left alone by both, where "not equal"
+    /// would have them rewrite each other's on every load. The setting only saves memory and
+    /// parsing, so a failure to commit it (a read-only credential, another node's commit first)
+    /// is logged, not returned, and the table is read as it is.
     async fn limit_statistics(&self, table: Table, handle: DeltaTable) -> Result<DeltaTable, WarehouseError> {
-        let property = deltalake::TableProperty::DataSkippingStatsColumns.as_ref().to_owned();
-        let wanted = table.statistics_columns();
-        let current = handle
-            .snapshot()
-            .map_err(|source| WarehouseError::Delta {
-                table: table.name(),
-                source,
-            })?
-            .metadata()
-            .configuration()
-            .get(&property)
-            .cloned();
-        if current.as_deref() == Some(wanted.as_str()) {
+        let delta = |source| WarehouseError::Delta {
+            table: table.name(),
+            source,
+        };
+        let Some(setting) = statistics_setting(&handle, table).map_err(delta)? else {
             return Ok(handle);
-        }
+        };
         let reload = handle.clone();
+        let property = deltalake::TableProperty::DataSkippingStatsColumns.as_ref().to_owned();
         match handle
             .set_tbl_properties()
-            .with_properties(HashMap::from([(property, wanted)]))
+            .with_properties(HashMap::from([(property, setting)]))
             .await
         {
             Ok(updated) => {
+                if let Some(dir) = self.location.local_table_dir(table)
+                    && let Some(version) = updated.version()
+                {
+                    sync_commit(&dir, version)?;
+                }
                 tracing::info!(
                     table = table.name(),
                     "file statistics limited to the columns readers skip by"
@@ -595,12 +600,12 @@ impl Warehouse {
                 Ok(updated)
             }
             Err(error) => {
-                tracing::warn!(table = table.name(), %error, "cannot limit the table's file statistics; reading it as it is");
                 let mut handle = reload;
-                handle.update_state().await.map_err(|source| WarehouseError::Delta {
-                    table: table.name(),
-                    source,
-                })?;
+                handle.update_state().await.map_err(delta)?;
+                // Another node committing the same setting first is the usual reason.
+                if statistics_setting(&handle, table).map_err(delta)?.is_some() {
+                    tracing::warn!(table = table.name(), %error, "cannot limit the table's file statistics; reading it as it is");
+                }
                 Ok(handle)
             }
         }
@@ -709,6 +714,32 @@ impl Warehouse {
     }
 }
 
+/// The `delta.dataSkippingStatsColumns` a table should be given, or `None` when its setting
+/// already names every column of [`Table::statistics_columns`].
+fn statistics_setting(handle: &DeltaTable, table: Table) -> Result<Option<String>, DeltaTableError> {
+    let property = deltalake::TableProperty::DataSkippingStatsColumns.as_ref();
+    let snapshot = handle.snapshot()?;
+    let current = snapshot.metadata().configuration().get(property).cloned();
+    Ok(widened_columns(current.as_deref(), &table.statistics_columns()))
+}
+
+/// `current` (a comma-separated column list, or none) widened to name every column of `wanted`:
+/// its own columns, then those it lacks; `None` when it lacks none. The union, so that no
+/// release narrows what another asked for.
+fn widened_columns(current: Option<&str>, wanted: &str) -> Option<String> {
+    let current: Vec<&str> = current
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let missing: Vec<&str> = wanted.split(',').filter(|c| !current.contains(c)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some([current, missing].concat().join(","))
+}
+
 /// Syncs a commit file and the log folder.
 pub(crate) fn sync_commit(table_dir: &Path, version: u64) -> Result<(), WarehouseError> {
     let log = table_dir.join("_delta_log");
@@ -793,5 +824,19 @@ mod tests {
         for table in Table::EVERY {
             assert!(!table.statistics_columns().is_empty(), "{table:?}");
         }
+    }
+
+    #[test]
+    fn a_statistics_setting_is_only_ever_widened() {
+        let wanted = "eventDateTime,result";
+        assert_eq!(widened_columns(None, wanted).as_deref(), Some("eventDateTime,result"));
+        // Another release's column kept, ours added after it.
+        assert_eq!(
+            widened_columns(Some("eventDateTime, receivedAt"), wanted).as_deref(),
+            Some("eventDateTime,receivedAt,result")
+        );
+        // A setting naming more than we want is left alone: no commit.
+        assert_eq!(widened_columns(Some("result,receivedAt,eventDateTime"), wanted), None);
+        assert_eq!(widened_columns(Some(wanted), wanted), None);
     }
 }
