@@ -204,6 +204,18 @@ impl Node {
         }
     }
 
+    /// The fingerprint of `day`'s raw files (`sourceFiles`) a rollup table recorded: what a
+    /// row appended to a rollup must carry to be read as that day's.
+    pub(crate) async fn recorded_fingerprint(&self, rollup: &str, day: chrono::NaiveDate) -> String {
+        self.sql(&format!(
+            r#"SELECT "sourceFiles" AS f FROM {rollup} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
+        ))
+        .await[0]["f"]
+            .as_str()
+            .expect("the rollup holds the day")
+            .to_owned()
+    }
+
     /// Posts a body with headers; returns status, headers and the body as JSON (or Null).
     pub(crate) async fn post(&self, key: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
         let client = reqwest::Client::new();

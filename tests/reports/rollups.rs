@@ -60,14 +60,7 @@ async fn counterfeit(node: &Node, table: warehouse::Table, day: NaiveDate, name:
         warehouse::Table::DailyDevices => "daily_devices",
         _ => "daily_counts",
     };
-    let fingerprint = node
-        .sql(&format!(
-            r#"SELECT "sourceFiles" AS f FROM {vouching} WHERE "eventDate" = DATE '{day}' LIMIT 1"#
-        ))
-        .await[0]["f"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fingerprint = node.recorded_fingerprint(vouching, day).await;
     if table == warehouse::Table::DailyUserSets {
         // A set of one user whom no one else has: the number 999,999.
         let mut set = warehouse::user_sets::UserSet {

@@ -61,14 +61,7 @@ async fn suggestions_from_daily_suggestions_are_the_raw_rows_suggestions() {
     // The rollup is what answers: a counterfeit group shows while its day's files are the
     // ones it was computed from, and is gone once a late upload changes that day.
     let day = fleet.truth.from + chrono::Duration::days(3);
-    let fingerprint = node
-        .sql(&format!(
-            r#"SELECT "sourceFiles" AS f FROM daily_suggestions WHERE "eventDate" = DATE '{day}' LIMIT 1"#
-        ))
-        .await[0]["f"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fingerprint = node.recorded_fingerprint("daily_suggestions", day).await;
     let noon = midnight(day).timestamp_micros() + 12 * 3_600_000_000;
     let totals = warehouse::suggestion_days::GroupTotals {
         elevations: 1000,
