@@ -41,6 +41,14 @@ struct Http {
 }
 
 impl Http {
+    /// A client of the node at `base`.
+    fn to(base: &str) -> Http {
+        Http {
+            client: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
     async fn send(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self
             .client
@@ -75,10 +83,7 @@ async fn the_whole_lifecycle_runs_over_http_on_both_backends() {
     control::testing::each_backend(|t: control::testing::TestDb| async move {
         let clock = Arc::new(ManualClock::new(test_now()));
         let node = Node::start_with_clock(&t.db, clock.clone()).await;
-        let http = Http {
-            client: reqwest::Client::new(),
-            base: node.base.clone(),
-        };
+        let http = Http::to(&node.base);
         let ada = admin_key(&node, "ada@contoso.com", control::Role::EndpointPrivilegeManager).await;
         let reader = node.admin_key.clone();
         let agent = node.agent_key.clone();
@@ -378,10 +383,7 @@ async fn races_self_approval_hostile_bodies_and_other_tenants_are_refused() {
     let clock = Arc::new(ManualClock::new(test_now()));
     let db = control::testing::TestDb::sqlite();
     let node = Node::start_with_clock(&db.db, clock.clone()).await;
-    let http = Http {
-        client: reqwest::Client::new(),
-        base: node.base.clone(),
-    };
+    let http = Http::to(&node.base);
     let ada = admin_key(&node, "ada@contoso.com", control::Role::EndpointPrivilegeManager).await;
     let dan = admin_key(&node, "dan@contoso.com", control::Role::EndpointSecurityManager).await;
     let agent = node.agent_key.clone();

@@ -554,7 +554,9 @@ async fn list(
 /// is not such statistics.
 ///
 /// Delta writes timestamps to the millisecond, cut down: a maximum is raised to the end of its
-/// millisecond so that it stays an upper bound. Only the columns [`has_bounds`] names are kept.
+/// millisecond so that it stays an upper bound. Only the columns of the types the warehouse has
+/// Delta record ([`warehouse::schema::has_file_statistics`]) are kept: files an older release
+/// wrote also carry text bounds, which skip nothing.
 fn bounds_of(stats: &str, columns: &Schema) -> Option<FileBounds> {
     let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
     let rows = stats.get("numRecords")?.as_u64()?;
@@ -572,7 +574,7 @@ fn bounds_of(stats: &str, columns: &Schema) -> Option<FileBounds> {
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, field)| has_bounds(field.data_type()))
+        .filter(|(_, field)| warehouse::schema::has_file_statistics(field.data_type()))
         .filter_map(|(index, field)| {
             let nulls = stats
                 .get("nullCount")
@@ -602,13 +604,6 @@ fn end_of_millisecond(value: ScalarValue) -> Option<ScalarValue> {
         }
         other => other,
     })
-}
-
-/// Whether a file's bounds of a column of this type are kept: those the warehouse has Delta
-/// record ([`warehouse::schema::has_file_statistics`]); files an older release wrote also
-/// carry text bounds, which skip nothing and are not kept.
-fn has_bounds(data_type: &DataType) -> bool {
-    warehouse::schema::has_file_statistics(data_type)
 }
 
 #[cfg(test)]

@@ -8,10 +8,7 @@ async fn webhooks_are_signed_retried_and_never_in_the_way() {
     let clock = Arc::new(ManualClock::new(test_now()));
     let db = control::testing::TestDb::sqlite();
     let node = Node::start_with_clock(&db.db, clock.clone()).await;
-    let http = Http {
-        client: reqwest::Client::new(),
-        base: node.base.clone(),
-    };
+    let http = Http::to(&node.base);
     let ada = admin_key(&node, "ada@contoso.com", control::Role::EndpointPrivilegeManager).await;
 
     // A receiver that fails its first call, then takes every message.
@@ -228,14 +225,8 @@ async fn two_nodes_send_each_webhook_once() {
     let target = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
-    let a = Http {
-        client: reqwest::Client::new(),
-        base: nodes[0].base.clone(),
-    };
-    let b = Http {
-        client: reqwest::Client::new(),
-        base: nodes[1].base.clone(),
-    };
+    let a = Http::to(&nodes[0].base);
+    let b = Http::to(&nodes[1].base);
     let (status, _) = a
         .send("POST", "/v1/webhooks", &admin, Some(json!({"url": target})))
         .await;
