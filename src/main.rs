@@ -240,7 +240,7 @@ struct ServeArgs {
     #[arg(long, env = "ELEVATION_MAX_EVENTS", default_value_t = 10_000)]
     max_events: usize,
     /// MiB acknowledged but not yet landed above which uploads get 503 landing_backlog.
-    #[arg(long, env = "ELEVATION_MAX_BUFFERED_MIB", default_value_t = 192)]
+    #[arg(long, env = "ELEVATION_MAX_BUFFERED_MIB", default_value_t = ingest::DEFAULT_MAX_BUFFERED_MIB)]
     max_buffered_mib: usize,
     /// Days a batch id is remembered: a retry within them gets the first answer.
     #[arg(long, env = "ELEVATION_DEDUP_DAYS", default_value_t = 7)]
@@ -562,23 +562,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             queries::render::check_profile(parsed.request.name, parsed.profile)?;
             let warehouse = warehouse::Warehouse::new(location);
             let report = runtime.block_on(queries::run(&warehouse, &parsed.request))?;
-            let text = match parsed.format.unwrap_or(queries::Format::Table) {
-                queries::Format::Table => queries::render::to_table(&report, parsed.profile)?,
+            // Written straight to standard output: a whole report need not be held as text too.
+            use std::io::Write as _;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match parsed.format.unwrap_or(queries::Format::Table) {
+                queries::Format::Table => {
+                    out.write_all(queries::render::to_table(&report, parsed.profile)?.as_bytes())?
+                }
                 queries::Format::Csv => {
                     // The table and JSON carry it; CSV has no place for it.
                     if let Some(note) = report.coverage.describe() {
                         eprintln!("note: {note}");
                     }
-                    queries::render::to_csv(&report, parsed.profile)?
+                    queries::render::write_csv(&report, parsed.profile, &mut out)?
                 }
                 queries::Format::Json => {
-                    let mut text =
-                        serde_json::to_string_pretty(&queries::render::JsonAnswer::new(&report, parsed.profile)?)?;
-                    text.push('\n');
-                    text
+                    serde_json::to_writer_pretty(
+                        &mut out,
+                        &queries::render::JsonAnswer::new(&report, parsed.profile)?,
+                    )?;
+                    out.write_all(b"\n")?;
                 }
             };
-            print!("{text}");
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Suggest(args) => {

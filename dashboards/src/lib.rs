@@ -367,14 +367,7 @@ async fn report(
     };
     queries::render::check_profile(parsed.request.name, parsed.profile)?;
     let report = queries::run(&api.warehouse, &parsed.request).await?;
-    let mut response = match format {
-        Format::Csv => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            queries::render::to_csv(&report, parsed.profile)?,
-        )
-            .into_response(),
-        _ => axum::Json(queries::render::JsonAnswer::new(&report, parsed.profile)?).into_response(),
-    };
+    let mut headers = HeaderMap::new();
     // CSV has no place for it in the body: days past raw retention are named in headers too.
     if !report.coverage.is_complete() {
         let (from_rollups, unavailable) = report.coverage.header_values();
@@ -382,11 +375,31 @@ async fn report(
             if let Ok(value) = header::HeaderValue::from_str(&value)
                 && !value.is_empty()
             {
-                response.headers_mut().insert(name, value);
+                headers.insert(name, value);
             }
         }
     }
-    Ok(response)
+    // The answer is written while it is sent: a whole report can be hundreds of thousands of
+    // rows, and its text need not sit in memory beside them.
+    let profile = parsed.profile;
+    let (content_type, body) = match format {
+        Format::Csv => (
+            "text/csv; charset=utf-8",
+            web::body::written_by("report csv", move |out| {
+                queries::render::write_csv(&report, profile, out)
+            }),
+        ),
+        _ => (
+            "application/json",
+            web::body::written_by("report json", move |out| {
+                let answer = queries::render::JsonAnswer::new(&report, profile)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+                serde_json::to_writer(out, &answer).map_err(std::io::Error::from)
+            }),
+        ),
+    };
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    Ok((headers, body).into_response())
 }
 
 /// Days of a report's window whose raw events are past retention, answered from the rollups.

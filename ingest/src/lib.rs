@@ -44,5 +44,5 @@ pub use batch::UploadLimits;
 pub use client::{AgentClient, ClientError};
 pub use dedup::DedupError;
 pub use landing::{LandingError, LandingStats};
-pub use server::{ApiDoc, Flusher, Ingest, IngestConfig, IngestError, LandedLog, serve};
+pub use server::{ApiDoc, DEFAULT_MAX_BUFFERED_MIB, Flusher, Ingest, IngestConfig, IngestError, LandedLog, serve};
 pub use wal::WalError;

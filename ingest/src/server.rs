@@ -52,16 +52,23 @@ pub struct IngestConfig {
     pub tls: Option<web::TlsConfig>,
 }
 
+/// The default landing backlog, in MiB (`serve --max-buffered-mib`): rows acknowledged and
+/// waiting to land, counted by the capacity of their Arrow buffers. 128 MiB holds more rows
+/// than 192 did before the rows were sized exactly, and keeps a fleet's upload under 512 MiB
+/// of RSS at the same throughput (BENCHMARKS.md, "Where the ingest's heap goes").
+pub const DEFAULT_MAX_BUFFERED_MIB: usize = 128;
+
 impl IngestConfig {
-    /// Defaults: land every 500 ms or at 64 MiB, shed load above 192 MiB waiting or 256
-    /// concurrent uploads, remember batch ids for 7 days.
+    /// Defaults: land every 500 ms or at 64 MiB, shed load above
+    /// [`DEFAULT_MAX_BUFFERED_MIB`] waiting or 256 concurrent uploads, remember batch ids for
+    /// 7 days.
     pub fn new(data_dir: &Path) -> IngestConfig {
         IngestConfig {
             data_dir: data_dir.to_owned(),
             limits: UploadLimits::default(),
             land_interval: Duration::from_millis(500),
             roll_bytes: 64 << 20,
-            max_buffered_bytes: 192 << 20,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_MIB << 20,
             max_concurrent_uploads: 256,
             dedup_window: chrono::Duration::days(7),
             timeouts: web::Timeouts::default(),
@@ -421,6 +428,9 @@ pub async fn serve(
     ingest.shutdown().await
 }
 
+/// How often histogram samples are folded into their buckets when nobody reads `/metrics`.
+const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (installed once; later servers in the same process
 /// share it).
 pub fn metrics_handle() -> &'static PrometheusHandle {
@@ -449,6 +459,21 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed; /metrics shows only what it exports");
+        }
+        // A histogram's samples wait in a list until an upkeep folds them into its buckets.
+        // Left to the scrapes, an unscraped node kept every sample: 29 MB of its heap after
+        // four minutes of fleet upload (BENCHMARKS.md, "Where the ingest's heap goes").
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no metrics upkeep thread; histogram samples are folded only when /metrics is read");
         }
         handle
     })

@@ -3,7 +3,8 @@
 //! request presents a credential ([`auth::bearer`] for keys, the session cookie for people in a
 //! browser, [`Admin`] as the extractor of an admin route), and [`app`], which puts the agent,
 //! admin and page routes under the same layers once (request id, request span, errors in the
-//! contract's shape, panics answered as `500`), [`serve`], the accept loop with the
+//! contract's shape, panics answered as `500`), [`body`], answers sent while they are written,
+//! [`serve`], the accept loop with the
 //! time-outs slow clients meet, and [`schema`], the OpenAPI schemas of values both faces read
 //! the same way.
 //!
@@ -12,6 +13,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod schema;
 pub mod serve;
