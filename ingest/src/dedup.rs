@@ -14,8 +14,11 @@
 //! Why so compact: a fleet of 20,000 devices uploading every few hours keeps hundreds of
 //! thousands of batches in the window. Held as strings and answers, they took ~740 bytes each
 //! and, allocated one by one between the large buffers of every landing, fragmented the heap
-//! (3.2 GiB of RSS at fleet scale, see BENCHMARKS.md). An entry is now about 50 bytes in one
-//! table.
+//! (3.2 GiB of RSS at fleet scale, see BENCHMARKS.md). A landed batch's entry is now 32 bytes
+//! in one table (16 of digest, 16 of place and time); the few batches not landed yet, whose
+//! answers are in memory, are in a second, small table, so that the large one's entries need
+//! no room for them. With one table of 48-byte entries the index was the part of a fleet
+//! upload's heap that grew with the run (BENCHMARKS.md, "Where the ingest's heap goes").
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -72,21 +75,36 @@ impl KeyDigest {
     }
 }
 
-/// Where an answer lies: the day file (days since 1970-01-01), the byte offset and the length
-/// of its line.
+/// A landed batch: where its answer lies and when it was received. The day file is the UTC day
+/// it was received (the lander writes each answer into the file of its `at`), so the place
+/// needs no day of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Place {
-    day: i32,
-    len: u32,
+struct Logged {
+    /// Byte offset of the answer's line in its day file.
     offset: u64,
+    /// Length of the line.
+    len: u32,
+    /// Unix seconds when it was received ([`unix_seconds`]).
+    at: u32,
+}
+
+impl Logged {
+    fn day(&self) -> i32 {
+        day_of(DateTime::from_timestamp(i64::from(self.at), 0).unwrap_or_default())
+    }
+}
+
+/// Unix seconds as the index keeps them: 32 bits, enough until 2106.
+fn unix_seconds(at: DateTime<Utc>) -> u32 {
+    u32::try_from(at.timestamp().max(0)).unwrap_or(u32::MAX)
 }
 
 /// Watched by the requests waiting for a batch that is being stored.
 type Outcome = watch::Receiver<Option<Result<Arc<BatchAnswer>, ()>>>;
 
-/// How a batch id stands.
+/// How a batch id stands before it lands.
 #[derive(Debug)]
-enum Slot {
+enum Unlanded {
     /// Being stored right now; a retry waits for the outcome.
     InFlight(Outcome),
     /// Durable, not landed yet: the answer is held here (its write-ahead log record has it too).
@@ -95,8 +113,15 @@ enum Slot {
         /// Unix seconds when it was received.
         at: i64,
     },
-    /// Landed: the answer is in a day file.
-    Logged { place: Place, at: i64 },
+}
+
+/// The batch ids remembered.
+#[derive(Debug, Default)]
+struct Index {
+    /// Landed batches: nearly every entry.
+    logged: HashMap<KeyDigest, Logged>,
+    /// Batches being stored, or stored and waiting to land: bounded by the landing backlog.
+    unlanded: HashMap<KeyDigest, Unlanded>,
 }
 
 /// What a new upload finds.
@@ -131,7 +156,7 @@ impl InFlightGuard {
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         if let Some(digest) = self.digest.take() {
-            self.dedup.map.lock().expect("not poisoned").remove(&digest);
+            self.dedup.map.lock().expect("not poisoned").unlanded.remove(&digest);
             let _ = self.sender.send(Some(Err(())));
         }
     }
@@ -164,7 +189,7 @@ struct LogLineHead {
 /// The answers of recent batches.
 #[derive(Debug)]
 pub(crate) struct Dedup {
-    map: Mutex<HashMap<KeyDigest, Slot>>,
+    map: Mutex<Index>,
     /// Held while appending, so offsets computed from a file's length stay true.
     appending: Mutex<()>,
     dir: PathBuf,
@@ -188,7 +213,7 @@ impl Dedup {
         let dir = data_dir.join("dedup");
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let dedup = Dedup {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Index::default()),
             appending: Mutex::new(()),
             dir,
             window,
@@ -205,9 +230,15 @@ impl Dedup {
             // Only the key and the time: the answers stay on disk.
             for (line, offset, len) in read_lines::<LogLineHead>(&path)? {
                 let at = line.at.timestamp();
-                if dedup.in_window(at, now) {
-                    let place = Place { day, len, offset };
-                    map.insert(KeyDigest::of(&line.key), Slot::Logged { place, at });
+                let place = Logged {
+                    offset,
+                    len,
+                    at: unix_seconds(line.at),
+                };
+                // Every line of a day file was received that day; one that was not could not
+                // be found again from its time.
+                if dedup.in_window(at, now) && place.day() == day {
+                    map.logged.insert(KeyDigest::of(&line.key), place);
                 }
             }
         }
@@ -239,22 +270,23 @@ impl Dedup {
     pub(crate) fn claim(self: &Arc<Self>, key: &BatchKey) -> Result<Claim, DedupError> {
         let digest = KeyDigest::of(key);
         let mut map = self.map.lock().expect("not poisoned");
-        match map.get(&digest) {
-            Some(Slot::Answered { answer, .. }) => return Ok(Claim::Stored(answer.clone())),
-            Some(Slot::InFlight(receiver)) => return Ok(Claim::Wait(receiver.clone())),
-            // Read under the lock: retries are rare and the line is a few hundred bytes,
-            // usually still in the page cache; releasing the lock here would let the entry
-            // change under us.
-            Some(Slot::Logged { place, .. }) => match self.read_answer(*place, key)? {
-                Some(answer) => return Ok(Claim::Stored(Arc::new(answer))),
-                // Another key with the same 128-bit digest: astronomically unlikely, and then
-                // the newer batch takes the entry.
-                None => tracing::warn!("two batch keys share an idempotency digest"),
-            },
+        match map.unlanded.get(&digest) {
+            Some(Unlanded::Answered { answer, .. }) => return Ok(Claim::Stored(answer.clone())),
+            Some(Unlanded::InFlight(receiver)) => return Ok(Claim::Wait(receiver.clone())),
             None => {}
         }
+        // Read under the lock: retries are rare and the line is a few hundred bytes, usually
+        // still in the page cache; releasing the lock here would let the entry change under us.
+        if let Some(place) = map.logged.get(&digest) {
+            match self.read_answer(*place, key)? {
+                Some(answer) => return Ok(Claim::Stored(Arc::new(answer))),
+                // Another key with the same 128-bit digest: astronomically unlikely, and then
+                // the newer batch takes the entry once it lands.
+                None => tracing::warn!("two batch keys share an idempotency digest"),
+            }
+        }
         let (sender, receiver) = watch::channel(None);
-        map.insert(digest, Slot::InFlight(receiver));
+        map.unlanded.insert(digest, Unlanded::InFlight(receiver));
         Ok(Claim::New(InFlightGuard {
             dedup: self.clone(),
             digest: Some(digest),
@@ -263,8 +295,8 @@ impl Dedup {
     }
 
     /// The answer at `place`, if the line there is `key`'s.
-    fn read_answer(&self, place: Place, key: &BatchKey) -> Result<Option<BatchAnswer>, DedupError> {
-        let path = self.path_of(place.day);
+    fn read_answer(&self, place: Logged, key: &BatchKey) -> Result<Option<BatchAnswer>, DedupError> {
+        let path = self.path_of(place.day());
         let file = File::open(&path).map_err(io_error(&path))?;
         let mut bytes = vec![0u8; place.len as usize];
         file.read_exact_at(&mut bytes, place.offset).map_err(io_error(&path))?;
@@ -282,9 +314,9 @@ impl Dedup {
 
     /// Holds a durable, not yet landed answer in memory.
     fn remember(&self, digest: KeyDigest, answer: Arc<BatchAnswer>, at: DateTime<Utc>) {
-        self.map.lock().expect("not poisoned").insert(
+        self.map.lock().expect("not poisoned").unlanded.insert(
             digest,
-            Slot::Answered {
+            Unlanded::Answered {
                 answer,
                 at: at.timestamp(),
             },
@@ -305,7 +337,7 @@ impl Dedup {
     ) -> Result<(), DedupError> {
         // Lines per day file, and where each starts inside its day's text.
         let mut texts: HashMap<i32, Vec<u8>> = HashMap::new();
-        let mut written: Vec<(KeyDigest, i32, u64, u32)> = Vec::new();
+        let mut written: Vec<(KeyDigest, i32, u64, u32, u32)> = Vec::new();
         for (key, answer, at) in entries {
             let line = LogLine {
                 key: key.clone(),
@@ -318,7 +350,7 @@ impl Dedup {
             serde_json::to_writer(&mut *text, &line).expect("an answer always serialises");
             let len = u32::try_from(text.len() as u64 - start).expect("an answer line is far below 4 GiB");
             text.push(b'\n');
-            written.push((KeyDigest::of(key), day, start, len));
+            written.push((KeyDigest::of(key), day, start, len, unix_seconds(at)));
         }
         if texts.is_empty() {
             return Ok(());
@@ -344,16 +376,15 @@ impl Dedup {
         // An entry still in flight (its request has not finished yet) keeps its answer in
         // memory until it leaves the window; everything else now points at the files.
         let mut map = self.map.lock().expect("not poisoned");
-        for (digest, day, start, len) in written {
-            if let Some(slot) = map.get_mut(&digest)
-                && let Slot::Answered { at, .. } = *slot
-            {
-                let place = Place {
-                    day,
-                    len,
+        for (digest, day, start, len, at) in written {
+            if let Some(Unlanded::Answered { .. }) = map.unlanded.get(&digest) {
+                map.unlanded.remove(&digest);
+                let place = Logged {
                     offset: base[&day] + start,
+                    len,
+                    at,
                 };
-                *slot = Slot::Logged { place, at };
+                map.logged.insert(digest, place);
             }
         }
         Ok(())
@@ -361,10 +392,13 @@ impl Dedup {
 
     /// Forgets answers older than the window and deletes the day files that hold only those.
     pub(crate) fn prune(&self, now: DateTime<Utc>) -> Result<(), DedupError> {
-        self.map.lock().expect("not poisoned").retain(|_, slot| match slot {
-            Slot::Answered { at, .. } | Slot::Logged { at, .. } => self.in_window(*at, now),
-            Slot::InFlight(_) => true,
+        let mut map = self.map.lock().expect("not poisoned");
+        map.unlanded.retain(|_, slot| match slot {
+            Unlanded::Answered { at, .. } => self.in_window(*at, now),
+            Unlanded::InFlight(_) => true,
         });
+        map.logged.retain(|_, place| self.in_window(i64::from(place.at), now));
+        drop(map);
         self.delete_expired_files(now)
     }
 
@@ -394,7 +428,8 @@ impl Dedup {
 
     /// Batches remembered.
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().expect("not poisoned").len()
+        let map = self.map.lock().expect("not poisoned");
+        map.logged.len() + map.unlanded.len()
     }
 }
 
@@ -521,6 +556,13 @@ mod tests {
         assert!(!dir.path().join("dedup/2026-11-02.jsonl").exists());
         assert_eq!(stored(&dedup, "a"), None, "an expired batch id is new again");
         assert_eq!(stored(&dedup, "b"), Some(5));
+    }
+
+    /// Nearly every entry of a fleet's index is a landed batch: it stays 32 bytes, digest
+    /// included.
+    #[test]
+    fn a_landed_entry_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<(KeyDigest, Logged)>(), 32);
     }
 
     #[test]
