@@ -380,8 +380,10 @@ async fn report(
         }
     }
     // The answer is written while it is sent: a whole report can be hundreds of thousands of
-    // rows, and its text need not sit in memory beside them.
+    // rows, and its text need not sit in memory beside them. What can fail before the first
+    // byte (the profile's columns) is checked here, while it can still be an error answer.
     let profile = parsed.profile;
+    queries::render::JsonAnswer::new(&report, profile)?;
     let (content_type, body) = match format {
         Format::Csv => (
             "text/csv; charset=utf-8",

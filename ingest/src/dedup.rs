@@ -120,7 +120,9 @@ enum Unlanded {
 struct Index {
     /// Landed batches: nearly every entry.
     logged: HashMap<KeyDigest, Logged>,
-    /// Batches being stored, or stored and waiting to land: bounded by the landing backlog.
+    /// Batches being stored, or stored and waiting to land: about the landing backlog's. (A
+    /// batch that landed before its request finished stays here, answer and all, until it
+    /// leaves the window: rare, as before the split.)
     unlanded: HashMap<KeyDigest, Unlanded>,
 }
 
@@ -312,9 +314,13 @@ impl Dedup {
         self.remember(KeyDigest::of(key), answer, at);
     }
 
-    /// Holds a durable, not yet landed answer in memory.
+    /// Holds a durable, not yet landed answer in memory. A replayed record can be in a day
+    /// file already (its answers were persisted, its log segment not yet deleted): it is in one
+    /// table at a time, the unlanded one, until its landing persists it again.
     fn remember(&self, digest: KeyDigest, answer: Arc<BatchAnswer>, at: DateTime<Utc>) {
-        self.map.lock().expect("not poisoned").unlanded.insert(
+        let mut map = self.map.lock().expect("not poisoned");
+        map.logged.remove(&digest);
+        map.unlanded.insert(
             digest,
             Unlanded::Answered {
                 answer,
@@ -586,5 +592,30 @@ mod tests {
         assert_eq!(stored(&dedup, "old"), None);
         let dedup = Arc::new(Dedup::open(dir.path(), Duration::days(7), now).unwrap());
         assert_eq!(stored(&dedup, "young"), Some(2));
+    }
+
+    /// A record replayed at start-up whose answer a day file already holds (persisted, log
+    /// segment not yet deleted) is one entry, answered from memory, and one again once its
+    /// landing persists it a second time.
+    #[test]
+    fn a_replayed_record_already_in_a_day_file_is_remembered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = Duration::days(7);
+        let at: DateTime<Utc> = "2026-11-03T10:00:00Z".parse().unwrap();
+        let dedup = Arc::new(Dedup::open(dir.path(), window, at).unwrap());
+        store(&dedup, "a", 3, at);
+        let (ka, aa) = (key("a"), answer("a", 3));
+        dedup.persist([(&ka, &aa, at)].into_iter()).unwrap();
+        drop(dedup);
+        let dedup = Arc::new(Dedup::open(dir.path(), window, at).unwrap());
+        dedup.restore(&ka, Arc::new(aa.clone()), at);
+        assert_eq!(dedup.len(), 1);
+        assert_eq!(stored(&dedup, "a"), Some(3));
+        dedup.persist([(&ka, &aa, at)].into_iter()).unwrap();
+        assert_eq!(dedup.len(), 1);
+        assert_eq!(stored(&dedup, "a"), Some(3));
+        let reopened = Arc::new(Dedup::open(dir.path(), window, at).unwrap());
+        assert_eq!(reopened.len(), 1);
+        assert_eq!(stored(&reopened, "a"), Some(3));
     }
 }

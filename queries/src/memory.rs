@@ -72,9 +72,13 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// A session on the shared runtime.
+/// A session on the shared runtime. What it spills is zstd-compressed, as maintenance's is:
+/// uncompressed Arrow runs are ~60 times their Parquet (BENCHMARKS.md, "Compaction's spilled
+/// runs, compressed").
 pub(crate) fn new_session() -> SessionContext {
-    SessionContext::new_with_config_rt(SessionConfig::new(), Arc::clone(runtime()))
+    let mut config = SessionConfig::new();
+    config.options_mut().execution.spill_compression = datafusion::common::config::SpillCompression::Zstd;
+    SessionContext::new_with_config_rt(config, Arc::clone(runtime()))
 }
 
 /// Physical memory from `/proc/meminfo`.

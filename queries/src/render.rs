@@ -383,13 +383,22 @@ pub fn to_csv(report: &Report, profile: Profile) -> Result<String, QueryError> {
 pub fn write_csv(report: &Report, profile: Profile, out: impl std::io::Write) -> std::io::Result<()> {
     let view = TextView::new(report, profile)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    // csv's own conversion to an I/O error would hide the writer's error kind (a client gone).
+    fn unwrapped(e: csv::Error) -> std::io::Error {
+        match e.into_kind() {
+            csv::ErrorKind::Io(e) => e,
+            other => std::io::Error::other(format!("{other:?}")),
+        }
+    }
     let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(&view.headers)?;
+    writer.write_record(&view.headers).map_err(unwrapped)?;
     let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(view.headers.len());
     for row in &report.rows {
         fields.clear();
         fields.extend(view.cells(row));
-        writer.write_record(fields.iter().map(|v| v.as_deref().unwrap_or("")))?;
+        writer
+            .write_record(fields.iter().map(|v| v.as_deref().unwrap_or("")))
+            .map_err(unwrapped)?;
     }
     writer.flush()
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use chrono::NaiveDate;
+use deltalake::datafusion::common::config::SpillCompression;
 use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext, ident, lit};
@@ -130,12 +131,17 @@ impl Warehouse {
         // (as many runs at once as fit), so a second sort merging beside it, or the merge of
         // the sorted partitions, fails: compaction sorts in one partition ([`Work::Sort`]).
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(match work {
                 Work::Sort => 1,
                 Work::Aggregate => (limit >> 26).clamp(1, cores),
             })
             .with_sort_spill_reservation_bytes((limit / 32).min(10 << 20));
+        // Spilled runs are zstd-compressed Arrow IPC. Uncompressed, the sort of a day of 15.4 M
+        // elevations (264 MB of Parquet) spilled 15 GiB, and a 30-minute soak's day filled the
+        // disk the write-ahead log shares; zstd spills 1.8 GiB in the same time (BENCHMARKS.md,
+        // "Compaction's spilled runs, compressed").
+        config.options_mut().execution.spill_compression = SpillCompression::Zstd;
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
 }
@@ -464,6 +470,17 @@ pub(crate) fn date_literal(date: NaiveDate) -> deltalake::datafusion::prelude::E
 #[cfg(test)]
 mod spill_tests {
     use super::*;
+
+    #[test]
+    fn maintenance_spills_compressed_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::new(crate::Location::Local(dir.path().to_owned()));
+        for work in [Work::Sort, Work::Aggregate] {
+            let session = warehouse.maintenance_session(Table::Elevations, work).unwrap();
+            let compression = session.copied_config().options().execution.spill_compression;
+            assert_eq!(compression, SpillCompression::Zstd, "{work:?}");
+        }
+    }
 
     #[test]
     fn only_spill_folders_unchanged_for_longer_than_the_limit_are_removed() {

@@ -15,26 +15,42 @@ const CHUNK_BYTES: usize = 64 << 10;
 /// writer's own state, when the client reads slower than the writer writes.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
+/// How long a chunk may wait for the client to take it. A client that keeps its connection
+/// open but stops reading would otherwise hold a blocking thread, and the report behind it,
+/// for as long as it liked.
+const CLIENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A body that `write` fills on a blocking thread. The status and headers are sent before
-/// the body, so a failure after the first chunk cannot become an error answer: it is logged
-/// and the body is cut short, which a client sees as a broken transfer, never as a complete
-/// answer. A client that goes away stops the writer at its next chunk.
+/// the body, so whatever can fail before the first byte must be checked before calling this; a
+/// failure while writing (an error or a panic) is logged and cuts the body short, which a
+/// client sees as a broken transfer, never as a complete answer. A client that goes away, or
+/// stops reading for [`CLIENT_PATIENCE`], stops the writer at its next chunk.
 pub fn written_by<F>(what: &'static str, write: F) -> Body
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
 {
     let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut chunks = ChunkWriter {
             sender: sender.clone(),
+            runtime: runtime.clone(),
             chunk: Vec::with_capacity(CHUNK_BYTES),
         };
-        let written = write(&mut chunks).and_then(|()| chunks.send_chunk());
-        if let Err(e) = written {
-            // Gone clients are the usual cause; say so only when it was something else.
-            if e.kind() != io::ErrorKind::BrokenPipe {
+        // A panic must not end the stream as if the answer were complete.
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write(&mut chunks).and_then(|()| chunks.send_chunk())
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("the writer panicked")));
+        match written {
+            Ok(()) => {}
+            // The client left or stopped reading: nobody is there to tell.
+            Err(e) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::TimedOut) => {
+                tracing::debug!(body = what, error = %e, "an answer was not taken to its end");
+            }
+            Err(e) => {
                 tracing::warn!(body = what, error = %e, "an answer failed while it was being sent; its body is cut short");
-                let _ = sender.blocking_send(Err(e));
+                let _ = runtime.block_on(sender.send(Err(e)));
             }
         }
     });
@@ -45,6 +61,7 @@ where
 
 struct ChunkWriter {
     sender: mpsc::Sender<io::Result<Bytes>>,
+    runtime: tokio::runtime::Handle,
     chunk: Vec<u8>,
 }
 
@@ -54,9 +71,15 @@ impl ChunkWriter {
             return Ok(());
         }
         let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES));
-        self.sender
-            .blocking_send(Ok(Bytes::from(full)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+        let sent = self.runtime.block_on(tokio::time::timeout(
+            CLIENT_PATIENCE,
+            self.sender.send(Ok(Bytes::from(full))),
+        ));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "the client went away")),
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")),
+        }
     }
 }
 
@@ -99,6 +122,16 @@ mod tests {
         });
         let read = axum::body::to_bytes(body, usize::MAX).await;
         assert!(read.is_err(), "a cut body must not read as complete");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_while_writing_breaks_the_body() {
+        let body = written_by("test", |w| {
+            w.write_all(&[b'x'; CHUNK_BYTES * 2])?;
+            panic!("a bug in a writer");
+        });
+        let read = axum::body::to_bytes(body, usize::MAX).await;
+        assert!(read.is_err(), "a body cut by a panic must not read as complete");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
