@@ -14,7 +14,7 @@ use warehouse::Clock;
 use crate::bench::ServerProcess;
 
 /// Settings of the soak.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct SoakBenchArgs {
     /// Minutes of mixed load.
     #[arg(long, default_value_t = 30)]
@@ -209,9 +209,36 @@ pub(crate) async fn soak(data: &crate::DataArgs, args: SoakBenchArgs) -> Result<
         stop_queries.clone(),
     ));
 
+    // Each window's line as it ends, on standard error: a run cut short (a full disk, a
+    // killed terminal) still leaves its figures. The table at the end is the record.
+    let progress = {
+        let (samples, rss, args) = (samples.clone(), rss.clone(), args.clone());
+        let window = Duration::from_secs(args.window_minutes.max(1) * 60);
+        tokio::spawn(async move {
+            let mut ended = 0u32;
+            loop {
+                tokio::time::sleep_until((started + window * (ended + 1)).into()).await;
+                let (from, to) = (window * ended, window * (ended + 1));
+                let label = format!("{:>3}–{:<3} min", from.as_secs() / 60, to.as_secs() / 60);
+                let row = window_row(
+                    &args,
+                    &samples.lock().expect("not poisoned"),
+                    &rss.lock().expect("not poisoned"),
+                    &label,
+                    from,
+                    to,
+                    to,
+                );
+                eprintln!("{row}");
+                ended += 1;
+            }
+        })
+    };
     tokio::time::sleep(Duration::from_secs(args.minutes * 60)).await;
     stop_uploads.notify_one();
     let sent = uploads.await?;
+    // After the uploads' last requests: the last window's line is due at the same instant.
+    progress.abort();
     let loaded = started.elapsed();
     println!(
         "uploads stopped after {:.0} s; waiting for the backlog to land…",
@@ -348,6 +375,66 @@ fn cell(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}"))
 }
 
+/// One line of the result: uploads stored and shed, latencies and the RSS peak of the samples
+/// taken from `from` to `to` (the uploads ran until `loaded`).
+fn window_row(
+    args: &SoakBenchArgs,
+    samples: &[Sample],
+    rss: &[(Duration, u64)],
+    label: &str,
+    from: Duration,
+    to: Duration,
+    loaded: Duration,
+) -> String {
+    use std::fmt::Write as _;
+    let within: Vec<&Sample> = samples.iter().filter(|s| s.at >= from && s.at < to).collect();
+    let uploads: Vec<&&Sample> = within.iter().filter(|s| s.what == "upload").collect();
+    let seconds = (to.min(loaded).saturating_sub(from)).as_secs_f64();
+    let stored = uploads.iter().filter(|s| s.status == 200).count();
+    let events_per_second = if seconds > 0.0 && to <= loaded {
+        format!("{:.0}", stored as f64 * args.batch_events as f64 / seconds)
+    } else {
+        "–".to_owned()
+    };
+    let shed = uploads.iter().filter(|s| s.status != 200).count();
+    let mut upload_latencies: Vec<Duration> = uploads.iter().map(|s| s.latency).collect();
+    let mut row = format!(
+        "{label:<14} {events_per_second:>10} {shed:>7} {:>12}",
+        format!(
+            "{}/{}",
+            cell(quantile(&mut upload_latencies, 0.5)),
+            cell(quantile(&mut upload_latencies, 0.99))
+        )
+    );
+    for (what, _, _) in QUERIES {
+        let answered: Vec<&&Sample> = within.iter().filter(|s| s.what == what).collect();
+        let failed = answered.iter().filter(|s| s.status != 200).count();
+        let mut latencies: Vec<Duration> = answered.iter().map(|s| s.latency).collect();
+        let text = format!(
+            "{}/{}{}",
+            cell(quantile(&mut latencies, 0.5)),
+            cell(quantile(&mut latencies, 0.99)),
+            if failed > 0 {
+                format!(" ({failed} failed)")
+            } else {
+                String::new()
+            }
+        );
+        let _ = write!(row, " {text:>20}");
+    }
+    let peak = rss
+        .iter()
+        .filter(|(at, _)| *at >= from && *at < to)
+        .map(|(_, kib)| *kib)
+        .max();
+    let _ = write!(
+        row,
+        " {:>8}",
+        peak.map_or_else(|| "–".to_owned(), |kib| format!("{:.0}", kib as f64 / 1024.0))
+    );
+    row
+}
+
 fn print_result(
     args: &SoakBenchArgs,
     sent: usize,
@@ -396,50 +483,7 @@ fn print_result(
         .collect();
     bounds.push(("idle after".to_owned(), idle_from, Duration::MAX));
     for (label, from, to) in bounds {
-        let within: Vec<&Sample> = samples.iter().filter(|s| s.at >= from && s.at < to).collect();
-        let uploads: Vec<&&Sample> = within.iter().filter(|s| s.what == "upload").collect();
-        let seconds = (to.min(loaded).saturating_sub(from)).as_secs_f64();
-        let stored = uploads.iter().filter(|s| s.status == 200).count();
-        let events_per_second = if seconds > 0.0 && to <= loaded {
-            format!("{:.0}", stored as f64 * args.batch_events as f64 / seconds)
-        } else {
-            "–".to_owned()
-        };
-        let shed = uploads.iter().filter(|s| s.status != 200).count();
-        let mut upload_latencies: Vec<Duration> = uploads.iter().map(|s| s.latency).collect();
-        print!(
-            "{label:<14} {events_per_second:>10} {shed:>7} {:>12}",
-            format!(
-                "{}/{}",
-                cell(quantile(&mut upload_latencies, 0.5)),
-                cell(quantile(&mut upload_latencies, 0.99))
-            )
-        );
-        for (what, _, _) in QUERIES {
-            let answered: Vec<&&Sample> = within.iter().filter(|s| s.what == what).collect();
-            let failed = answered.iter().filter(|s| s.status != 200).count();
-            let mut latencies: Vec<Duration> = answered.iter().map(|s| s.latency).collect();
-            let text = format!(
-                "{}/{}{}",
-                cell(quantile(&mut latencies, 0.5)),
-                cell(quantile(&mut latencies, 0.99)),
-                if failed > 0 {
-                    format!(" ({failed} failed)")
-                } else {
-                    String::new()
-                }
-            );
-            print!(" {text:>20}");
-        }
-        let peak = rss
-            .iter()
-            .filter(|(at, _)| *at >= from && *at < to)
-            .map(|(_, kib)| *kib)
-            .max();
-        println!(
-            " {:>8}",
-            peak.map_or_else(|| "–".to_owned(), |kib| format!("{:.0}", kib as f64 / 1024.0))
-        );
+        println!("{}", window_row(args, samples, rss, &label, from, to, loaded));
     }
     println!("{sent} batches sent in all");
 }
