@@ -50,7 +50,10 @@ where
             }
             Err(e) => {
                 tracing::warn!(body = what, error = %e, "an answer failed while it was being sent; its body is cut short");
-                let _ = runtime.block_on(sender.send(Err(e)));
+                // Within the client's patience too, so that a client that stopped reading cannot
+                // hold this thread. (One that then comes back after a minute sees the body end
+                // without this error: the only case where a cut body can look complete.)
+                let _ = runtime.block_on(tokio::time::timeout(CLIENT_PATIENCE, sender.send(Err(e))));
             }
         }
     });
