@@ -219,12 +219,11 @@ pub(crate) async fn soak(data: &crate::DataArgs, args: SoakBenchArgs) -> Result<
             loop {
                 tokio::time::sleep_until((started + window * (ended + 1)).into()).await;
                 let (from, to) = (window * ended, window * (ended + 1));
-                let label = format!("{:>3}–{:<3} min", from.as_secs() / 60, to.as_secs() / 60);
                 let row = window_row(
                     &args,
                     &samples.lock().expect("not poisoned"),
                     &rss.lock().expect("not poisoned"),
-                    &label,
+                    &window_label(from, to),
                     from,
                     to,
                     to,
@@ -375,6 +374,11 @@ fn cell(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}"))
 }
 
+/// A window's label in the result: `  5–10  min`.
+fn window_label(from: Duration, to: Duration) -> String {
+    format!("{:>3}–{:<3} min", from.as_secs() / 60, to.as_secs() / 60)
+}
+
 /// One line of the result: uploads stored and shed, latencies and the RSS peak of the samples
 /// taken from `from` to `to` (the uploads ran until `loaded`).
 fn window_row(
@@ -474,11 +478,7 @@ fn print_result(
         .map(|i| {
             let start = window * i;
             let end = if i + 1 == windows { loaded } else { window * (i + 1) };
-            (
-                format!("{:>3}–{:<3} min", start.as_secs() / 60, end.as_secs() / 60),
-                start,
-                end,
-            )
+            (window_label(start, end), start, end)
         })
         .collect();
     bounds.push(("idle after".to_owned(), idle_from, Duration::MAX));

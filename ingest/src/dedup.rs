@@ -21,6 +21,7 @@
 //! upload's heap that grew with the run (BENCHMARKS.md, "Where the ingest's heap goes").
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
@@ -383,8 +384,10 @@ impl Dedup {
         // memory until it leaves the window; everything else now points at the files.
         let mut map = self.map.lock().expect("not poisoned");
         for (digest, day, start, len, at) in written {
-            if let Some(Unlanded::Answered { .. }) = map.unlanded.get(&digest) {
-                map.unlanded.remove(&digest);
+            if let Entry::Occupied(entry) = map.unlanded.entry(digest)
+                && let Unlanded::Answered { .. } = entry.get()
+            {
+                entry.remove();
                 let place = Logged {
                     offset: base[&day] + start,
                     len,

@@ -141,14 +141,15 @@ pub fn check_profile(name: ReportName, profile: Profile) -> Result<(), QueryErro
     Ok(())
 }
 
-fn native_text(cell: &Cell) -> Option<String> {
+/// A cell as the native profile writes it (`None`: null); text is borrowed, not copied.
+fn native_text(cell: &Cell) -> Option<Cow<'_, str>> {
     match cell {
         Cell::Null => None,
-        Cell::Text(t) => Some(t.clone()),
-        Cell::Int(n) => Some(n.to_string()),
-        Cell::Bool(b) => Some(b.to_string()),
-        Cell::Time(at) => Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        Cell::Date(d) => Some(d.to_string()),
+        Cell::Text(t) => Some(Cow::Borrowed(t.as_str())),
+        Cell::Int(n) => Some(n.to_string().into()),
+        Cell::Bool(b) => Some(b.to_string().into()),
+        Cell::Time(at) => Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()),
+        Cell::Date(d) => Some(d.to_string().into()),
     }
 }
 
@@ -172,7 +173,7 @@ fn graph_text(cell: &Cell, spelling: Spelling) -> Cow<'_, str> {
         )
         .into(),
         (Cell::Date(d), Time) => format!("{d} 00:00:00.0000000").into(),
-        (other, _) => native_cow(other).unwrap_or_default(),
+        (other, _) => native_text(other).unwrap_or_default(),
     }
 }
 
@@ -215,20 +216,13 @@ impl TextView {
     /// are borrowed, not copied.
     fn cells<'r>(&'r self, row: &'r [Cell]) -> Box<dyn Iterator<Item = Option<Cow<'r, str>>> + 'r> {
         match &self.graph {
-            None => Box::new(row.iter().map(native_cow)),
+            None => Box::new(row.iter().map(native_text)),
             Some(picks) => Box::new(
                 picks
                     .iter()
                     .map(|(i, spelling)| Some(row.get(*i).map_or(Cow::Borrowed(""), |c| graph_text(c, *spelling)))),
             ),
         }
-    }
-}
-
-fn native_cow(cell: &Cell) -> Option<Cow<'_, str>> {
-    match cell {
-        Cell::Text(t) => Some(Cow::Borrowed(t.as_str())),
-        other => native_text(other).map(Cow::Owned),
     }
 }
 
