@@ -287,9 +287,21 @@ struct MaintenanceMemoryArgs {
         default_value_t = warehouse::maintenance::DEFAULT_MAINTENANCE_MEMORY >> 20
     )]
     mib: usize,
+    /// MiB of the spill folder's disk that maintenance leaves free (default 5 % of the disk, at
+    /// least 1024): a compaction whose sort would spill into them leaves its day for a later
+    /// pass, so the write-ahead log on the same disk keeps room to acknowledge uploads.
+    #[arg(
+        long = "maintenance-disk-reserve-mib",
+        env = "ELEVATION_MAINTENANCE_DISK_RESERVE_MIB"
+    )]
+    disk_reserve_mib: Option<u64>,
 }
 
 impl MaintenanceMemoryArgs {
+    fn disk_reserve(&self) -> Option<u64> {
+        self.disk_reserve_mib.map(|mib| mib << 20)
+    }
+
     fn bytes(&self) -> usize {
         self.mib.max(1) << 20
     }
@@ -337,7 +349,22 @@ struct ReportArgs {
     /// Only this file name.
     #[arg(long)]
     file_name: Option<String>,
-    /// diagnostics: days without events after which a device counts as silent.
+    /// Only the elevation with this id.
+    #[arg(long)]
+    id: Option<String>,
+    /// by-user: the users of one Overview readiness tile (onlyUnmanaged, both, onlyManaged).
+    #[arg(long)]
+    readiness: Option<String>,
+    /// diagnostics: the rows of one kind (reportingDevices, errorCode, silentDevice, belowCap).
+    #[arg(long)]
+    kind: Option<String>,
+    /// A column to order the rows by before the page is cut.
+    #[arg(long)]
+    sort: Option<String>,
+    /// asc or desc (needs --sort).
+    #[arg(long)]
+    order: Option<String>,
+    /// diagnostics: days without events after which a device counts as silent (default 3).
     #[arg(long)]
     silent_days: Option<String>,
 }
@@ -356,6 +383,11 @@ impl ReportArgs {
             ("companyName", &self.company_name),
             ("hash", &self.hash),
             ("fileName", &self.file_name),
+            ("id", &self.id),
+            ("readiness", &self.readiness),
+            ("kind", &self.kind),
+            ("sort", &self.sort),
+            ("order", &self.order),
             ("silentDays", &self.silent_days),
             ("format", &Some(self.format.clone())),
             ("profile", &Some(self.profile.clone())),
@@ -505,6 +537,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let maintenance = node::Maintenance {
                 every: maintenance,
                 memory: args.maintenance_memory.bytes(),
+                disk_reserve: args.maintenance_memory.disk_reserve(),
                 lease: std::time::Duration::from_secs(args.maintenance_lease_secs.max(1)),
             };
             runtime()?.block_on(node::serve(&data, config, location, &args.listen, maintenance, control))?;
@@ -611,7 +644,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .into_iter()
                 .filter(|t| table == "all" || t.name() == table)
                 .collect();
-            runtime()?.block_on(maintain::compact(location, &tables, memory.bytes()))?;
+            runtime()?.block_on(maintain::compact(
+                location,
+                &tables,
+                memory.bytes(),
+                memory.disk_reserve(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Retention => {

@@ -11,9 +11,19 @@ use warehouse::{Clock, Location, Retention, Table, Warehouse};
 
 use crate::DataArgs;
 
-/// Compacts `tables` in `memory` bytes (then spilling), showing a progress bar per table.
-pub(crate) async fn compact(location: Location, tables: &[Table], memory: usize) -> Result<()> {
-    let warehouse = Warehouse::new(location).with_maintenance_memory(memory);
+/// Compacts `tables` in `memory` bytes (then spilling, keeping `disk_reserve` of the disk
+/// free), showing a progress bar per table. Days left for want of disk fail the command once
+/// every table has had its turn.
+pub(crate) async fn compact(
+    location: Location,
+    tables: &[Table],
+    memory: usize,
+    disk_reserve: Option<u64>,
+) -> Result<()> {
+    let warehouse = Warehouse::new(location)
+        .with_maintenance_memory(memory)
+        .with_spill_disk_reserve(disk_reserve);
+    let mut deferred = Vec::new();
     for &table in tables {
         let bar = indicatif::ProgressBar::new(0).with_message(format!("compacting {}", table.name()));
         bar.set_style(
@@ -45,12 +55,26 @@ pub(crate) async fn compact(location: Location, tables: &[Table], memory: usize)
                 String::new()
             }
         );
+        deferred.extend(
+            report
+                .deferred_for_disk
+                .iter()
+                .map(|(tenant, day)| format!("{} {tenant} {day}", table.name())),
+        );
     }
     let rollups = warehouse.refresh_rollups().await?;
     println!(
         "rollups (daily_elevations, daily_counts, daily_users, daily_devices, daily_user_sets, daily_denied, daily_suggestions): {} tenant-days refreshed from raw elevations ({} rows)",
         rollups.days_refreshed, rollups.rows_written
     );
+    if !deferred.is_empty() {
+        anyhow::bail!(
+            "{} days not compacted: their sort would have spilled into the free disk kept for the write-ahead log \
+             (free some disk, or lower --maintenance-disk-reserve-mib, or raise --maintenance-memory-mib): {}",
+            deferred.len(),
+            deferred.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub(crate) fn location(data: &DataArgs) -> Result<Location> {
 pub(crate) struct Maintenance {
     pub(crate) every: Option<std::time::Duration>,
     pub(crate) memory: usize,
+    /// Free disk maintenance's spill leaves untouched (`None`: the warehouse's default).
+    pub(crate) disk_reserve: Option<u64>,
     /// How long this node's maintenance lease lasts (see `control::leases`).
     pub(crate) lease: std::time::Duration,
 }
@@ -38,7 +40,11 @@ pub(crate) async fn serve(
     let tls = config.tls.is_some();
     let stop = shutdown_signal()?;
     let control = crate::admin::open_with(data, control).await?;
-    let warehouse = Arc::new(Warehouse::new(location).with_maintenance_memory(maintenance.memory));
+    let warehouse = Arc::new(
+        Warehouse::new(location)
+            .with_maintenance_memory(maintenance.memory)
+            .with_spill_disk_reserve(maintenance.disk_reserve),
+    );
     let ingest = ingest::Ingest::start(
         config,
         warehouse.clone(),

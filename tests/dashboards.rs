@@ -94,6 +94,50 @@ async fn every_page_serves_the_report_apis_numbers() {
     );
     assert!(charted > 0);
 
+    // Ten days past the fleet's end every device is silent: the page lists the first 25 with
+    // the total, the API's, and links to all of them in the diagnostics table.
+    let late = format!(
+        "from={}&to={}",
+        fleet.truth.from.format("%Y-%m-%dT00:00:00Z"),
+        (fleet.truth.to + chrono::Duration::days(10)).format("%Y-%m-%dT00:00:00Z")
+    );
+    let (_, silent_api) = node
+        .get_with_key(
+            &node.admin_key,
+            &format!("/v1/reports/diagnostics?{late}&kind=silentDevice"),
+        )
+        .await;
+    let silent_api: serde_json::Value = serde_json::from_str(&silent_api).unwrap();
+    let silent_total = silent_api["rows"].as_array().unwrap().len();
+    let listed = dashboards::pages::LISTED_DEVICES;
+    assert!(silent_total > listed, "{silent_total} silent devices");
+    let (_, late_page, _) = page(&node, &format!("/fleet?{late}")).await;
+    let silent_section = late_page
+        .split("<h2 id=\"fleet-3\">Silent devices</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the fleet page lists silent devices");
+    assert_eq!(silent_section.matches("<tr><td>").count(), listed, "{silent_section}");
+    assert!(
+        silent_section.contains(&format!("The first {listed} of {silent_total} are listed here")),
+        "{silent_section}"
+    );
+    let all_link = silent_section
+        .split("<a href=\"")
+        .last()
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(all_link.starts_with("/reports/diagnostics?") && all_link.contains("kind=silentDevice"));
+    let (status, all_page, _) = page(&node, &all_link).await;
+    assert_eq!(status, 200, "{all_page}");
+    assert_eq!(
+        all_page.matches(">silentDevice</td>").count(),
+        silent_total.min(dashboards::pages::PAGE_ROWS),
+        "{all_link}"
+    );
+    assert!(!all_page.contains(">reportingDevices</td>"), "{all_link}");
+
     // Without a key or a session: the sign-in form, never a page.
     let unsigned = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -681,16 +681,11 @@ async fn land_then_compact(
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
-    // Delta hands partition columns over with 16-bit dictionary keys; a partition past 65,536
-    // rows once broke compaction's duplicate removal.
-    let dir = temp_dir();
-    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse")));
+/// Two landings of `per_landing` elevations each of device `d-big` on one day, distinct ids,
+/// 5,000 users.
+fn two_big_landings(per_landing: u64) -> Vec<(warehouse::BatchContext, Vec<warehouse::ElevationEvent>)> {
     let template = stored_elevation("template", "d-big");
-    // Enough rows that each of the aggregate's hash partitions holds more than 65,536 ids.
-    let per_landing = 100_000;
-    let landings = (0..2)
+    (0..2)
         .map(|landing| {
             let events = (0..per_landing)
                 .map(|i| {
@@ -702,7 +697,18 @@ async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
                 .collect();
             (batch_context("d-big", &format!("b-{landing}")), events)
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
+    // Delta hands partition columns over with 16-bit dictionary keys; a partition past 65,536
+    // rows once broke compaction's duplicate removal.
+    let dir = temp_dir();
+    let warehouse = warehouse::Warehouse::new(warehouse::Location::Local(dir.path().join("warehouse")));
+    // Enough rows that each of the aggregate's hash partitions holds more than 65,536 ids.
+    let per_landing = 100_000;
+    let landings = two_big_landings(per_landing);
     let report = land_then_compact(&warehouse, landings).await;
     assert_eq!(report.partitions, 1);
     assert_eq!(
@@ -713,6 +719,71 @@ async fn a_partition_of_more_than_65536_rows_compacts_and_rolls_up() {
     assert_eq!(rollups.days_refreshed, 1);
     let text = query_text(&warehouse, r#"SELECT SUM(elevations) AS n FROM daily_elevations"#).await;
     assert!(text.contains(&format!("| {} |", 2 * per_landing)), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_whose_sort_would_spill_into_the_disk_reserve_waits_and_the_other_days_compact() {
+    // A soak's compaction once spilled 28 GB beside the write-ahead log and nearly filled its
+    // disk. With all the free disk reserved, a day too large for the sort's memory cannot
+    // spill: it is left as it was, and a day that fits in memory still compacts.
+    let dir = temp_dir();
+    let root = dir.path().join("warehouse");
+    let open = |reserve: Option<u64>| {
+        warehouse::Warehouse::new(warehouse::Location::Local(root.clone()))
+            .with_maintenance_memory(16 << 20)
+            .with_spill_disk_reserve(reserve)
+    };
+    let reserved = open(Some(u64::MAX));
+    let template = stored_elevation("template", "d-big");
+    let big_day = template.event_date_time.date_naive().to_string();
+    let per_landing = 80_000;
+    let mut landings = two_big_landings(per_landing);
+    landings.extend((0..2).map(|landing| {
+        let mut e = template.clone();
+        e.id = format!("small-{landing}");
+        e.event_date_time -= chrono::Duration::days(1);
+        (batch_context("d-small", &format!("s-{landing}")), vec![e])
+    }));
+    let report = land_then_compact(&reserved, landings).await;
+    assert_eq!(
+        report.deferred_for_disk,
+        [("contoso".to_owned(), big_day)],
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.partitions, report.rows_after),
+        (1, 2),
+        "the small day compacts: {report:?}"
+    );
+    let spill = root.join(warehouse::maintenance::SPILL_FOLDER);
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "spill files left in {spill:?}"
+    );
+    let count = |w: warehouse::Warehouse| async move {
+        query_text(&w, "SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM elevations").await
+    };
+    let all = 2 * per_landing + 2;
+    assert!(
+        count(open(Some(u64::MAX)))
+            .await
+            .contains(&format!("| {all} | {all} |"))
+    );
+
+    // Room again: the day compacts, spilling, into the same rows.
+    let report = open(Some(0))
+        .compact(warehouse::Table::Elevations, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(report.deferred_for_disk.is_empty(), "{report:?}");
+    assert_eq!(
+        (report.partitions, report.rows_after),
+        (1, 2 * per_landing),
+        "{report:?}"
+    );
+    let text = count(open(None)).await;
+    assert!(text.contains(&format!("| {all} | {all} |")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -412,6 +412,25 @@ async fn check_diagnostics(node: &Node, truth: &GroundTruth) {
         .map(|(n, at)| (n.clone(), *at))
         .collect();
     assert_eq!(silent, expected, "seed {seed}: silent devices");
+
+    // `kind` keeps one kind's rows in the report's order; `limit` and `offset` cut a page of
+    // them (both were ignored by diagnostics and compliance, which answered every row).
+    let all = rows(&report);
+    for kind in queries::DiagnosticKind::ALL {
+        let only = report_in(node, truth, "diagnostics", &[("kind", kind.as_str())]).await;
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|r| text(r["kind"]).as_deref() == Some(kind.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(rows(&only), expected, "seed {seed}: kind={}", kind.as_str());
+    }
+    assert!(all.len() > 3, "seed {seed}: diagnostics has rows to page");
+    let page = report_in(node, truth, "diagnostics", &[("limit", "2"), ("offset", "1")]).await;
+    assert_eq!(rows(&page), all[1..3], "seed {seed}: a page of diagnostics");
+    let months = report_in(node, truth, "compliance", &[]).await;
+    let first = report_in(node, truth, "compliance", &[("limit", "1")]).await;
+    assert_eq!(rows(&first), rows(&months)[..1], "seed {seed}: a page of compliance");
 }
 
 /// Each filter narrows exactly to the truth's matching rows.

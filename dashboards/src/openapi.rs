@@ -240,6 +240,9 @@ struct ReportParams {
     /// `by-user` only: the users of one Overview readiness tile.
     #[param(inline, value_type = Option<ReadinessWord>)]
     readiness: Option<String>,
+    /// `diagnostics` only: the rows of one kind.
+    #[param(inline, value_type = Option<DiagnosticKindWord>)]
+    kind: Option<String>,
     /// A column of the report to sort by (the error lists the report's columns).
     #[param(inline, value_type = Option<FilterText>)]
     sort: Option<String>,
@@ -252,7 +255,7 @@ struct ReportParams {
     /// Rows to skip.
     #[param(minimum = 0)]
     offset: Option<u64>,
-    /// `diagnostics`: days without a report after which a device counts as silent (default 7).
+    /// `diagnostics`: days without a report after which a device counts as silent (default 3).
     #[param(minimum = 0, maximum = 3650)]
     silentDays: Option<u32>,
 }
@@ -275,6 +278,11 @@ web::schema_type!(OrderWord => web::schema::one_of(&["asc", "desc"]));
 
 web::schema_type!(ReadinessWord => {
     let names: Vec<&str> = queries::request::Readiness::ALL.iter().map(|r| r.as_str()).collect();
+    web::schema::one_of(&names)
+});
+
+web::schema_type!(DiagnosticKindWord => {
+    let names: Vec<&str> = queries::DiagnosticKind::ALL.iter().map(|k| k.as_str()).collect();
     web::schema::one_of(&names)
 });
 

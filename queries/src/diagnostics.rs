@@ -14,10 +14,11 @@ use warehouse::{ReportingLevel, Table};
 use crate::QueryError;
 use crate::days::{Split, rollup_and_raw};
 use crate::reports::{Cell, Report, asc, collect, desc, in_window};
-use crate::request::{Filters, ReportRequest};
+use crate::request::{DiagnosticKind, Filters, ReportRequest};
 
 /// Fills `report` with the rows of `diagnostics`: `reportingDevices` per level, `errorCode`
-/// counts, then `silentDevice` and `belowCap` devices.
+/// counts, then `silentDevice` and `belowCap` devices; those of `kind` alone when it is given,
+/// the page `limit` and `offset` ask for.
 pub(crate) async fn diagnostics(
     ctx: &SessionContext,
     raw: &warehouse::deltalake::DeltaTable,
@@ -105,9 +106,10 @@ pub(crate) async fn diagnostics(
         }
     }
     let text = |s: &str| Cell::Text(s.to_owned());
+    let mut rows = Vec::new();
     for (level, n) in per_level.into_iter().rev() {
-        report.rows.push(vec![
-            text("reportingDevices"),
+        rows.push(vec![
+            text(DiagnosticKind::ReportingDevices.as_str()),
             text(level.as_str()),
             Cell::Null,
             Cell::Null,
@@ -116,8 +118,8 @@ pub(crate) async fn diagnostics(
         ]);
     }
     for row in errors {
-        report.rows.push(vec![
-            text("errorCode"),
+        rows.push(vec![
+            text(DiagnosticKind::ErrorCode.as_str()),
             Cell::Null,
             row[0].clone(),
             Cell::Null,
@@ -125,10 +127,13 @@ pub(crate) async fn diagnostics(
             row[1].clone(),
         ]);
     }
-    for (kind, list) in [("silentDevice", silent), ("belowCap", below)] {
+    for (kind, list) in [
+        (DiagnosticKind::SilentDevice, silent),
+        (DiagnosticKind::BelowCap, below),
+    ] {
         for (name, level, last) in list {
-            report.rows.push(vec![
-                text(kind),
+            rows.push(vec![
+                text(kind.as_str()),
                 text(level),
                 Cell::Null,
                 text(name),
@@ -137,5 +142,10 @@ pub(crate) async fn diagnostics(
             ]);
         }
     }
+    let wanted = request.kind.map(DiagnosticKind::as_str);
+    let kept = rows
+        .into_iter()
+        .filter(|row| wanted.is_none() || row[0].as_text() == wanted);
+    report.rows = request.page(kept).collect();
     Ok(())
 }

@@ -50,7 +50,7 @@ pub mod suggest;
 pub use days::Coverage;
 pub use memory::{default_query_memory, query_memory, set_query_memory};
 pub use reports::{Cell, Report, run};
-pub use request::{Filters, Format, PARAMETERS, Parsed, Profile, Readiness, ReportName, ReportRequest};
+pub use request::{DiagnosticKind, Filters, Format, PARAMETERS, Parsed, Profile, Readiness, ReportName, ReportRequest};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -90,8 +90,8 @@ pub(crate) async fn compliance(
         report.coverage.absorb(coverage);
     }
     report.columns = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
-    report.rows = by_month
-        .into_iter()
+    report.rows = request
+        .page(by_month)
         .map(|(month, m)| {
             vec![
                 Cell::Date(month),

@@ -125,7 +125,7 @@ impl Filters {
 }
 
 /// Every parameter a report takes, in the order the documentation lists them.
-pub const PARAMETERS: [&str; 17] = [
+pub const PARAMETERS: [&str; 18] = [
     "from",
     "to",
     "elevationType",
@@ -136,6 +136,7 @@ pub const PARAMETERS: [&str; 17] = [
     "fileName",
     "id",
     "readiness",
+    "kind",
     "limit",
     "offset",
     "sort",
@@ -180,6 +181,52 @@ pub struct ReportRequest {
     pub sort: Option<(String, bool)>,
     /// `by-user` only: keep the users of one Overview readiness tile.
     pub readiness: Option<Readiness>,
+    /// `diagnostics` only: keep the rows of one kind (the fleet page's "all silent devices").
+    pub kind: Option<DiagnosticKind>,
+}
+
+/// The kinds of `diagnostics` rows, as its `kind` column and the `kind` filter name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiagnosticKind {
+    /// Devices per effective reporting level.
+    ReportingDevices,
+    /// Diagnostic events per non-zero error code.
+    ErrorCode,
+    /// Devices without an event in the last `silentDays` before `to`.
+    SilentDevice,
+    /// Devices whose effective level is below the tenant's cap.
+    BelowCap,
+}
+
+impl DiagnosticKind {
+    /// Every kind, in the order the report lists them.
+    pub const ALL: [DiagnosticKind; 4] = [
+        DiagnosticKind::ReportingDevices,
+        DiagnosticKind::ErrorCode,
+        DiagnosticKind::SilentDevice,
+        DiagnosticKind::BelowCap,
+    ];
+
+    /// The kind as the `kind` column spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiagnosticKind::ReportingDevices => "reportingDevices",
+            DiagnosticKind::ErrorCode => "errorCode",
+            DiagnosticKind::SilentDevice => "silentDevice",
+            DiagnosticKind::BelowCap => "belowCap",
+        }
+    }
+
+    /// Parses one of the spellings of [`DiagnosticKind::as_str`].
+    pub fn parse(text: &str) -> Result<DiagnosticKind, QueryError> {
+        DiagnosticKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = DiagnosticKind::ALL.iter().map(|k| k.as_str()).collect();
+                bad(format!("kind {text:?} is not one of {}", names.join(", ")))
+            })
+    }
 }
 
 /// The Overview's readiness tiles, as a `by-user` filter (`readiness=onlyUnmanaged|both|onlyManaged`).
@@ -359,6 +406,7 @@ impl ReportRequest {
         let mut sort = None;
         let mut descending = None;
         let mut readiness = None;
+        let mut kind = None;
         let mut seen = std::collections::BTreeSet::new();
         for (key, value) in params {
             if !seen.insert(key.as_str()) {
@@ -379,6 +427,7 @@ impl ReportRequest {
                 "id" => filters.id = text(value)?,
                 "sort" => sort = text(value)?,
                 "readiness" => readiness = Some(Readiness::parse(value)?),
+                "kind" => kind = Some(DiagnosticKind::parse(value)?),
                 "order" => {
                     descending = Some(match value.as_str() {
                         "asc" => false,
@@ -411,6 +460,9 @@ impl ReportRequest {
         }
         if readiness.is_some() && name != ReportName::ByUser {
             return Err(bad("readiness filters by-user only".into()));
+        }
+        if kind.is_some() && name != ReportName::Diagnostics {
+            return Err(bad("kind filters diagnostics only".into()));
         }
         if descending.is_some() && sort.is_none() {
             return Err(bad("order needs sort: the column to order by".into()));
@@ -462,6 +514,7 @@ impl ReportRequest {
                 reporting_cap,
                 sort: sort.map(|column| (column, descending.unwrap_or(false))),
                 readiness,
+                kind,
             },
             format,
             profile,

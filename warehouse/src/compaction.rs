@@ -61,6 +61,10 @@ pub struct CompactionReport {
     pub bytes_before: u64,
     /// Bytes after.
     pub bytes_after: u64,
+    /// Partitions (tenant, day) left as they were because their sort would have spilled into
+    /// the free disk kept for the write-ahead log ([`Warehouse::with_spill_disk_reserve`]):
+    /// retried next pass, nothing lost; reports read their small files meanwhile.
+    pub deferred_for_disk: Vec<(String, String)>,
 }
 
 /// What rewriting one partition did.
@@ -129,6 +133,11 @@ impl Warehouse {
                     tracing::info!(%tenant, %date, error = %source, "compaction lost a race; retrying next run");
                     report.conflicts += 1;
                     handle.update_state().await.map_err(delta(table))?;
+                }
+                // The other days may still fit: only this one waits for disk.
+                Err(e) if crate::maintenance::spill_disk_exhausted(&e) => {
+                    tracing::warn!(%tenant, %date, error = %e, "compaction would fill the spill folder's disk; day left for a later pass");
+                    report.deferred_for_disk.push((tenant, date));
                 }
                 Err(e) => return Err(e),
             }

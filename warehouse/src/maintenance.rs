@@ -119,8 +119,12 @@ impl Warehouse {
             remove_stale_spills(&spill, STALE_SPILL);
         }
         let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("non-zero"));
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool))
+        let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool));
+        if let Some(disk) = SpillDisk::of(&spill, self.spill_disk_reserve()) {
+            tracing::debug!(folder = %spill.display(), ?disk, "maintenance may spill {} bytes", disk.allowance());
+            runtime = runtime.with_max_temp_directory_size(disk.allowance());
+        }
+        let runtime = runtime
             .with_temp_file_path(spill)
             .build_arc()
             .map_err(datafusion(table))?;
@@ -144,6 +148,58 @@ impl Warehouse {
         config.options_mut().execution.spill_compression = SpillCompression::Zstd;
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
+}
+
+/// The least free disk maintenance leaves to the write-ahead log and landed files by default.
+const MIN_SPILL_RESERVE: u64 = 1 << 30;
+
+/// The free disk maintenance's spill leaves untouched unless told otherwise: 5 % of a disk of
+/// `total` bytes, at least [`MIN_SPILL_RESERVE`].
+pub fn default_spill_reserve(total: u64) -> u64 {
+    (total / 20).max(MIN_SPILL_RESERVE)
+}
+
+/// The disk under a spill folder when a maintenance session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SpillDisk {
+    /// Bytes an unprivileged process may still write.
+    pub(crate) available: u64,
+    /// Bytes the spill leaves free.
+    pub(crate) reserve: u64,
+}
+
+impl SpillDisk {
+    /// The disk under `folder`, or `None` where it cannot be read (then DataFusion's own limit
+    /// holds: 100 GB).
+    pub(crate) fn of(folder: &std::path::Path, reserve: Option<u64>) -> Option<SpillDisk> {
+        #[cfg(unix)]
+        {
+            let stats = rustix::fs::statvfs(folder)
+                .inspect_err(|e| tracing::warn!(folder = %folder.display(), error = %e, "cannot read the spill folder's free disk"))
+                .ok()?;
+            Some(SpillDisk {
+                available: stats.f_bavail.saturating_mul(stats.f_frsize),
+                reserve: reserve
+                    .unwrap_or_else(|| default_spill_reserve(stats.f_blocks.saturating_mul(stats.f_frsize))),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (folder, reserve);
+            None
+        }
+    }
+
+    /// What one session may spill: the free disk beyond the reserve.
+    pub(crate) fn allowance(&self) -> u64 {
+        self.available.saturating_sub(self.reserve)
+    }
+}
+
+/// Whether `error` is a maintenance session's spill reaching its [`SpillDisk::allowance`]
+/// (DataFusion's words: the error reaches us as text inside Delta's and DataFusion's).
+pub(crate) fn spill_disk_exhausted(error: &WarehouseError) -> bool {
+    error.to_string().contains("exceeded the allowable limit")
 }
 
 /// How long a spill folder outlives its last change before a new pass removes it.
@@ -424,8 +480,15 @@ fn observed(step: &'static str, started: std::time::Instant, ok: bool) {
 async fn compact_logged(warehouse: &Warehouse, table: Table) {
     let started = std::time::Instant::now();
     let compacted = warehouse.compact(table, &|_, _| {}).await;
-    observed("compaction", started, compacted.is_ok());
+    // A day left for want of disk fails the step, so the alert on maintenance failures fires.
+    let whole = compacted.as_ref().is_ok_and(|r| r.deferred_for_disk.is_empty());
+    observed("compaction", started, whole);
     match compacted {
+        Ok(report) if !whole => tracing::error!(
+            table = table.name(),
+            ?report,
+            "compaction left days for want of disk (spill reserve); retrying next pass"
+        ),
         Ok(report) => tracing::info!(table = table.name(), ?report, "compacted"),
         Err(e) => tracing::error!(table = table.name(), error = %e, "compaction failed; retrying next pass"),
     }
@@ -480,6 +543,30 @@ mod spill_tests {
             let compression = session.copied_config().options().execution.spill_compression;
             assert_eq!(compression, SpillCompression::Zstd, "{work:?}");
         }
+    }
+
+    #[test]
+    fn maintenance_spills_no_further_than_the_free_disk_beyond_the_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill_limit = |warehouse: Warehouse| {
+            let session = warehouse.maintenance_session(Table::Elevations, Work::Sort).unwrap();
+            session.runtime_env().disk_manager.max_temp_directory_size()
+        };
+        let local = || Warehouse::new(crate::Location::Local(dir.path().to_owned()));
+        let disk = SpillDisk::of(dir.path(), None).expect("a Unix file system");
+        assert!(disk.reserve >= MIN_SPILL_RESERVE, "{disk:?}");
+        assert!(disk.available > 0, "{disk:?}");
+        // Free disk moves while the test runs (other processes write): within 256 MiB.
+        let limit = spill_limit(local());
+        assert!(limit.abs_diff(disk.allowance()) < 256 << 20, "{limit} against {disk:?}");
+        assert_eq!(spill_limit(local().with_spill_disk_reserve(Some(u64::MAX))), 0);
+        let unreserved = spill_limit(local().with_spill_disk_reserve(Some(0)));
+        assert!(
+            unreserved.abs_diff(disk.available) < 256 << 20,
+            "{unreserved} against {disk:?}"
+        );
+        assert_eq!(default_spill_reserve(100 << 30), 5 << 30);
+        assert_eq!(default_spill_reserve(4 << 30), MIN_SPILL_RESERVE);
     }
 
     #[test]

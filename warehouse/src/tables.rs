@@ -386,6 +386,8 @@ pub struct Warehouse {
     writer_properties: WriterProperties,
     /// Bytes compaction and the rollup refresh may sort and aggregate in before spilling.
     maintenance_memory: usize,
+    /// Free disk maintenance's spill leaves untouched (`None`: [`crate::maintenance::default_spill_reserve`]).
+    spill_disk_reserve: Option<u64>,
 }
 
 impl Warehouse {
@@ -400,6 +402,7 @@ impl Warehouse {
             readers: Default::default(),
             writer_properties,
             maintenance_memory: crate::maintenance::DEFAULT_MAINTENANCE_MEMORY,
+            spill_disk_reserve: None,
         }
     }
 
@@ -414,6 +417,21 @@ impl Warehouse {
     /// The bytes maintenance may sort and aggregate in.
     pub fn maintenance_memory(&self) -> usize {
         self.maintenance_memory
+    }
+
+    /// Keeps `bytes` of the spill folder's disk free while maintenance spills (`None`: 5 % of
+    /// the disk, at least 1 GiB): a sort that would spill into them stops, and compaction
+    /// leaves that day for a later pass, so the write-ahead log on the same disk keeps room
+    /// to acknowledge uploads.
+    pub fn with_spill_disk_reserve(mut self, bytes: Option<u64>) -> Warehouse {
+        self.spill_disk_reserve = bytes;
+        self
+    }
+
+    /// The free disk maintenance's spill leaves untouched, when set by
+    /// [`Warehouse::with_spill_disk_reserve`].
+    pub fn spill_disk_reserve(&self) -> Option<u64> {
+        self.spill_disk_reserve
     }
 
     /// Where the tables live.

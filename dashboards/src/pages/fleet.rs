@@ -1,5 +1,7 @@
 //! Fleet health: reporting levels, devices below the cap, silent devices, error codes.
 
+use queries::DiagnosticKind;
+
 use super::*;
 
 // ---------------------------------------------------------------------------------- Fleet
@@ -22,6 +24,11 @@ struct FleetPage {
 /// Codes of their own in the chart; the rest are summed as "other".
 const CHARTED_CODES: usize = 6;
 
+/// Devices each device list shows; the rest are a link away, in the `diagnostics` report's
+/// table (paged, with its CSV), so that a fleet with thousands of silent devices still loads
+/// as a page rather than as every one of them.
+pub const LISTED_DEVICES: usize = 25;
+
 /// An error code as Windows shows it, with its decimal value.
 fn code_text(code: i64) -> String {
     format!("0x{:08X} ({code})", code as u32)
@@ -32,6 +39,31 @@ struct FleetSection {
     note: String,
     headers: Vec<String>,
     rows: Vec<Vec<CellView>>,
+    /// A device list's rows, listed or not.
+    total: usize,
+    /// Every row of a device list in the `diagnostics` report's table, when some are not listed.
+    all_of_them: Option<String>,
+}
+
+impl FleetSection {
+    fn new(title: &str, note: &str, headers: &[&str]) -> FleetSection {
+        FleetSection {
+            title: title.into(),
+            note: note.into(),
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+            total: 0,
+            all_of_them: None,
+        }
+    }
+
+    /// Adds a device's row: listed while the list is short, counted in any case.
+    fn add_device(&mut self, row: Vec<CellView>) {
+        self.total += 1;
+        if self.rows.len() < LISTED_DEVICES {
+            self.rows.push(row);
+        }
+    }
 }
 
 /// Devices per effective reporting level, devices below the tenant's cap, silent devices and
@@ -61,53 +93,62 @@ pub async fn fleet(api: &AdminApi, viewer: &Viewer, params: &[(String, String)])
         cell(name, live.then(|| href("/reports/diagnostics", &link)))
     };
     let mut sections = vec![
-        FleetSection {
-            title: "Devices per effective reporting level".into(),
-            note: "A device at managed never reports unmanaged elevations; one at diagnostic or none reports no elevations at all.".into(),
-            headers: vec!["Level".into(), "Devices".into()],
-            rows: Vec::new(),
-        },
-        FleetSection {
-            title: "Devices reporting below the tenant's cap".into(),
-            note: "Their declared level is lower than what the tenant allows: their elevations are missing from every report.".into(),
-            headers: vec!["Device".into(), "Level".into(), "Last event".into()],
-            rows: Vec::new(),
-        },
-        FleetSection {
-            title: "Silent devices".into(),
-            note: "No event in the last days before the window's end (silentDays, default 3).".into(),
-            headers: vec!["Device".into(), "Level".into(), "Last event".into()],
-            rows: Vec::new(),
-        },
-        FleetSection {
-            title: "Error codes reported by agents".into(),
-            note: "Non-zero error codes of diagnostic events in the window.".into(),
-            headers: vec!["Error code".into(), "Events".into()],
-            rows: Vec::new(),
-        },
+        FleetSection::new(
+            "Devices per effective reporting level",
+            "A device at managed never reports unmanaged elevations; one at diagnostic or none reports no elevations at all.",
+            &["Level", "Devices"],
+        ),
+        FleetSection::new(
+            "Devices reporting below the tenant's cap",
+            "Their declared level is lower than what the tenant allows: their elevations are missing from every report.",
+            &["Device", "Level", "Last event"],
+        ),
+        FleetSection::new(
+            "Silent devices",
+            "No event in the last days before the window's end (silentDays, default 3).",
+            &["Device", "Level", "Last event"],
+        ),
+        FleetSection::new(
+            "Error codes reported by agents",
+            "Non-zero error codes of diagnostic events in the window.",
+            &["Error code", "Events"],
+        ),
     ];
+    let device_row = |row: &[Cell]| {
+        vec![
+            device_cell(text_of(&row[device])),
+            cell(text_of(&row[level]), None),
+            cell(text_of(&row[last_seen]), None),
+        ]
+    };
     for row in &report.rows {
-        match text_of(&row[kind]).as_str() {
-            "reportingDevices" => sections[0]
+        let Some(Ok(row_kind)) = row[kind].as_text().map(DiagnosticKind::parse) else {
+            continue;
+        };
+        match row_kind {
+            DiagnosticKind::ReportingDevices => sections[0]
                 .rows
                 .push(vec![cell(text_of(&row[level]), None), cell(text_of(&row[count]), None)]),
-            "belowCap" => sections[1].rows.push(vec![
-                device_cell(text_of(&row[device])),
-                cell(text_of(&row[level]), None),
-                cell(text_of(&row[last_seen]), None),
-            ]),
-            "silentDevice" => sections[2].rows.push(vec![
-                device_cell(text_of(&row[device])),
-                cell(text_of(&row[level]), None),
-                cell(text_of(&row[last_seen]), None),
-            ]),
-            "errorCode" => {
+            DiagnosticKind::BelowCap => sections[1].add_device(device_row(row)),
+            DiagnosticKind::SilentDevice => sections[2].add_device(device_row(row)),
+            DiagnosticKind::ErrorCode => {
                 let code = row[error_code].as_int().map(code_text).unwrap_or_default();
                 sections[3]
                     .rows
                     .push(vec![cell(code, None), cell(text_of(&row[count]), None)]);
             }
-            _ => {}
+        }
+    }
+    for (section, listed_kind) in [(1, DiagnosticKind::BelowCap), (2, DiagnosticKind::SilentDevice)] {
+        let section = &mut sections[section];
+        if section.total > section.rows.len() {
+            let mut link = window.clone();
+            link.push(("kind".into(), listed_kind.as_str().into()));
+            section.all_of_them = Some(match viewer.mode {
+                Mode::Live => href("/reports/diagnostics", &link),
+                // The snapshot's diagnostics table holds every row.
+                Mode::Static => static_report_file("diagnostics"),
+            });
         }
     }
     let cap = reporting_cap(api, &viewer.tenant).await?;

@@ -100,7 +100,7 @@ mod requests;
 mod suggestions;
 mod when;
 
-pub use fleet::fleet;
+pub use fleet::{LISTED_DEVICES, fleet};
 pub use overview::overview;
 use report::TABLE_REPORTS;
 pub use report::{CellView, elevation, report};

@@ -70,7 +70,7 @@ pub(super) const TABLE_REPORTS: [ReportName; 10] = [
 /// Which filters a report's form offers.
 fn filter_fields(name: ReportName) -> &'static [&'static str] {
     match name {
-        ReportName::Diagnostics => &["deviceName"],
+        ReportName::Diagnostics => &["deviceName", "kind"],
         ReportName::Compliance => &[],
         ReportName::ByUser => &[
             "elevationType",
@@ -223,6 +223,10 @@ pub async fn report(
             "readiness" => queries::request::Readiness::ALL
                 .iter()
                 .map(|r| r.as_str().to_owned())
+                .collect(),
+            "kind" => queries::DiagnosticKind::ALL
+                .iter()
+                .map(|k| k.as_str().to_owned())
                 .collect(),
             _ => Vec::new(),
         };
