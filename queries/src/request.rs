@@ -219,13 +219,7 @@ impl DiagnosticKind {
 
     /// Parses one of the spellings of [`DiagnosticKind::as_str`].
     pub fn parse(text: &str) -> Result<DiagnosticKind, QueryError> {
-        DiagnosticKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = DiagnosticKind::ALL.iter().map(|k| k.as_str()).collect();
-                bad(format!("kind {text:?} is not one of {}", names.join(", ")))
-            })
+        one_of("kind", text, &DiagnosticKind::ALL, DiagnosticKind::as_str)
     }
 }
 
@@ -255,10 +249,7 @@ impl Readiness {
 
     /// Parses `onlyUnmanaged`, `both` or `onlyManaged`.
     pub fn parse(text: &str) -> Result<Readiness, QueryError> {
-        Readiness::ALL.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
-            let names: Vec<&str> = Readiness::ALL.iter().map(|r| r.as_str()).collect();
-            bad(format!("readiness {text:?} is not one of {}", names.join(", ")))
-        })
+        one_of("readiness", text, &Readiness::ALL, Readiness::as_str)
     }
 
     /// Whether a user with these counts belongs to the tile.
@@ -317,11 +308,16 @@ impl Profile {
 
     /// Parses `native` or `graph`.
     pub fn parse(text: &str) -> Result<Profile, QueryError> {
-        Profile::ALL.into_iter().find(|p| p.as_str() == text).ok_or_else(|| {
-            let names: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
-            bad(format!("profile {text:?} is not one of {}", names.join(", ")))
-        })
+        one_of("profile", text, &Profile::ALL, Profile::as_str)
     }
+}
+
+/// The word of `words` that `name` spells as `text`, or a `400` naming `key` and every word.
+fn one_of<T: Copy>(key: &str, text: &str, words: &[T], name: fn(T) -> &'static str) -> Result<T, QueryError> {
+    words.iter().copied().find(|w| name(*w) == text).ok_or_else(|| {
+        let names: Vec<&str> = words.iter().map(|w| name(*w)).collect();
+        bad(format!("{key} {text:?} is not one of {}", names.join(", ")))
+    })
 }
 
 fn bad(message: String) -> QueryError {
